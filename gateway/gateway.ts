@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
+import { createHttpServer, type Handler } from '../platform/http/server.js';
+import { graphqlHandler, sendJson } from '../platform/http/graphql-http.js';
+import { signCaller, type Caller } from '../platform/internal-auth.js';
+import type { Logger } from '../platform/log.js';
+import { createTokenVerifier } from './auth.js';
+
+export interface GatewayOptions {
+  supergraphSdl: string;
+  /** Where each subgraph is reachable, by subgraph name; overrides the URLs in the supergraph. */
+  subgraphUrls: Record<string, string>;
+  jwksUrl: string;
+  issuer: string;
+  audience: string;
+  internalSecret: string;
+  maxBodyBytes: number;
+  logger: Logger;
+}
+
+export interface GatewayContext {
+  caller: Caller;
+  correlationId: string;
+}
+
+// A client may name its own correlation id; anything odd is replaced rather than logged verbatim.
+const CORRELATION_ID = /^[A-Za-z0-9._-]{8,100}$/;
+
+/**
+ * The one public endpoint. It verifies the caller's access token, then forwards the caller to
+ * every subgraph in headers signed with the internal secret (subgraphs trust nothing else).
+ */
+export async function createGateway(options: GatewayOptions): Promise<{ http: Server; apollo: ApolloServer<GatewayContext> }> {
+  const logger = options.logger.child({ component: 'gateway' });
+  const callerOf = createTokenVerifier(options);
+  const gateway = new ApolloGateway({
+    supergraphSdl: options.supergraphSdl,
+    buildService: ({ name, url }) =>
+      new RemoteGraphQLDataSource<GatewayContext>({
+        url: options.subgraphUrls[name] ? `${options.subgraphUrls[name]}/graphql` : url,
+        willSendRequest({ request, context }) {
+          const signed = signCaller(options.internalSecret, context.caller, context.correlationId);
+          for (const [key, value] of Object.entries(signed)) request.http?.headers.set(key, value);
+        },
+      }),
+  });
+  // Routes are filled in once Apollo has started; the server needs to exist first for draining.
+  const routes: Record<string, Handler> = {};
+  const http = createHttpServer(routes, logger);
+  const apollo = new ApolloServer<GatewayContext>({
+    gateway,
+    introspection: true,
+    csrfPrevention: true,
+    includeStacktraceInErrorResponses: false,
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer: http })],
+  });
+  await apollo.start();
+
+  Object.assign(routes, {
+    '/graphql': graphqlHandler(apollo, {
+      maxBodyBytes: options.maxBodyBytes,
+      logger,
+      context: async (req, res) => {
+        const given = req.headers['x-correlation-id'];
+        const correlationId = typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
+        res.setHeader('x-correlation-id', correlationId);
+        return { caller: await callerOf(req.headers.authorization), correlationId };
+      },
+    }),
+    '/health': (_req, res) => sendJson(res, 200, { status: 'ok', component: 'gateway' }),
+  } satisfies Record<string, Handler>);
+  return { http, apollo };
+}

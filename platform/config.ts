@@ -1,0 +1,93 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+/**
+ * The one typed reader of settings (STYLE 8). Every process reads its settings here, fails at
+ * start naming the variable that is wrong, and gets no fallback secret: the all-in-one mode
+ * generates its internal secret per start, so no literal secret exists anywhere.
+ */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const port = z.coerce.number().int().min(0).max(65535);
+const url = z.string().url();
+const seconds = z.coerce.number().int().positive();
+const list = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean));
+const optional = <T extends z.ZodTypeAny>(schema: T) =>
+  z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: port.default(4000),
+  DATABASE_URL: optional(url.refine((u) => /^postgres(ql)?:\/\//.test(u), 'must be a postgres:// URL')),
+  DATA_DIR: z.string().min(1).default('.data'),
+  EMBEDDED_PG_PORT: port.default(54329),
+  NATS_URL: optional(z.string().regex(/^(nats|tls|wss?):\/\/.+/, 'must be a nats:// URL')),
+  INTERNAL_SECRET: optional(z.string().min(32, 'must be at least 32 characters')),
+  MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  OUTBOX_SWEEP_MS: z.coerce.number().int().min(50).default(1000),
+  ADMIN_EMAILS: list.default([]),
+  JWT_ISSUER: z.string().min(1).default('storyloom-identity'),
+  JWT_AUDIENCE: z.string().min(1).default('storyloom'),
+  ACCESS_TOKEN_TTL_SECONDS: seconds.default(15 * 60),
+  REFRESH_TOKEN_TTL_SECONDS: seconds.default(30 * 24 * 3600),
+  IDENTITY_JWKS_URL: optional(url),
+  GOOGLE_CLIENT_ID: optional(z.string()),
+  GOOGLE_JWKS_URL: url.default('https://www.googleapis.com/oauth2/v3/certs'),
+  GOOGLE_ISSUER: z.string().default('https://accounts.google.com'),
+  MICROSOFT_CLIENT_ID: optional(z.string()),
+  MICROSOFT_TENANT: z.string().default('common'),
+  MICROSOFT_JWKS_URL: optional(url),
+  MICROSOFT_ISSUER: optional(z.string()),
+  FACEBOOK_APP_ID: optional(z.string()),
+  FACEBOOK_APP_SECRET: optional(z.string()),
+  FACEBOOK_GRAPH_URL: url.default('https://graph.facebook.com/v19.0'),
+});
+
+export type Env = z.infer<typeof schema>;
+
+export interface Config extends Env {
+  /** Secret the gateway signs forwarded identities with; generated when not set in all-in-one mode. */
+  INTERNAL_SECRET: string;
+  /** Base URL of each subgraph for the gateway, from SUBGRAPH_URL_<NAME>. */
+  SUBGRAPH_URLS: Record<string, string>;
+}
+
+export interface LoadOptions {
+  /** All-in-one mode may generate the internal secret; distributed processes must be given one. */
+  generateSecrets?: boolean;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Config {
+  const parsed = schema.safeParse(env);
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`);
+  const subgraphUrls: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    const match = /^SUBGRAPH_URL_([A-Z]+)$/.exec(key);
+    if (!match || !value) continue;
+    if (!url.safeParse(value).success) problems.push(`${key}: must be a URL (got ${JSON.stringify(value)})`);
+    else subgraphUrls[match[1]!.toLowerCase()] = value;
+  }
+  if (parsed.success) {
+    const c = parsed.data;
+    if (!c.INTERNAL_SECRET && !options.generateSecrets) problems.push('INTERNAL_SECRET: required (at least 32 characters)');
+    if (Boolean(c.FACEBOOK_APP_ID) !== Boolean(c.FACEBOOK_APP_SECRET))
+      problems.push('FACEBOOK_APP_ID / FACEBOOK_APP_SECRET: set both or neither');
+  }
+  if (problems.length || !parsed.success) throw new ConfigError(problems);
+  return {
+    ...parsed.data,
+    INTERNAL_SECRET: parsed.data.INTERNAL_SECRET ?? randomBytes(32).toString('base64url'),
+    SUBGRAPH_URLS: subgraphUrls,
+  };
+}

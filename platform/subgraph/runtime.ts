@@ -1,0 +1,83 @@
+import type { Server } from 'node:http';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Config } from '../config.js';
+import { migrate, openDatabase } from '../db/database.js';
+import { OutboxRelay } from '../events/relay.js';
+import type { EventTransport } from '../events/transport.js';
+import { closeServer, listen } from '../http/server.js';
+import type { Logger } from '../log.js';
+import { subgraphTypeDefs, type SubgraphModule } from './module.js';
+import { createSubgraphServer } from './server.js';
+
+export interface StartOptions {
+  config: Config;
+  databaseUrl: string;
+  transport: EventTransport;
+  logger: Logger;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Apply pending migrations first (all-in-one mode and tests; distributed mode runs `npm run migrate`). */
+  migrate?: boolean;
+  /** Start the outbox relay (tests turn it off to show that nothing is lost while it is down). */
+  relay?: boolean;
+}
+
+export interface RunningSubgraph {
+  name: string;
+  url: string;
+  orm: MikroORM;
+  relay: OutboxRelay;
+  http: Server;
+  close(): Promise<void>;
+}
+
+/** Opens the subgraph's database, builds it, and listens: the same path in both modes. */
+export async function startSubgraph(module: SubgraphModule, options: StartOptions): Promise<RunningSubgraph> {
+  const logger = options.logger.child({ subgraph: module.name });
+  const orm = await openDatabase({
+    url: options.databaseUrl,
+    schema: module.name,
+    entities: module.entities,
+    migrations: module.migrations,
+    logger,
+  });
+  try {
+    if (options.migrate) {
+      const applied = await migrate(orm);
+      if (applied.length) logger.info({ applied }, 'migrations applied');
+    }
+    const relay = new OutboxRelay(orm, options.transport, logger, options.config.OUTBOX_SWEEP_MS);
+    const built = await module.build({ config: options.config, orm, transport: options.transport, logger });
+    const { http } = await createSubgraphServer({
+      name: module.name,
+      typeDefs: subgraphTypeDefs(module.name),
+      resolvers: built.resolvers,
+      orm,
+      relay,
+      internalSecret: options.config.INTERNAL_SECRET,
+      maxBodyBytes: options.config.MAX_BODY_BYTES,
+      logger,
+      routes: built.routes,
+    });
+    const url = await listen(http, options.port, options.host);
+    if (options.relay !== false) relay.start();
+    await built.start?.();
+    return {
+      name: module.name,
+      url,
+      orm,
+      relay,
+      http,
+      async close() {
+        await closeServer(http);
+        await built.stop?.();
+        await relay.stop();
+        await orm.close();
+      },
+    };
+  } catch (error) {
+    await orm.close();
+    throw error;
+  }
+}

@@ -1,0 +1,105 @@
+import type { Server } from 'node:http';
+import { ApolloServer } from '@apollo/server';
+import { unwrapResolverError } from '@apollo/server/errors';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginInlineTraceDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/index.js';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { GraphQLError, type DocumentNode, type GraphQLFormattedError } from 'graphql';
+import { DomainError, toGraphQLError } from '../errors.js';
+import type { OutboxRelay } from '../events/relay.js';
+import { createHttpServer, type Handler } from '../http/server.js';
+import { graphqlHandler, sendError, sendJson } from '../http/graphql-http.js';
+import { InternalAuthError, verifyCaller } from '../internal-auth.js';
+import type { Logger } from '../log.js';
+import { createRequestContext, type RequestContext } from './context.js';
+
+export type Resolvers = GraphQLResolverMap<RequestContext>;
+
+export interface SubgraphServerOptions {
+  name: string;
+  typeDefs: DocumentNode;
+  resolvers: Resolvers;
+  orm: MikroORM;
+  relay: OutboxRelay;
+  internalSecret: string;
+  maxBodyBytes: number;
+  logger: Logger;
+  /** Extra unauthenticated routes, e.g. identity's /.well-known/jwks.json. */
+  routes?: Record<string, Handler>;
+}
+
+/**
+ * Maps errors once, at the edge (STYLE 3): domain errors keep their stable code, GraphQL's own
+ * errors (validation, parsing) pass as they are, and anything unexpected is logged in full and
+ * answered as a bare INTERNAL_SERVER_ERROR so no internals leak to clients.
+ */
+export function formatError(logger: Logger) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const original = unwrapResolverError(error);
+    if (original instanceof DomainError) {
+      const mapped = toGraphQLError(original);
+      return { ...formatted, message: mapped.message, extensions: { ...mapped.extensions } };
+    }
+    if (original instanceof GraphQLError || formatted.extensions?.code !== 'INTERNAL_SERVER_ERROR') return formatted;
+    logger.error({ err: original, path: formatted.path }, 'unexpected resolver error');
+    return { message: 'Internal server error', path: formatted.path, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+  };
+}
+
+/** Builds (without listening) the HTTP server of one subgraph: /graphql, /health and extra routes. */
+export async function createSubgraphServer(options: SubgraphServerOptions): Promise<{ http: Server; apollo: ApolloServer<RequestContext> }> {
+  const logger = options.logger;
+  const routes: Record<string, Handler> = { ...options.routes };
+  const http = createHttpServer(routes, logger);
+  const apollo = new ApolloServer<RequestContext>({
+    schema: buildSubgraphSchema({ typeDefs: options.typeDefs, resolvers: options.resolvers as GraphQLResolverMap<unknown> }),
+    formatError: formatError(logger),
+    includeStacktraceInErrorResponses: false,
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer: http }),
+      ApolloServerPluginLandingPageDisabled(),
+      // Inline traces are for Apollo Studio, which this platform does not report to.
+      ApolloServerPluginInlineTraceDisabled(),
+    ],
+  });
+  await apollo.start();
+
+  const execute = graphqlHandler(apollo, {
+    maxBodyBytes: options.maxBodyBytes,
+    logger,
+    context: async (req) => {
+      const { caller, correlationId } = verifyCaller(options.internalSecret, req.headers);
+      return createRequestContext({
+        serviceName: options.name,
+        em: options.orm.em.fork(),
+        log: logger.child({ correlationId, userId: caller.userId }),
+        caller,
+        correlationId,
+        onEventsCommitted: () => options.relay.notify(),
+      });
+    },
+  });
+  routes['/graphql'] = async (req, res) => {
+    // Refuse before reading the body: only the gateway can sign, so nobody goes around it.
+    try {
+      verifyCaller(options.internalSecret, req.headers);
+    } catch (error) {
+      if (!(error instanceof InternalAuthError)) throw error;
+      logger.warn({ reason: error.message, remote: req.socket.remoteAddress }, 'refused unsigned request');
+      return sendError(res, 401, 'UNAUTHENTICATED', `Requests must come through the gateway (${error.message})`);
+    }
+    return execute(req, res);
+  };
+  routes['/health'] = async (_req, res) => {
+    try {
+      await options.orm.em.fork().getConnection().execute('select 1');
+      sendJson(res, 200, { status: 'ok', subgraph: options.name });
+    } catch (error) {
+      logger.warn({ err: error }, 'health check failed');
+      sendJson(res, 503, { status: 'unavailable', subgraph: options.name });
+    }
+  };
+  return { http, apollo };
+}

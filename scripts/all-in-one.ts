@@ -1,0 +1,74 @@
+import { readFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { Config } from '../platform/config.js';
+import type { EventTransport } from '../platform/events/transport.js';
+import { closeServer, listen } from '../platform/http/server.js';
+import type { Logger } from '../platform/log.js';
+import { startSubgraph, type RunningSubgraph } from '../platform/subgraph/runtime.js';
+import { createGateway } from '../gateway/gateway.js';
+import { subgraphModules } from '../subgraphs/index.js';
+import { JWKS_PATH } from '../subgraphs/identity/index.js';
+import { SUPERGRAPH_PATH } from './supergraph.js';
+
+export interface AllInOneOptions {
+  config: Config;
+  databaseUrl: string;
+  transport: EventTransport;
+  logger: Logger;
+  /** Tests keep the relay off to show that committed events wait in the outbox. */
+  relay?: boolean;
+}
+
+export interface AllInOne {
+  gatewayUrl: string;
+  subgraphs: RunningSubgraph[];
+  close(): Promise<void>;
+}
+
+/**
+ * The all-in-one mode: every subgraph on its own loopback port (a free one, so several stacks
+ * can run side by side), then the gateway on config.HOST:config.PORT pointing at them.
+ */
+export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne> {
+  const { config, logger } = options;
+  const subgraphs: RunningSubgraph[] = [];
+  let gatewayHttp: Server | null = null;
+  const close = async () => {
+    if (gatewayHttp) await closeServer(gatewayHttp);
+    for (const subgraph of subgraphs.reverse()) await subgraph.close();
+  };
+  try {
+    for (const module of subgraphModules) {
+      const started = Date.now();
+      const subgraph = await startSubgraph(module, {
+        config,
+        databaseUrl: options.databaseUrl,
+        transport: options.transport,
+        logger,
+        host: '127.0.0.1',
+        port: 0,
+        migrate: true,
+        relay: options.relay,
+      });
+      subgraphs.push(subgraph);
+      logger.info({ subgraph: module.name, url: subgraph.url, ms: Date.now() - started }, 'subgraph ready');
+    }
+    const urls = Object.fromEntries(subgraphs.map((s) => [s.name, s.url]));
+    const gateway = await createGateway({
+      supergraphSdl: await readFile(SUPERGRAPH_PATH, 'utf8'),
+      subgraphUrls: urls,
+      jwksUrl: `${urls.identity}${JWKS_PATH}`,
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      internalSecret: config.INTERNAL_SECRET,
+      maxBodyBytes: config.MAX_BODY_BYTES,
+      logger,
+    });
+    gatewayHttp = gateway.http;
+    const gatewayUrl = `${await listen(gateway.http, config.PORT, config.HOST)}/graphql`;
+    return { gatewayUrl, subgraphs, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

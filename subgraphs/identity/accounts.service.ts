@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import { UniqueConstraintViolationException } from '@mikro-orm/postgresql';
+import { unauthenticated, userError } from '../../platform/errors.js';
+import { requireUser, type RequestContext, type UnitOfWork } from '../../platform/subgraph/context.js';
+import { User } from './identity.entities.js';
+import * as events from './identity.events.js';
+import * as rules from './identity.rules.js';
+import { hashPassword, verifyDecoy, verifyPassword } from './passwords.js';
+import type { Session, SessionService } from './sessions.service.js';
+
+export interface RegisterInput {
+  email: string;
+  password: string;
+  displayName: string;
+  locale?: string | null;
+}
+
+export interface AuthResult {
+  session: Session;
+  user: User;
+}
+
+export const emailTaken = () => userError('EMAIL_TAKEN', 'An account with this email already exists', 'email');
+
+/** Accounts with a password: registration, sign-in, profile, deletion. */
+export class AccountService {
+  constructor(
+    private readonly sessions: SessionService,
+    private readonly adminEmails: readonly string[],
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  async register(ctx: RequestContext, input: RegisterInput): Promise<AuthResult> {
+    const email = rules.checkEmail(input.email);
+    rules.checkPassword(input.password);
+    const displayName = rules.checkDisplayName(input.displayName);
+    const locale = rules.checkLocale(input.locale ?? 'en');
+    // Cheap early answer; the unique index settles the race between two concurrent sign-ups.
+    if (await ctx.em.count(User, { email })) throw emailTaken();
+    const passwordHash = await hashPassword(input.password);
+    return this.createUser(ctx, { email, passwordHash, displayName, locale }, 'local');
+  }
+
+  /** Creates the user, its first session and user.registered in one transaction. */
+  async createUser(
+    ctx: RequestContext,
+    fields: Pick<User, 'email' | 'passwordHash' | 'displayName' | 'locale'>,
+    provider: events.SignInMethod,
+    /** More work in the same transaction, after user.registered (the provider link). */
+    also?: (tx: UnitOfWork, user: User) => void,
+  ): Promise<AuthResult> {
+    const now = this.clock();
+    try {
+      return await ctx.transaction(async (tx) => {
+        const { em, emit } = tx;
+        const user = em.create(User, {
+          id: randomUUID(),
+          ...fields,
+          avatarUrl: null,
+          role: rules.roleFor(fields.email, this.adminEmails),
+          createdAt: now,
+          updatedAt: now,
+        });
+        em.persist(user);
+        const payload: events.UserRegistered = { userId: user.id, email: user.email, displayName: user.displayName, locale: user.locale, provider };
+        emit({ type: events.USER_REGISTERED, userId: user.id, payload });
+        also?.(tx, user);
+        return { session: await this.sessions.issue(em, user), user };
+      });
+    } catch (error) {
+      if (error instanceof UniqueConstraintViolationException) throw emailTaken();
+      throw error;
+    }
+  }
+
+  async logIn(ctx: RequestContext, input: { email: string; password: string }): Promise<AuthResult> {
+    const user = await ctx.em.findOne(User, { email: rules.normalizeEmail(input.email) });
+    const ok = user?.passwordHash ? await verifyPassword(user.passwordHash, input.password) : await verifyDecoy(input.password);
+    if (!user || !ok) throw userError('INVALID_CREDENTIALS', 'Email or password is wrong');
+    return this.startSession(ctx, user, 'local');
+  }
+
+  /** A new sign-in of an existing user (user.login). */
+  async startSession(ctx: RequestContext, user: User, provider: events.SignInMethod): Promise<AuthResult> {
+    return ctx.transaction(async ({ em, emit }) => {
+      const session = await this.sessions.issue(em, user);
+      const payload: events.UserLogin = { userId: user.id, provider };
+      emit({ type: events.USER_LOGIN, userId: user.id, payload });
+      return { session, user };
+    });
+  }
+
+  async me(ctx: RequestContext): Promise<User> {
+    const user = await ctx.em.findOne(User, { id: requireUser(ctx) });
+    // A valid token of a deleted account: treat as signed out.
+    if (!user) throw unauthenticated('This account no longer exists');
+    return user;
+  }
+
+  async updateProfile(ctx: RequestContext, input: rules.ProfileChanges): Promise<User> {
+    const me = await this.me(ctx);
+    const changes = rules.profileUpdate(me, input);
+    if (!Object.keys(changes).length) return me;
+    return ctx.transaction(async ({ em, emit }) => {
+      const user = await em.findOneOrFail(User, { id: me.id });
+      Object.assign(user, changes, { updatedAt: this.clock() });
+      const payload: events.UserUpdated = { userId: user.id, changes };
+      emit({ type: events.USER_UPDATED, payload });
+      return user;
+    });
+  }
+
+  async deleteAccount(ctx: RequestContext): Promise<string> {
+    const me = await this.me(ctx);
+    await ctx.transaction(async ({ em, emit }) => {
+      // Provider links and refresh tokens go with it (on delete cascade).
+      await em.nativeDelete(User, { id: me.id });
+      const payload: events.UserDeleted = { userId: me.id };
+      emit({ type: events.USER_DELETED, payload });
+    });
+    return me.id;
+  }
+}

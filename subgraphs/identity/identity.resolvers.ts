@@ -1,0 +1,84 @@
+import { mutationPayload, forbidden } from '../../platform/errors.js';
+import { DateTime } from '../../platform/graphql/scalars.js';
+import type { RequestContext } from '../../platform/subgraph/context.js';
+import type { Resolvers } from '../../platform/subgraph/server.js';
+import type { AccountService, RegisterInput } from './accounts.service.js';
+import { ProviderLink, User } from './identity.entities.js';
+import type { ProfileChanges } from './identity.rules.js';
+import type { ProviderSignInInput, ProviderSignInService } from './provider-signin.service.js';
+import { rolesOf, type SessionService } from './sessions.service.js';
+
+export interface IdentityServices {
+  accounts: AccountService;
+  sessions: SessionService;
+  providers: ProviderSignInService;
+}
+
+/** Batches `User` lookups by id: one query per request level however many references come in. */
+const userById = (ctx: RequestContext) =>
+  ctx.loader<string, User | null>('userById', async (ids) => {
+    const users = await ctx.em.find(User, { id: { $in: [...ids] } });
+    const byId = new Map(users.map((u) => [u.id, u]));
+    return ids.map((id) => byId.get(id) ?? null);
+  });
+
+const linksByUser = (ctx: RequestContext) =>
+  ctx.loader<string, ProviderLink[]>('providerLinksByUser', async (ids) => {
+    const links = await ctx.em.find(ProviderLink, { userId: { $in: [...ids] } }, { orderBy: { linkedAt: 'asc' } });
+    return ids.map((id) => links.filter((l) => l.userId === id));
+  });
+
+/** Private fields of a user are for that user and admins; others see the public profile. */
+function ownerOnly(user: User, ctx: RequestContext): void {
+  if (ctx.caller.userId !== user.id && !ctx.caller.roles.includes('ADMIN')) throw forbidden('Only the account owner can see this');
+}
+
+/**
+ * After register / logIn / signInWithProvider the rest of the response belongs to the user who
+ * just signed in (the payload's `user { email }`), though the request came without a token.
+ */
+async function signedIn<T extends { user: User; session: unknown }>(ctx: RequestContext, result: Promise<T>): Promise<T> {
+  const value = await result;
+  ctx.caller = { userId: value.user.id, roles: rolesOf(value.user) };
+  return value;
+}
+
+export function identityResolvers({ accounts, sessions, providers }: IdentityServices): Resolvers {
+  return {
+    DateTime,
+    Query: {
+      me: (_: unknown, __: unknown, ctx: RequestContext) => accounts.me(ctx),
+    },
+    Mutation: {
+      register: (_: unknown, { input }: { input: RegisterInput }, ctx: RequestContext) =>
+        mutationPayload(() => signedIn(ctx, accounts.register(ctx, input))),
+      logIn: (_: unknown, { input }: { input: { email: string; password: string } }, ctx: RequestContext) =>
+        mutationPayload(() => signedIn(ctx, accounts.logIn(ctx, input))),
+      refreshSession: (_: unknown, { refreshToken }: { refreshToken: string }, ctx: RequestContext) =>
+        mutationPayload(async () => ({ session: await sessions.refresh(ctx, refreshToken) })),
+      logOut: async (_: unknown, { refreshToken }: { refreshToken: string }, ctx: RequestContext) => {
+        await sessions.logOut(ctx, refreshToken);
+        return { ok: true };
+      },
+      signInWithProvider: (_: unknown, { input }: { input: ProviderSignInInput }, ctx: RequestContext) =>
+        mutationPayload(() => signedIn(ctx, providers.signIn(ctx, input))),
+      linkProvider: (_: unknown, { input }: { input: ProviderSignInInput }, ctx: RequestContext) =>
+        mutationPayload(async () => ({ user: await providers.link(ctx, input) })),
+      updateProfile: (_: unknown, { input }: { input: ProfileChanges }, ctx: RequestContext) =>
+        mutationPayload(async () => ({ user: await accounts.updateProfile(ctx, input) })),
+      deleteAccount: (_: unknown, __: unknown, ctx: RequestContext) =>
+        mutationPayload(async () => ({ deletedUserId: await accounts.deleteAccount(ctx) })),
+    },
+    User: {
+      __resolveReference: (ref: { id: string }, ctx: RequestContext) => userById(ctx).load(ref.id),
+      email: (user: User, _: unknown, ctx: RequestContext) => {
+        ownerOnly(user, ctx);
+        return user.email;
+      },
+      providers: (user: User, _: unknown, ctx: RequestContext) => {
+        ownerOnly(user, ctx);
+        return linksByUser(ctx).load(user.id);
+      },
+    },
+  };
+}

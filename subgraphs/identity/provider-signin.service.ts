@@ -1,0 +1,81 @@
+import { randomUUID } from 'node:crypto';
+import { UniqueConstraintViolationException } from '@mikro-orm/postgresql';
+import { userError } from '../../platform/errors.js';
+import type { RequestContext } from '../../platform/subgraph/context.js';
+import type { AccountService, AuthResult } from './accounts.service.js';
+import { ProviderLink, User } from './identity.entities.js';
+import * as events from './identity.events.js';
+import type { ProviderCredentials, ProviderIdentity, ProviderName, ProviderVerifier } from './providers/index.js';
+
+export interface ProviderSignInInput extends ProviderCredentials {
+  provider: ProviderName;
+}
+
+const methodOf = (provider: ProviderName) => provider.toLowerCase() as events.UserOAuthLinked['provider'];
+const alreadyLinked = (message: string) => userError('PROVIDER_ALREADY_LINKED', message, 'provider');
+
+/** Sign-in and account linking through Google, Microsoft and Facebook. */
+export class ProviderSignInService {
+  constructor(
+    private readonly verifiers: Partial<Record<ProviderName, ProviderVerifier>>,
+    private readonly accounts: AccountService,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  private async verify(input: ProviderSignInInput): Promise<ProviderIdentity> {
+    const verifier = this.verifiers[input.provider];
+    if (!verifier) throw userError('PROVIDER_NOT_CONFIGURED', `Sign-in with ${input.provider} is not enabled`, 'provider');
+    return verifier.verify(input);
+  }
+
+  private newLink(userId: string, identity: ProviderIdentity): ProviderLink {
+    return { id: randomUUID(), userId, provider: identity.provider, subject: identity.subject, linkedAt: this.clock() };
+  }
+
+  /** Signs in the linked user, or creates one on the first sign-in (user.registered + user.oauth.linked). */
+  async signIn(ctx: RequestContext, input: ProviderSignInInput): Promise<AuthResult> {
+    const identity = await this.verify(input);
+    const link = await ctx.em.findOne(ProviderLink, { provider: identity.provider, subject: identity.subject });
+    if (link) return this.accounts.startSession(ctx, await ctx.em.findOneOrFail(User, { id: link.userId }), methodOf(identity.provider));
+
+    if (!identity.email || !identity.emailVerified) {
+      throw userError('PROVIDER_EMAIL_UNVERIFIED', 'The provider did not vouch for an email address; register with email instead', 'provider');
+    }
+    const email = identity.email.trim().toLowerCase();
+    // Never attach a provider to an existing account on email alone: the owner must sign in and link it.
+    if (await ctx.em.count(User, { email })) {
+      throw userError('EMAIL_TAKEN', 'An account with this email exists; sign in with it and link the provider', 'email');
+    }
+    const displayName = (identity.name?.trim() || email.split('@')[0]!).slice(0, 100);
+    const method = methodOf(identity.provider);
+    return this.accounts.createUser(ctx, { email, passwordHash: null, displayName, locale: 'en' }, method, ({ em, emit }, user) => {
+      em.persist(em.create(ProviderLink, this.newLink(user.id, identity)));
+      const payload: events.UserOAuthLinked = { userId: user.id, provider: method };
+      emit({ type: events.USER_OAUTH_LINKED, userId: user.id, payload });
+    });
+  }
+
+  async link(ctx: RequestContext, input: ProviderSignInInput): Promise<User> {
+    const me = await this.accounts.me(ctx);
+    const identity = await this.verify(input);
+    try {
+      return await ctx.transaction(async ({ em, emit }) => {
+        const existing = await em.findOne(ProviderLink, { provider: identity.provider, subject: identity.subject });
+        if (existing) {
+          throw alreadyLinked(existing.userId === me.id ? 'This provider account is already linked to you' : 'This provider account is linked to another user');
+        }
+        if (await em.count(ProviderLink, { userId: me.id, provider: identity.provider })) {
+          throw alreadyLinked(`Another ${identity.provider} account is already linked to you`);
+        }
+        em.persist(em.create(ProviderLink, this.newLink(me.id, identity)));
+        const payload: events.UserOAuthLinked = { userId: me.id, provider: methodOf(identity.provider) };
+        emit({ type: events.USER_OAUTH_LINKED, payload });
+        return me;
+      });
+    } catch (error) {
+      // Two concurrent links of the same provider account: the unique index decides.
+      if (error instanceof UniqueConstraintViolationException) throw alreadyLinked('This provider account is already linked');
+      throw error;
+    }
+  }
+}

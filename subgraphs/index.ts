@@ -1,0 +1,5 @@
+import type { SubgraphModule } from '../platform/subgraph/module.js';
+import { identity } from './identity/index.js';
+
+/** Every subgraph of the supergraph, in start-up order. A new domain is added here. */
+export const subgraphModules: SubgraphModule[] = [identity];
