@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import fed from '@apollo/federation-internals';
-import { Kind, parse, print, visit, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
+import { buildSchema, Kind, parse, print, visit, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import { SUPERGRAPH_PATH } from '../../scripts/supergraph.js';
 
 /** ../shared/clients beside the repository: the operations the web and mobile apps send. */
@@ -49,7 +49,10 @@ export function clientOperation(name: string): string {
   return op.source;
 }
 
-/** The API schema clients see: the committed supergraph minus federation's internals. */
+/**
+ * The API schema clients see: the committed supergraph minus federation's internals. It goes
+ * through SDL because federation-internals is CommonJS and carries its own graphql-js instance.
+ */
 export function supergraphApiSchema(): GraphQLSchema {
-  return fed.Supergraph.build(readFileSync(SUPERGRAPH_PATH, 'utf8')).apiSchema().toGraphQLJSSchema();
+  return buildSchema(fed.printSchema(fed.Supergraph.build(readFileSync(SUPERGRAPH_PATH, 'utf8')).apiSchema()));
 }

@@ -1,0 +1,219 @@
+import type { Logger } from 'pino';
+import { subjectMatches, type EventEnvelope } from './envelope.js';
+import { defaultBackoffMs, type ConsumeOptions, type Consumption, type EventTransport } from './transport.js';
+
+export interface InProcessTransportOptions {
+  /** How long a published event id is remembered for de-duplication; JetStream's default is 2 minutes. */
+  duplicateWindowMs?: number;
+  logger?: Logger;
+  /** Injected clock for the de-duplication window. */
+  now?: () => number;
+}
+
+interface StoredEvent {
+  sequence: number;
+  event: EventEnvelope;
+}
+
+/** What a durable name remembers between consume() calls, like a JetStream consumer's state. */
+interface DurableState {
+  /** Every event up to this sequence is acknowledged, dead-lettered or not for this consumer. */
+  lastDone: number;
+  /** Deliveries of the event after lastDone so far, so a restart continues the count as JetStream does. */
+  deliveriesOfNext: number;
+}
+
+const DEFAULT_DUPLICATE_WINDOW_MS = 2 * 60_000;
+
+/**
+ * The all-in-one transport: an append-only in-memory log with JetStream's semantics (message-id
+ * de-duplication, durable cursors, ordered one-at-a-time delivery, redelivery with backoff,
+ * dead-lettering), so code above EventTransport behaves the same without a nats-server.
+ * Nothing survives the process; that is what the outbox is for.
+ */
+export class InProcessTransport implements EventTransport {
+  readonly kind = 'IN_PROCESS' as const;
+  private readonly stream: StoredEvent[] = [];
+  private readonly publishedAt = new Map<string, number>();
+  private readonly durables = new Map<string, DurableState>();
+  private readonly running = new Map<string, DurableRunner>();
+  private readonly duplicateWindowMs: number;
+  private readonly now: () => number;
+  private closed = false;
+
+  constructor(private readonly options: InProcessTransportOptions = {}) {
+    this.duplicateWindowMs = options.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS;
+    this.now = options.now ?? Date.now;
+  }
+
+  async publish(event: EventEnvelope): Promise<void> {
+    if (this.closed) throw new Error('InProcessTransport is closed');
+    const now = this.now();
+    this.forgetIdsOlderThan(now - this.duplicateWindowMs);
+    if (this.publishedAt.has(event.id)) return;
+    this.publishedAt.set(event.id, now);
+    // A JSON copy, as over the wire: consumers never share (or mutate) the publisher's objects.
+    const copy = JSON.parse(JSON.stringify(event)) as EventEnvelope;
+    this.stream.push({ sequence: this.stream.length + 1, event: copy });
+    for (const runner of this.running.values()) runner.wake();
+  }
+
+  async consume(options: ConsumeOptions): Promise<Consumption> {
+    if (this.closed) throw new Error('InProcessTransport is closed');
+    // JetStream would share one durable's events among its consumers; nothing here needs that,
+    // and two loops on one cursor would break ordering, so a second consume() is a bug.
+    if (this.running.has(options.durable)) {
+      throw new Error(`durable consumer ${options.durable} is already being consumed`);
+    }
+    let state = this.durables.get(options.durable);
+    if (!state) {
+      state = { lastDone: 0, deliveriesOfNext: 0 };
+      this.durables.set(options.durable, state);
+    }
+    const runner = new DurableRunner(this.stream, state, options, this.options.logger);
+    this.running.set(options.durable, runner);
+    runner.start();
+    return {
+      stop: async () => {
+        await runner.stop();
+        if (this.running.get(options.durable) === runner) this.running.delete(options.durable);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.running.values()].map((runner) => runner.stop()));
+    this.running.clear();
+  }
+
+  /** Map iteration follows insertion order, which is publish order, so expired ids are at the front. */
+  private forgetIdsOlderThan(cutoff: number): void {
+    for (const [id, at] of this.publishedAt) {
+      if (at > cutoff) break;
+      this.publishedAt.delete(id);
+    }
+  }
+}
+
+/** One active consumption of a durable: walks the stream from the durable's cursor. */
+class DurableRunner {
+  private stopped = false;
+  private loop: Promise<void> = Promise.resolve();
+  /** Set only while the loop waits: ends the wait early. */
+  private onStop: (() => void) | null = null;
+  private onPublish: (() => void) | null = null;
+  private readonly maxDeliver: number;
+  private readonly backoffMs: (redelivery: number) => number;
+
+  constructor(
+    private readonly stream: readonly StoredEvent[],
+    private readonly state: DurableState,
+    private readonly options: ConsumeOptions,
+    private readonly logger: Logger | undefined,
+  ) {
+    this.maxDeliver = options.maxDeliver ?? 5;
+    this.backoffMs = options.backoffMs ?? defaultBackoffMs;
+  }
+
+  start(): void {
+    // Started on a later macrotask so the first delivery never runs inside consume()'s caller.
+    this.loop = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.run());
+  }
+
+  wake(): void {
+    this.onPublish?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.onStop?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      const next = this.nextMatching();
+      if (next) {
+        await this.deliver(next);
+      } else {
+        // Checking for work and arming the wait happen in one synchronous step, so a publish
+        // can never slip between them unnoticed.
+        await this.pause(null);
+      }
+    }
+  }
+
+  /** Skips (and marks done) events of other types, as a filtered JetStream consumer never sees them. */
+  private nextMatching(): StoredEvent | undefined {
+    while (this.state.lastDone < this.stream.length) {
+      const candidate = this.stream[this.state.lastDone];
+      if (candidate && this.options.types.some((pattern) => subjectMatches(pattern, candidate.event.type))) {
+        return candidate;
+      }
+      this.state.lastDone += 1;
+      this.state.deliveriesOfNext = 0;
+    }
+    return undefined;
+  }
+
+  private async deliver({ sequence, event }: StoredEvent): Promise<void> {
+    while (!this.stopped) {
+      const deliveryCount = ++this.state.deliveriesOfNext;
+      try {
+        await this.options.handler(event, { deliveryCount, sequence });
+        this.markDone(sequence);
+        return;
+      } catch (error) {
+        if (deliveryCount >= this.maxDeliver) {
+          await this.deadLetter(event, error);
+          this.markDone(sequence);
+          return;
+        }
+        this.logger?.warn({ err: error, eventId: event.id, type: event.type, deliveryCount }, 'event handler failed; will redeliver');
+        // Stopped mid-handler: leave the event undone; the next consume() redelivers it.
+        if (this.stopped) return;
+        await this.pause(this.backoffMs(deliveryCount));
+      }
+    }
+  }
+
+  private async deadLetter(event: EventEnvelope, error: unknown): Promise<void> {
+    try {
+      await this.options.onDeadLetter?.(event, error);
+    } catch (deadLetterError) {
+      // Same as JetStream after max_deliver: the consumer moves on; the event stays in the stream.
+      this.logger?.error({ err: deadLetterError, eventId: event.id, type: event.type }, 'onDeadLetter failed');
+    }
+    this.logger?.error({ err: error, eventId: event.id, type: event.type }, 'event dead-lettered after max deliveries');
+  }
+
+  private markDone(sequence: number): void {
+    this.state.lastDone = sequence;
+    this.state.deliveriesOfNext = 0;
+  }
+
+  /**
+   * Waits until woken: by a publish or stop() when idle (ms null), or by the backoff timer or
+   * stop() when pausing before a redelivery. A publish must not cut a backoff short.
+   */
+  private pause(ms: number | null): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const finish = () => {
+        clearTimeout(timer);
+        this.onStop = null;
+        this.onPublish = null;
+        resolve();
+      };
+      this.onStop = finish;
+      if (ms === null) {
+        this.onPublish = finish;
+      } else {
+        // Unref'd so a pending redelivery never keeps the process alive on its own.
+        timer = setTimeout(finish, ms);
+        timer.unref();
+      }
+    });
+  }
+}

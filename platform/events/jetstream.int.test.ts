@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { createEnvelope, type EventEnvelope } from './envelope.js';
+import { JetStreamTransport } from './jetstream.js';
+import { transportContract } from './transport.contract.js';
+
+// JetStream refuses two streams with overlapping subjects on one server, and test files run in
+// parallel against one nats-server: this file owns its own stream and subject prefix.
+const token = randomBytes(5).toString('hex');
+const stream = `EVENTS_TEST_${token}`;
+const subjectPrefix = `t${token}.events.`;
+const url = inject('natsUrl');
+
+transportContract('JetStream', () => JetStreamTransport.connect({ url, stream, subjectPrefix }));
+
+describe('JetStreamTransport', () => {
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+
+  beforeAll(async () => {
+    nc = await connect({ servers: url });
+    jsm = await jetstreamManager(nc);
+  });
+  afterAll(async () => {
+    // A reused server (TEST_NATS_URL) must not accumulate test streams.
+    for (const name of [stream, `${stream}_OWN`]) await jsm.streams.delete(name).catch(() => false);
+    await nc.close();
+  });
+
+  it('creates a file-backed stream on <prefix>> with the duplicate window, and updates it on reconnect', async () => {
+    const own = { url, stream: `${stream}_OWN`, subjectPrefix: `o${token}.events.` };
+    const first = await JetStreamTransport.connect({ ...own, duplicateWindowMs: 60_000 });
+    const created = await jsm.streams.info(own.stream);
+    expect(created.config.subjects).toEqual([`o${token}.events.>`]);
+    expect(created.config.storage).toBe('file');
+    expect(created.config.duplicate_window).toBe(nanos(60_000));
+
+    const second = await JetStreamTransport.connect({ ...own, duplicateWindowMs: 30_000 });
+    const updated = await jsm.streams.info(own.stream);
+    expect(updated.config.duplicate_window).toBe(nanos(30_000));
+    expect(updated.config.subjects).toEqual([`o${token}.events.>`]);
+    await Promise.all([first.close(), second.close()]);
+  });
+
+  it('publishes each event on <prefix><type> with the event id as message id', async () => {
+    const transport = await JetStreamTransport.connect({ url, stream, subjectPrefix });
+    const event = createEnvelope({ type: `m${token}.story.created`, payload: { n: 1 } }, { serviceName: 'test' });
+    await transport.publish(event);
+    await transport.close();
+    const stored = await jsm.streams.getMessage(stream, { last_by_subj: `${subjectPrefix}m${token}.story.created` });
+    expect(stored?.header.get('Nats-Msg-Id')).toBe(event.id);
+    expect(stored?.json<EventEnvelope>()).toEqual(event);
+  });
+
+  it('terminates malformed payloads without stopping the consumer', async () => {
+    const type = `bad${token}.user.registered`;
+    const transport = await JetStreamTransport.connect({ url, stream, subjectPrefix });
+    const received: string[] = [];
+    const consumption = await transport.consume({ durable: `bad${token}`, types: [type], handler: async (e) => void received.push(e.id) });
+    const js = jetstream(nc);
+    await js.publish(subjectPrefix + type, new TextEncoder().encode('not json'));
+    await js.publish(subjectPrefix + type, new TextEncoder().encode(JSON.stringify({ hello: 'world' })));
+    const good = createEnvelope({ type, payload: {} }, { serviceName: 'test' });
+    await transport.publish(good);
+    await vi.waitFor(() => expect(received).toEqual([good.id]), { timeout: 10_000, interval: 10 });
+    await consumption.stop();
+    await transport.close();
+  });
+});

@@ -1,0 +1,210 @@
+import { SignJWT, generateKeyPair, importJWK, type JWK } from 'jose';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signCaller, ANONYMOUS } from '../platform/internal-auth.js';
+import { startFakeOidcIssuer, type FakeOidcIssuer } from './fakes/oidc-issuer.js';
+import { clientOperation } from './support/clients.js';
+import { startTestStack, type TestStack } from './support/stack.js';
+
+const REGISTER = clientOperation('Register');
+const LOG_IN = clientOperation('LogIn');
+const REFRESH = clientOperation('RefreshSession');
+const SIGN_IN = clientOperation('SignInWithProvider');
+const ME = '{ me { id email } }';
+
+let stack: TestStack;
+let db: pg.Client;
+let google: FakeOidcIssuer;
+
+beforeAll(async () => {
+  google = await startFakeOidcIssuer();
+  stack = await startTestStack({ env: { GOOGLE_CLIENT_ID: 'google-client', GOOGLE_JWKS_URL: google.jwksUrl, GOOGLE_ISSUER: google.issuerUrl } });
+  db = new pg.Client({ connectionString: stack.databaseUrl });
+  await db.connect();
+});
+
+afterAll(async () => {
+  await db?.end();
+  await stack?.close();
+  await google?.stop();
+});
+
+const count = async (sql: string, params: unknown[] = []) => Number((await db.query(sql, params)).rows[0].count);
+const usersWith = (email: string) => count('select count(*) from identity."user" where email = $1', [email]);
+const registrationsOf = (email: string) =>
+  count(`select count(*) from identity.outbox where type = 'user.registered' and envelope->'payload'->>'email' = $1`, [email]);
+const register = (email: string, password = 'long enough password') =>
+  stack.gql(REGISTER, { input: { email, password, displayName: 'Test' } });
+const codeOf = (res: { data?: any }, field: string) => res.data[field].userErrors.map((e: { code: string }) => e.code);
+
+describe('registration input', () => {
+  it.each([
+    ['not-an-email', 'long enough password', 'INVALID_EMAIL', 'email'],
+    ['a@b', 'long enough password', 'INVALID_EMAIL', 'email'],
+    ['short@example.com', 'tooshort', 'WEAK_PASSWORD', 'password'],
+  ])('refuses %s / %s with %s and stores nothing', async (email, password, code, field) => {
+    const res = await register(email, password);
+    expect(res.data.register).toMatchObject({ session: null, user: null, userErrors: [{ code, field }] });
+    expect(await usersWith(email.toLowerCase())).toBe(0);
+    expect(await registrationsOf(email.toLowerCase())).toBe(0);
+  });
+
+  it('refuses a duplicate email, whatever its case', async () => {
+    expect(codeOf(await register('dup@example.com'), 'register')).toEqual([]);
+    expect(codeOf(await register('DUP@Example.COM'), 'register')).toEqual(['EMAIL_TAKEN']);
+    expect(await usersWith('dup@example.com')).toBe(1);
+    expect(await registrationsOf('dup@example.com')).toBe(1);
+  });
+
+  it('lets exactly one of several concurrent registrations of one email succeed', async () => {
+    const results = await Promise.all(Array.from({ length: 5 }, () => register('race@example.com')));
+    const codes = results.map((r) => codeOf(r, 'register').join());
+    expect(codes.filter((c) => c === '')).toHaveLength(1);
+    expect(codes.filter((c) => c === 'EMAIL_TAKEN')).toHaveLength(4);
+    expect(await usersWith('race@example.com')).toBe(1);
+    expect(await registrationsOf('race@example.com')).toBe(1);
+  });
+});
+
+describe('credentials', () => {
+  it('answers a wrong password and an unknown email alike', async () => {
+    await register('pw@example.com');
+    const wrong = await stack.gql(LOG_IN, { input: { email: 'pw@example.com', password: 'not the password' } });
+    const unknown = await stack.gql(LOG_IN, { input: { email: 'nobody@example.com', password: 'not the password' } });
+    expect(wrong.data.logIn).toEqual({ session: null, user: null, userErrors: [{ code: 'INVALID_CREDENTIALS', field: null, message: expect.any(String) }] });
+    expect(unknown.data.logIn).toEqual(wrong.data.logIn);
+  });
+
+  it('revokes the whole session family when a rotated refresh token is reused', async () => {
+    const first = (await register('reuse@example.com')).data.register.session.refreshToken;
+    const second = (await stack.gql(REFRESH, { refreshToken: first })).data.refreshSession.session.refreshToken;
+    const replay = await stack.gql(REFRESH, { refreshToken: first });
+    expect(codeOf(replay, 'refreshSession')).toEqual(['INVALID_REFRESH_TOKEN']);
+    // The legitimate holder of `second` must sign in again too: we cannot tell thief from owner.
+    expect(codeOf(await stack.gql(REFRESH, { refreshToken: second }), 'refreshSession')).toEqual(['INVALID_REFRESH_TOKEN']);
+    expect(codeOf(await stack.gql(REFRESH, { refreshToken: 'made-up' }), 'refreshSession')).toEqual(['INVALID_REFRESH_TOKEN']);
+  });
+
+  it('refuses an invalid provider token and stores nothing', async () => {
+    const forged = await google.signWithForeignKey({ sub: 'g-x', aud: 'google-client', email: 'forged@gmail.com', email_verified: true });
+    for (const idToken of ['garbage', forged]) {
+      const res = await stack.gql(SIGN_IN, { input: { provider: 'GOOGLE', idToken } });
+      expect(codeOf(res, 'signInWithProvider')).toEqual(['INVALID_PROVIDER_TOKEN']);
+    }
+    expect(await usersWith('forged@gmail.com')).toBe(0);
+    const unconfigured = await stack.gql(SIGN_IN, { input: { provider: 'FACEBOOK', accessToken: 'x' } });
+    expect(codeOf(unconfigured, 'signInWithProvider')).toEqual(['PROVIDER_NOT_CONFIGURED']);
+  });
+});
+
+describe('access tokens at the gateway', () => {
+  let token: string;
+  let claims: Record<string, unknown>;
+  let header: { kid: string };
+
+  beforeAll(async () => {
+    token = (await register('jwt@example.com')).data.register.session.accessToken;
+    const [h, p] = token.split('.');
+    header = JSON.parse(Buffer.from(h!, 'base64url').toString());
+    claims = JSON.parse(Buffer.from(p!, 'base64url').toString());
+  });
+
+  const expectUnauthenticated = async (bearer: string) => {
+    const res = await stack.gql(ME, {}, { token: bearer });
+    expect(res.status).toBe(401);
+    expect(res.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    expect(res.data?.me ?? null).toBeNull();
+  };
+
+  it('accepts the genuine token', async () => {
+    expect((await stack.gql(ME, {}, { token })).data.me.email).toBe('jwt@example.com');
+  });
+
+  it('refuses a tampered token', async () => {
+    const [h, , s] = token.split('.');
+    const payload = Buffer.from(JSON.stringify({ ...claims, roles: ['USER', 'ADMIN'] })).toString('base64url');
+    await expectUnauthenticated(`${h}.${payload}.${s}`);
+  });
+
+  it('refuses an expired token signed with the real key', async () => {
+    const { rows } = await db.query('select private_jwk from identity.signing_key where kid = $1', [header.kid]);
+    const key = await importJWK(rows[0].private_jwk as JWK, 'ES256');
+    const past = Math.floor(Date.now() / 1000) - 3600;
+    const expired = await new SignJWT({ ...claims, iat: past - 900, exp: past }).setProtectedHeader({ alg: 'ES256', kid: header.kid, typ: 'at+jwt' }).sign(key);
+    await expectUnauthenticated(expired);
+  });
+
+  it('refuses a token signed by a foreign key, with or without a known key id', async () => {
+    const { privateKey } = await generateKeyPair('ES256');
+    for (const kid of [header.kid, 'unknown-kid']) {
+      const foreign = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid, typ: 'at+jwt' }).sign(privateKey);
+      await expectUnauthenticated(foreign);
+    }
+  });
+
+  it('refuses a malformed Authorization header', async () => {
+    const res = await stack.gql(ME, {}, { headers: { authorization: 'Basic abc' } });
+    expect(res.status).toBe(401);
+    expect(res.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+});
+
+describe('subgraphs refuse requests that did not come through the gateway', () => {
+  const identityUrl = () => `${stack.app.subgraphs.find((s) => s.name === 'identity')!.url}/graphql`;
+  const post = (headers: Record<string, string>) =>
+    fetch(identityUrl(), { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: '{ me { id } }' }) });
+
+  it('refuses an unsigned request, a forged signature and a stale one', async () => {
+    const forged = signCaller('not-the-internal-secret-not-the-internal-secret', { userId: 'x', roles: ['ADMIN'] }, 'cid-12345678');
+    const stale = signCaller(stack.config.INTERNAL_SECRET, ANONYMOUS, 'cid-12345678', Date.now() - 10 * 60_000);
+    for (const headers of [{}, forged, stale]) {
+      const res = await post(headers);
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as any).errors[0].extensions.code).toBe('UNAUTHENTICATED');
+    }
+  });
+
+  it('refuses a signed caller that was altered', async () => {
+    const signed = signCaller(stack.config.INTERNAL_SECRET, ANONYMOUS, 'cid-12345678');
+    const altered = { ...signed, 'x-storyloom-caller': Buffer.from(JSON.stringify({ u: 'someone', r: ['ADMIN'] })).toString('base64url') };
+    expect((await post(altered)).status).toBe(401);
+    expect((await post(signed)).status).toBe(200);
+  });
+});
+
+describe('malformed requests', () => {
+  const raw = (body: string | Buffer, type = 'application/json') =>
+    fetch(stack.app.gatewayUrl, { method: 'POST', headers: { 'content-type': type }, body });
+
+  it('answers a malformed GraphQL document with GRAPHQL_PARSE_FAILED', async () => {
+    const res = await stack.gql('mutation { register(input: { email: ', {});
+    expect(res.status).toBe(400);
+    expect(res.errors?.[0]?.extensions?.code).toBe('GRAPHQL_PARSE_FAILED');
+  });
+
+  it('answers invalid variables with BAD_USER_INPUT', async () => {
+    const res = await stack.gql(REGISTER, { input: { email: 'x@example.com' } });
+    expect(res.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('answers a body that is not JSON with BAD_REQUEST', async () => {
+    const res = await raw('{"query": ');
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as any).errors[0].extensions.code).toBe('BAD_REQUEST');
+  });
+
+  it('refuses a 5 MB body with 413 and keeps serving', async () => {
+    const big = JSON.stringify({ query: `{ me { id } }`, variables: { pad: 'x'.repeat(5 * 1024 * 1024) } });
+    const res = await raw(big);
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as any).errors[0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
+    expect((await register('after-big@example.com')).data.register.userErrors).toEqual([]);
+  });
+
+  it('refuses simple (non-preflighted) GET and text/plain requests (CSRF prevention)', async () => {
+    const get = await fetch(`${stack.app.gatewayUrl}?query=${encodeURIComponent('{ me { id } }')}`);
+    expect(get.status).toBe(400);
+    const form = await raw('query={me{id}}', 'text/plain');
+    expect(form.status).toBe(400);
+  });
+});
