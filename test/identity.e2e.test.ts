@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, print, visit } from 'graphql';
 import { startFakeFacebook, type FakeFacebook } from './fakes/facebook-graph.js';
@@ -166,5 +167,18 @@ describe('sign-in providers through the gateway', () => {
     // Signing in with the linked Google account now reaches the same user.
     const signIn = await stack.gql(op.signIn, { input: { provider: 'GOOGLE', idToken } });
     expect(signIn.data.signInWithProvider.user.id).toBe(user.id);
+  });
+});
+
+describe('the event catalog', () => {
+  it('lists every event the flows above published, with exactly its payload fields', async () => {
+    const catalog = JSON.parse(readFileSync(new URL('../schema/events/catalog.json', import.meta.url), 'utf8'));
+    await events.waitFor((e) => e.type === 'user.deleted');
+    const types = new Set(events.received.map((e) => e.type));
+    expect([...types].sort()).toEqual(['user.deleted', 'user.login', 'user.oauth.linked', 'user.registered', 'user.updated']);
+    for (const event of events.received) {
+      expect(Object.keys(event.payload).sort(), event.type).toEqual(Object.keys(catalog[event.type].payload).sort());
+      expect(event.version).toBe(catalog[event.type].version);
+    }
   });
 });

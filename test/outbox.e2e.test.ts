@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../platform/log.js';
 import { ANONYMOUS } from '../platform/internal-auth.js';
 import { createRequestContext } from '../platform/subgraph/context.js';
@@ -39,8 +39,11 @@ describe('outbox and relay', () => {
     identity().relay.start();
     const event = await events.waitFor((e) => e.userId === userId);
     expect(event.payload.email).toBe('late@example.com');
-    const after = await db.query(`select published_at from identity.outbox where envelope->>'userId' = $1`, [userId]);
-    expect(after.rows[0].published_at).toBeInstanceOf(Date);
+    // The relay marks the row once JetStream has acknowledged it (its commit may trail the delivery).
+    await vi.waitFor(async () => {
+      const after = await db.query(`select published_at from identity.outbox where envelope->>'userId' = $1`, [userId]);
+      expect(after.rows[0].published_at).toBeInstanceOf(Date);
+    });
     await events.stop();
   });
 

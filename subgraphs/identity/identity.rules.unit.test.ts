@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { DomainError } from '../../platform/errors.js';
+import type { User } from './identity.entities.js';
+import * as rules from './identity.rules.js';
+
+const codeOf = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof DomainError) return `${error.code}:${error.field}`;
+    throw error;
+  }
+  return 'ok';
+};
+
+const user: User = {
+  id: 'u1', email: 'a@example.com', passwordHash: null, displayName: 'Ada', avatarUrl: null, locale: 'en', role: 'USER',
+  createdAt: new Date(0), updatedAt: new Date(0),
+};
+
+describe('identity rules', () => {
+  it('normalises emails and refuses malformed ones', () => {
+    expect(rules.checkEmail('  Ada@Example.COM ')).toBe('ada@example.com');
+    for (const bad of ['', 'ada', 'ada@', '@example.com', 'ada@example', 'a da@example.com', 'ada@example.c', `${'x'.repeat(65)}@example.com`]) {
+      expect(codeOf(() => rules.checkEmail(bad)), bad).toBe('INVALID_EMAIL:email');
+    }
+  });
+
+  it('wants passwords of 10 to 1024 characters', () => {
+    expect(codeOf(() => rules.checkPassword('x'.repeat(9)))).toBe('WEAK_PASSWORD:password');
+    expect(codeOf(() => rules.checkPassword('x'.repeat(10)))).toBe('ok');
+    expect(codeOf(() => rules.checkPassword('x'.repeat(1025)))).toBe('WEAK_PASSWORD:password');
+  });
+
+  it('canonicalises BCP 47 locales and refuses others', () => {
+    expect(rules.checkLocale('pt-br')).toBe('pt-BR');
+    expect(rules.checkLocale('EN')).toBe('en');
+    expect(codeOf(() => rules.checkLocale('not a locale'))).toBe('INVALID_LOCALE:locale');
+  });
+
+  it('accepts only absolute http(s) avatar URLs', () => {
+    expect(rules.checkAvatarUrl('https://cdn.example.com/a.png')).toBe('https://cdn.example.com/a.png');
+    for (const bad of ['javascript:alert(1)', '/relative.png', 'ftp://x.example.com/a']) {
+      expect(codeOf(() => rules.checkAvatarUrl(bad)), bad).toBe('INVALID_AVATAR_URL:avatarUrl');
+    }
+  });
+
+  it('returns only the profile fields that change, and clears the avatar with ""', () => {
+    expect(rules.profileUpdate(user, { displayName: ' Ada ', locale: 'fr' })).toEqual({ locale: 'fr' });
+    expect(rules.profileUpdate({ ...user, avatarUrl: 'https://x.example.com/a' }, { avatarUrl: '' })).toEqual({ avatarUrl: null });
+    expect(rules.profileUpdate(user, {})).toEqual({});
+    expect(codeOf(() => rules.profileUpdate(user, { displayName: '   ' }))).toBe('INVALID_DISPLAY_NAME:displayName');
+  });
+
+  it('decides what presenting a refresh token means', () => {
+    const now = new Date('2026-01-01T00:00:00Z');
+    const later = new Date('2026-02-01T00:00:00Z');
+    expect(rules.refreshDecision({ expiresAt: later, rotatedAt: null, revokedAt: null }, now)).toBe('rotate');
+    expect(rules.refreshDecision({ expiresAt: later, rotatedAt: now, revokedAt: null }, now)).toBe('reuse');
+    expect(rules.refreshDecision({ expiresAt: later, rotatedAt: now, revokedAt: now }, now)).toBe('revoked');
+    expect(rules.refreshDecision({ expiresAt: now, rotatedAt: null, revokedAt: null }, now)).toBe('expired');
+  });
+
+  it('makes the ADMIN_EMAILS accounts admins', () => {
+    expect(rules.roleFor('boss@example.com', ['boss@example.com'])).toBe('ADMIN');
+    expect(rules.roleFor('ada@example.com', ['boss@example.com'])).toBe('USER');
+  });
+});
