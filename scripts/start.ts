@@ -3,7 +3,7 @@
  * server under DATA_DIR; events go over NATS when NATS_URL is set, else in process.
  */
 import { ConfigError, loadConfig } from '../platform/config.js';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../platform/db/embedded.js';
+import { databaseFor } from '../platform/db/connect.js';
 import { InProcessTransport } from '../platform/events/in-process.js';
 import { JetStreamTransport } from '../platform/events/jetstream.js';
 import type { EventTransport } from '../platform/events/transport.js';
@@ -20,7 +20,7 @@ try {
   process.exit(1);
 }
 const logger = createLogger(config.LOG_LEVEL);
-let embedded: EmbeddedDatabase | null = null;
+let database: Awaited<ReturnType<typeof databaseFor>> | null = null;
 let transport: EventTransport | null = null;
 let app: AllInOne | null = null;
 
@@ -28,20 +28,15 @@ async function shutdown(signal: string): Promise<void> {
   logger.info({ signal }, 'shutting down');
   await app?.close();
   await transport?.close();
-  await embedded?.stop();
+  await database?.stop();
   logger.info('stopped');
 }
 
 try {
-  let databaseUrl = config.DATABASE_URL;
-  if (!databaseUrl) {
-    logger.info({ dataDir: config.DATA_DIR, port: config.EMBEDDED_PG_PORT }, 'starting embedded PostgreSQL');
-    embedded = await startEmbeddedPostgres({ dataDir: config.DATA_DIR, port: config.EMBEDDED_PG_PORT, logger });
-    databaseUrl = embedded.url;
-  }
+  database = await databaseFor(config, logger);
   transport = config.NATS_URL ? await JetStreamTransport.connect({ url: config.NATS_URL, logger }) : new InProcessTransport();
   logger.info({ transport: transport.kind }, 'event transport ready');
-  app = await startAllInOne({ config, databaseUrl, transport, logger });
+  app = await startAllInOne({ config, databaseUrl: database.url, transport, logger });
   const ms = Date.now() - started;
   logger.info({ gateway: app.gatewayUrl, subgraphs: Object.fromEntries(app.subgraphs.map((s) => [s.name, s.url])), startupMs: ms }, 'storyloom ready');
   // One human line for the terminal, besides the structured log.

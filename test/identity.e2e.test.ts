@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { signCaller, type Caller } from '../platform/internal-auth.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, print, visit } from 'graphql';
 import { startFakeFacebook, type FakeFacebook } from './fakes/facebook-graph.js';
@@ -167,6 +169,36 @@ describe('sign-in providers through the gateway', () => {
     // Signing in with the linked Google account now reaches the same user.
     const signIn = await stack.gql(op.signIn, { input: { provider: 'GOOGLE', idToken } });
     expect(signIn.data.signInWithProvider.user.id).toBe(user.id);
+  });
+});
+
+describe('User as a federated entity', () => {
+  /** What the gateway sends when another subgraph's field (a story's author) needs users. */
+  const entities = async (caller: Caller, ids: string[]) => {
+    const identity = stack.app.subgraphs.find((s) => s.name === 'identity')!;
+    const res = await fetch(`${identity.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...signCaller(stack.config.INTERNAL_SECRET, caller, randomUUID()) },
+      body: JSON.stringify({
+        query: 'query ($r: [_Any!]!) { _entities(representations: $r) { ... on User { id displayName email } } }',
+        variables: { r: ids.map((id) => ({ __typename: 'User', id })) },
+      }),
+    });
+    return (await res.json()) as { data: { _entities: ({ id: string; displayName: string; email: string | null } | null)[] }; errors?: any[] };
+  };
+
+  it('resolves references in order, null for unknown ids, and shows emails only to their owner and admins', async () => {
+    const a = (await register('ref-a@example.com', 'correct horse battery', 'Ref A')).data.register.user;
+    const b = (await register('ref-b@example.com', 'correct horse battery', 'Ref B')).data.register.user;
+    const unknown = randomUUID();
+
+    const asA = await entities({ userId: a.id, roles: ['USER'] }, [b.id, unknown, a.id]);
+    expect(asA.data._entities.map((u) => u?.displayName ?? null)).toEqual(['Ref B', null, 'Ref A']);
+    expect(asA.data._entities.map((u) => u?.email ?? null)).toEqual([null, null, 'ref-a@example.com']);
+    expect(asA.errors).toBeUndefined();
+
+    const asAdmin = await entities({ userId: randomUUID(), roles: ['USER', 'ADMIN'] }, [a.id]);
+    expect(asAdmin.data._entities[0]!.email).toBe('ref-a@example.com');
   });
 });
 

@@ -1,4 +1,4 @@
-import { mutationPayload, forbidden } from '../../platform/errors.js';
+import { mutationPayload } from '../../platform/errors.js';
 import { DateTime } from '../../platform/graphql/scalars.js';
 import type { RequestContext } from '../../platform/subgraph/context.js';
 import type { Resolvers } from '../../platform/subgraph/server.js';
@@ -28,10 +28,11 @@ const linksByUser = (ctx: RequestContext) =>
     return ids.map((id) => links.filter((l) => l.userId === id));
   });
 
-/** Private fields of a user are for that user and admins; others see the public profile. */
-function ownerOnly(user: User, ctx: RequestContext): void {
-  if (ctx.caller.userId !== user.id && !ctx.caller.roles.includes('ADMIN')) throw forbidden('Only the account owner can see this');
-}
+/**
+ * Private fields of a user are for that user and admins; everyone else (a story's readers,
+ * say) sees the public profile and null here, not an error that would blank the whole author.
+ */
+const canSeePrivate = (user: User, ctx: RequestContext) => ctx.caller.userId === user.id || ctx.caller.roles.includes('ADMIN');
 
 /**
  * After register / logIn / signInWithProvider the rest of the response belongs to the user who
@@ -71,14 +72,8 @@ export function identityResolvers({ accounts, sessions, providers }: IdentitySer
     },
     User: {
       __resolveReference: (ref: { id: string }, ctx: RequestContext) => userById(ctx).load(ref.id),
-      email: (user: User, _: unknown, ctx: RequestContext) => {
-        ownerOnly(user, ctx);
-        return user.email;
-      },
-      providers: (user: User, _: unknown, ctx: RequestContext) => {
-        ownerOnly(user, ctx);
-        return linksByUser(ctx).load(user.id);
-      },
+      email: (user: User, _: unknown, ctx: RequestContext) => (canSeePrivate(user, ctx) ? user.email : null),
+      providers: (user: User, _: unknown, ctx: RequestContext) => (canSeePrivate(user, ctx) ? linksByUser(ctx).load(user.id) : null),
     },
   };
 }
