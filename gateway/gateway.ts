@@ -7,6 +7,7 @@ import { createHttpServer, type Handler } from '../platform/http/server.js';
 import { graphqlHandler, sendJson } from '../platform/http/graphql-http.js';
 import { signCaller, type Caller } from '../platform/internal-auth.js';
 import type { Logger } from '../platform/log.js';
+import { accessLog } from './access-log.js';
 import { createTokenVerifier } from './auth.js';
 
 export interface GatewayOptions {
@@ -55,7 +56,7 @@ export async function createGateway(options: GatewayOptions): Promise<{ http: Se
     introspection: true,
     csrfPrevention: true,
     includeStacktraceInErrorResponses: false,
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer: http })],
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer: http }), accessLog(logger)],
   });
   await apollo.start();
 

@@ -172,6 +172,14 @@ describe('sign-in providers through the gateway', () => {
   });
 });
 
+describe('the schema explorer', () => {
+  it('can introspect the gateway', async () => {
+    const res = await stack.gql('{ __schema { queryType { name } mutationType { fields { name } } } }');
+    expect(res.data.__schema.queryType.name).toBe('Query');
+    expect(res.data.__schema.mutationType.fields.map((f: { name: string }) => f.name)).toContain('register');
+  });
+});
+
 describe('User as a federated entity', () => {
   /** What the gateway sends when another subgraph's field (a story's author) needs users. */
   const entities = async (caller: Caller, ids: string[]) => {

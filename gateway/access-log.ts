@@ -1,0 +1,27 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import type { Logger } from '../platform/log.js';
+import type { GatewayContext } from './gateway.js';
+
+/** One structured line per GraphQL request: what ran, for whom, how it ended, how long it took. */
+export function accessLog(logger: Logger): ApolloServerPlugin<GatewayContext> {
+  return {
+    async requestDidStart({ contextValue }) {
+      const started = performance.now();
+      return {
+        async willSendResponse({ request, response, errors }) {
+          logger.info(
+            {
+              correlationId: contextValue.correlationId,
+              userId: contextValue.caller.userId,
+              operation: request.operationName ?? null,
+              status: response.http.status ?? 200,
+              errors: errors?.map((e) => e.extensions?.code ?? 'INTERNAL_SERVER_ERROR'),
+              ms: Math.round((performance.now() - started) * 10) / 10,
+            },
+            'graphql request',
+          );
+        },
+      };
+    },
+  };
+}
