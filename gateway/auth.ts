@@ -1,27 +1,39 @@
 import { createRemoteJWKSet, errors, jwtVerify } from 'jose';
 import { GraphQLError } from 'graphql';
 import { ANONYMOUS, type Caller, type Role } from '../platform/internal-auth.js';
+import { isTokenFault } from '../platform/jwt.js';
 
 export interface TokenVerifierOptions {
   jwksUrl: string;
   issuer: string;
   audience: string;
+  /**
+   * Least time between two fetches of the key set. A token naming an unknown key id (identity
+   * rotated its key) triggers a refetch, but never more often than this, so a flood of forged
+   * key ids cannot hammer identity. Default 30 s.
+   */
+  jwksCooldownMs?: number;
 }
 
-const unauthenticated = (message: string) =>
-  new GraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
+const refused = (reason: string): Caller => ({ ...ANONYMOUS, authError: reason });
 
 /**
- * Verifies `Authorization: Bearer <jwt>` against identity's JWKS. jose caches the key set and
- * fetches it again when a token names an unknown key id (a key rotation), at most once per
- * cooldown so a flood of forged kids cannot hammer identity.
+ * Turns `Authorization: Bearer <jwt>` into the caller, verified against identity's JWKS.
+ * A missing, malformed, expired or forged token leaves the caller anonymous with the reason
+ * attached: the request still runs (so a client holding a stale token can refresh or log in),
+ * and whatever needs a user answers UNAUTHENTICATED with that reason. When identity's keys
+ * cannot be fetched, that is our outage, not the caller's fault: the request fails with 503.
  */
 export function createTokenVerifier(options: TokenVerifierOptions) {
-  const jwks = createRemoteJWKSet(new URL(options.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000, timeoutDuration: 5_000 });
+  const jwks = createRemoteJWKSet(new URL(options.jwksUrl), {
+    cooldownDuration: options.jwksCooldownMs ?? 30_000,
+    cacheMaxAge: 10 * 60_000,
+    timeoutDuration: 5_000,
+  });
   return async function callerOf(authorization: string | undefined): Promise<Caller> {
     if (!authorization) return ANONYMOUS;
     const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
-    if (!match) throw unauthenticated('Authorization must be "Bearer <access token>"');
+    if (!match) return refused('Authorization must be "Bearer <access token>"');
     try {
       const { payload } = await jwtVerify(match[1]!, jwks, {
         issuer: options.issuer,
@@ -30,13 +42,15 @@ export function createTokenVerifier(options: TokenVerifierOptions) {
         typ: 'at+jwt',
         requiredClaims: ['sub', 'exp'],
       });
-      const roles = Array.isArray(payload.roles) ? (payload.roles.filter((r) => typeof r === 'string') as Role[]) : [];
+      const roles = Array.isArray(payload.roles) ? (payload.roles.filter((r) => r === 'USER' || r === 'ADMIN') as Role[]) : [];
       return { userId: payload.sub!, roles };
     } catch (error) {
-      if (error instanceof errors.JWTExpired) throw unauthenticated('The access token has expired; refresh the session');
-      if (error instanceof errors.JOSEError) throw unauthenticated('The access token is invalid');
-      // JWKS unreachable and the like: not the caller's fault.
-      throw error;
+      if (error instanceof errors.JWTExpired) return refused('The access token has expired; refresh the session');
+      if (isTokenFault(error)) return refused('The access token is invalid');
+      throw new GraphQLError('Access tokens cannot be verified right now', {
+        originalError: error as Error,
+        extensions: { code: 'SERVICE_UNAVAILABLE', http: { status: 503 } },
+      });
     }
   };
 }

@@ -8,6 +8,7 @@ import { graphqlHandler, sendJson } from '../platform/http/graphql-http.js';
 import { signCaller, type Caller } from '../platform/internal-auth.js';
 import type { Logger } from '../platform/log.js';
 import { accessLog } from './access-log.js';
+import { maskInternalErrors } from './errors.js';
 import { createTokenVerifier } from './auth.js';
 
 export interface GatewayOptions {
@@ -43,7 +44,7 @@ export async function createGateway(options: GatewayOptions): Promise<{ http: Se
       new RemoteGraphQLDataSource<GatewayContext>({
         url: options.subgraphUrls[name] ? `${options.subgraphUrls[name]}/graphql` : url,
         willSendRequest({ request, context }) {
-          const signed = signCaller(options.internalSecret, context.caller, context.correlationId);
+          const signed = signCaller(options.internalSecret, name, context.caller, context.correlationId);
           for (const [key, value] of Object.entries(signed)) request.http?.headers.set(key, value);
         },
       }),
@@ -56,6 +57,8 @@ export async function createGateway(options: GatewayOptions): Promise<{ http: Se
     introspection: true,
     csrfPrevention: true,
     includeStacktraceInErrorResponses: false,
+    stopOnTerminationSignals: false,
+    formatError: maskInternalErrors(logger),
     plugins: [ApolloServerPluginDrainHttpServer({ httpServer: http }), accessLog(logger)],
   });
   await apollo.start();

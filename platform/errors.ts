@@ -8,13 +8,12 @@ import { GraphQLError } from 'graphql';
  * - the others become GraphQL errors with `extensions.code` (and an HTTP status when they end
  *   the whole request).
  */
-export type ErrorKind = 'user' | 'unauthenticated' | 'forbidden' | 'bad_input' | 'not_found';
+export type ErrorKind = 'user' | 'unauthenticated' | 'forbidden' | 'bad_input';
 
 const GRAPHQL_CODE: Record<Exclude<ErrorKind, 'user'>, string> = {
   unauthenticated: 'UNAUTHENTICATED',
   forbidden: 'FORBIDDEN',
   bad_input: 'BAD_USER_INPUT',
-  not_found: 'NOT_FOUND',
 };
 
 export class DomainError extends Error {
@@ -40,8 +39,6 @@ export const forbidden = (message = 'Not allowed') => new DomainError('forbidden
 
 export const badInput = (message: string, field: string | null = null) =>
   new DomainError('bad_input', 'BAD_USER_INPUT', message, field);
-
-export const notFound = (message: string) => new DomainError('not_found', 'NOT_FOUND', message);
 
 export interface UserErrorShape {
   code: string;

@@ -186,7 +186,7 @@ describe('User as a federated entity', () => {
     const identity = stack.app.subgraphs.find((s) => s.name === 'identity')!;
     const res = await fetch(`${identity.url}/graphql`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...signCaller(stack.config.INTERNAL_SECRET, caller, randomUUID()) },
+      headers: { 'content-type': 'application/json', ...signCaller(stack.config.INTERNAL_SECRET, 'identity', caller, randomUUID()) },
       body: JSON.stringify({
         query: 'query ($r: [_Any!]!) { _entities(representations: $r) { ... on User { id displayName email } } }',
         variables: { r: ids.map((id) => ({ __typename: 'User', id })) },

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../platform/log.js';
 import { ANONYMOUS } from '../platform/internal-auth.js';
-import { createRequestContext } from '../platform/subgraph/context.js';
+import { createSubgraphContext } from '../platform/subgraph/context.js';
 import { clientOperation } from './support/clients.js';
 import { recordEvents } from './support/events.js';
 import { startTestStack, type TestStack } from './support/stack.js';
@@ -50,7 +50,7 @@ describe('outbox and relay', () => {
   it('publishes nothing for a rolled-back transaction', async () => {
     const events = await recordEvents(stack.transport, ['audit.probe']);
     const ctx = () =>
-      createRequestContext({
+      createSubgraphContext({
         serviceName: 'identity',
         em: identity().orm.em.fork(),
         log: createLogger('silent'),

@@ -1,24 +1,31 @@
-import { LockMode, type MikroORM } from '@mikro-orm/postgresql';
+import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from '../log.js';
 import type { EventEnvelope } from './envelope.js';
 import { OutboxRecord } from './outbox.entity.js';
 import type { EventTransport } from './transport.js';
 
 const BATCH = 100;
+/** Published rows are kept this long for inspection, then deleted by the sweep. */
+const RETENTION_MS = 7 * 24 * 3600_000;
+const PRUNE_EVERY_MS = 3600_000;
 
 /**
  * Moves committed outbox rows to the event transport. `notify()` right after a commit makes
  * publishing immediate; the sweep on an interval catches whatever a crash or a transport
- * outage left behind. Rows are claimed with FOR UPDATE SKIP LOCKED, so several relays (one per
- * replica) share the work without publishing a row twice at once; should a relay die after
- * publishing but before marking, the row is published again with the same event id, which
- * the transport de-duplicates.
+ * outage left behind.
+ *
+ * One relay per subgraph publishes at a time (a transaction-scoped advisory lock), so replicas
+ * never interleave batches and events leave in outbox order. Should a relay die after
+ * publishing but before marking, the rows go out again with the same event ids, which the
+ * transport de-duplicates. Known limit: `position` is taken at insert, so two transactions
+ * committing in the opposite order of their inserts can publish in insert order.
  */
 export class OutboxRelay {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = true;
+  private lastPrune = 0;
 
   constructor(
     private readonly orm: MikroORM,
@@ -28,6 +35,7 @@ export class OutboxRelay {
   ) {}
 
   start(): void {
+    if (!this.stopped) return;
     this.stopped = false;
     this.timer = setInterval(() => this.notify(), this.sweepMs);
     this.timer.unref();
@@ -60,6 +68,7 @@ export class OutboxRelay {
   private async drain(): Promise<void> {
     try {
       while ((await this.flush()) === BATCH && !this.stopped);
+      if (Date.now() - this.lastPrune > PRUNE_EVERY_MS) await this.prune();
     } catch (error) {
       this.logger.warn({ err: error }, 'outbox relay could not publish; will retry on the next sweep');
     }
@@ -68,18 +77,27 @@ export class OutboxRelay {
   /** Publishes one batch of unpublished events in order; returns how many were published. */
   async flush(): Promise<number> {
     return this.orm.em.fork().transactional(async (em) => {
-      const rows = await em.find(
-        OutboxRecord,
-        { publishedAt: null },
-        { orderBy: { position: 'asc' }, limit: BATCH, lockMode: LockMode.PESSIMISTIC_PARTIAL_WRITE },
+      const connection = em.getConnection();
+      const [lock] = await connection.execute<{ locked: boolean }[]>(
+        `select pg_try_advisory_xact_lock(hashtext(?)) as locked`,
+        [`${this.orm.config.get('schema')}.outbox_relay`],
+        'all',
+        em.getTransactionContext(),
       );
+      if (!lock?.locked) return 0; // another replica's relay is at it
+      const rows = await em.find(OutboxRecord, { publishedAt: null }, { orderBy: { position: 'asc' }, limit: BATCH });
+      // Sent in order over one connection, acknowledged together: one round trip per batch.
+      await Promise.all(rows.map((row) => this.transport.publish(row.envelope as unknown as EventEnvelope)));
       const now = new Date();
-      for (const row of rows) {
-        await this.transport.publish(row.envelope as unknown as EventEnvelope);
-        row.publishedAt = now;
-      }
+      for (const row of rows) row.publishedAt = now;
       if (rows.length) this.logger.debug({ count: rows.length }, 'outbox published');
       return rows.length;
     });
+  }
+
+  private async prune(): Promise<void> {
+    this.lastPrune = Date.now();
+    const deleted = await this.orm.em.fork().nativeDelete(OutboxRecord, { publishedAt: { $lt: new Date(Date.now() - RETENTION_MS) } });
+    if (deleted) this.logger.info({ deleted }, 'pruned published outbox rows');
   }
 }

@@ -11,10 +11,9 @@ import { unauthenticated } from '../errors.js';
  * correlation id and logger, its own EntityManager fork (STYLE 6), and request-scoped
  * DataLoaders so a list of N parents costs one query per level, not N.
  */
-export interface RequestContext {
+export interface SubgraphContext {
   serviceName: string;
-  /** Mutable only so a sign-in mutation can answer the rest of its payload as the new user. */
-  caller: Caller;
+  readonly caller: Caller;
   correlationId: string;
   log: Logger;
   em: EntityManager;
@@ -38,7 +37,7 @@ export interface ContextDeps {
   onEventsCommitted: () => void;
 }
 
-export function createRequestContext(deps: ContextDeps): RequestContext {
+export function createSubgraphContext(deps: ContextDeps): SubgraphContext {
   const loaders = new Map<string, DataLoader<any, any>>();
   const origin = { serviceName: deps.serviceName, correlationId: deps.correlationId };
   return {
@@ -72,8 +71,8 @@ export function createRequestContext(deps: ContextDeps): RequestContext {
   };
 }
 
-/** The signed-in user's id, or UNAUTHENTICATED. */
-export function requireUser(ctx: RequestContext): string {
-  if (!ctx.caller.userId) throw unauthenticated();
+/** The signed-in user's id, or UNAUTHENTICATED (saying why a presented token was refused). */
+export function requireUser(ctx: SubgraphContext): string {
+  if (!ctx.caller.userId) throw unauthenticated(ctx.caller.authError);
   return ctx.caller.userId;
 }

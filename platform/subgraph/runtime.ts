@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import { migrate, openDatabase } from '../db/database.js';
 import { OutboxRelay } from '../events/relay.js';
 import type { EventTransport } from '../events/transport.js';
-import { closeServer, listen } from '../http/server.js';
+import { listen } from '../http/server.js';
 import type { Logger } from '../log.js';
 import { subgraphTypeDefs, type SubgraphModule } from './module.js';
 import { createSubgraphServer } from './server.js';
@@ -32,24 +32,33 @@ export interface RunningSubgraph {
   close(): Promise<void>;
 }
 
-/** Opens the subgraph's database, builds it, and listens: the same path in both modes. */
+/**
+ * Opens the subgraph's database, builds it, and listens: the same path in both modes. Whatever
+ * was started is undone in reverse order on close, or at once if a later step fails.
+ */
 export async function startSubgraph(module: SubgraphModule, options: StartOptions): Promise<RunningSubgraph> {
   const logger = options.logger.child({ subgraph: module.name });
-  const orm = await openDatabase({
-    url: options.databaseUrl,
-    schema: module.name,
-    entities: module.entities,
-    migrations: module.migrations,
-    logger,
-  });
+  const undo: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const step of undo.splice(0).reverse()) await step();
+  };
   try {
+    const orm = await openDatabase({
+      url: options.databaseUrl,
+      schema: module.name,
+      entities: module.entities,
+      migrations: module.migrations,
+      logger,
+    });
+    undo.push(() => orm.close());
     if (options.migrate) {
       const applied = await migrate(orm);
       if (applied.length) logger.info({ applied }, 'migrations applied');
     }
     const relay = new OutboxRelay(orm, options.transport, logger, options.config.OUTBOX_SWEEP_MS);
+    undo.push(() => relay.stop());
     const built = await module.build({ config: options.config, orm, transport: options.transport, logger });
-    const { http } = await createSubgraphServer({
+    const { http, apollo } = await createSubgraphServer({
       name: module.name,
       typeDefs: subgraphTypeDefs(module.name),
       resolvers: built.resolvers,
@@ -60,24 +69,17 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
       logger,
       routes: built.routes,
     });
+    // Stopping Apollo drains the HTTP server: in-flight requests finish before the ORM closes.
+    undo.push(() => apollo.stop());
     const url = await listen(http, options.port, options.host);
     if (options.relay !== false) relay.start();
-    await built.start?.();
-    return {
-      name: module.name,
-      url,
-      orm,
-      relay,
-      http,
-      async close() {
-        await closeServer(http);
-        await built.stop?.();
-        await relay.stop();
-        await orm.close();
-      },
-    };
+    if (built.start) {
+      await built.start();
+      undo.push(async () => built.stop?.());
+    }
+    return { name: module.name, url, orm, relay, http, close };
   } catch (error) {
-    await orm.close();
+    await close();
     throw error;
   }
 }

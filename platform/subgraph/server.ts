@@ -1,21 +1,27 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import { ApolloServer } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginInlineTraceDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
-import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/index.js';
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { GraphQLError, type DocumentNode, type GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type DocumentNode, type GraphQLFormattedError, type GraphQLScalarType } from 'graphql';
 import { DomainError, toGraphQLError } from '../errors.js';
 import type { OutboxRelay } from '../events/relay.js';
 import { createHttpServer, type Handler } from '../http/server.js';
 import { graphqlHandler, sendError, sendJson } from '../http/graphql-http.js';
 import { InternalAuthError, verifyCaller } from '../internal-auth.js';
 import type { Logger } from '../log.js';
-import { createRequestContext, type RequestContext } from './context.js';
+import { createSubgraphContext, type SubgraphContext } from './context.js';
 
-export type Resolvers = GraphQLResolverMap<RequestContext>;
+/**
+ * A subgraph's resolver map: scalars, and per type its field resolvers (plus
+ * `__resolveReference` for entities). @apollo/subgraph types its map with an `unknown` context
+ * and does not export it from the package root, hence this local shape and the cast below.
+ */
+export interface Resolvers {
+  [typeName: string]: GraphQLScalarType | { [field: string]: (...args: any[]) => unknown };
+}
 
 export interface SubgraphServerOptions {
   name: string;
@@ -49,14 +55,16 @@ export function formatError(logger: Logger) {
 }
 
 /** Builds (without listening) the HTTP server of one subgraph: /graphql, /health and extra routes. */
-export async function createSubgraphServer(options: SubgraphServerOptions): Promise<{ http: Server; apollo: ApolloServer<RequestContext> }> {
+export async function createSubgraphServer(options: SubgraphServerOptions): Promise<{ http: Server; apollo: ApolloServer<SubgraphContext> }> {
   const logger = options.logger;
   const routes: Record<string, Handler> = { ...options.routes };
   const http = createHttpServer(routes, logger);
-  const apollo = new ApolloServer<RequestContext>({
-    schema: buildSubgraphSchema({ typeDefs: options.typeDefs, resolvers: options.resolvers as GraphQLResolverMap<unknown> }),
+  const apollo = new ApolloServer<SubgraphContext>({
+    schema: buildSubgraphSchema({ typeDefs: options.typeDefs, resolvers: options.resolvers as never }),
     formatError: formatError(logger),
     includeStacktraceInErrorResponses: false,
+    // The process owns signals: it stops the relay and the database after the server drains.
+    stopOnTerminationSignals: false,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer: http }),
       ApolloServerPluginLandingPageDisabled(),
@@ -66,12 +74,14 @@ export async function createSubgraphServer(options: SubgraphServerOptions): Prom
   });
   await apollo.start();
 
+  // The route verifies the signature once, before the body is read; the context reuses it.
+  const verified = new WeakMap<IncomingMessage, ReturnType<typeof verifyCaller>>();
   const execute = graphqlHandler(apollo, {
     maxBodyBytes: options.maxBodyBytes,
     logger,
     context: async (req) => {
-      const { caller, correlationId } = verifyCaller(options.internalSecret, req.headers);
-      return createRequestContext({
+      const { caller, correlationId } = verified.get(req)!;
+      return createSubgraphContext({
         serviceName: options.name,
         em: options.orm.em.fork(),
         log: logger.child({ correlationId, userId: caller.userId }),
@@ -84,7 +94,7 @@ export async function createSubgraphServer(options: SubgraphServerOptions): Prom
   routes['/graphql'] = async (req, res) => {
     // Refuse before reading the body: only the gateway can sign, so nobody goes around it.
     try {
-      verifyCaller(options.internalSecret, req.headers);
+      verified.set(req, verifyCaller(options.internalSecret, options.name, req.headers));
     } catch (error) {
       if (!(error instanceof InternalAuthError)) throw error;
       logger.warn({ reason: error.message, remote: req.socket.remoteAddress }, 'refused unsigned request');

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { UniqueConstraintViolationException } from '@mikro-orm/postgresql';
 import { unauthenticated, userError } from '../../platform/errors.js';
-import { requireUser, type RequestContext, type UnitOfWork } from '../../platform/subgraph/context.js';
+import { requireUser, type SubgraphContext, type UnitOfWork } from '../../platform/subgraph/context.js';
 import { User } from './identity.entities.js';
 import * as events from './identity.events.js';
 import * as rules from './identity.rules.js';
@@ -30,7 +30,7 @@ export class AccountService {
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
-  async register(ctx: RequestContext, input: RegisterInput): Promise<AuthResult> {
+  async register(ctx: SubgraphContext, input: RegisterInput): Promise<AuthResult> {
     const email = rules.checkEmail(input.email);
     rules.checkPassword(input.password);
     const displayName = rules.checkDisplayName(input.displayName);
@@ -43,7 +43,7 @@ export class AccountService {
 
   /** Creates the user, its first session and user.registered in one transaction. */
   async createUser(
-    ctx: RequestContext,
+    ctx: SubgraphContext,
     fields: Pick<User, 'email' | 'passwordHash' | 'displayName' | 'locale'>,
     provider: events.SignInMethod,
     /** More work in the same transaction, after user.registered (the provider link). */
@@ -73,7 +73,7 @@ export class AccountService {
     }
   }
 
-  async logIn(ctx: RequestContext, input: { email: string; password: string }): Promise<AuthResult> {
+  async logIn(ctx: SubgraphContext, input: { email: string; password: string }): Promise<AuthResult> {
     const user = await ctx.em.findOne(User, { email: rules.normalizeEmail(input.email) });
     const ok = user?.passwordHash ? await verifyPassword(user.passwordHash, input.password) : await verifyDecoy(input.password);
     if (!user || !ok) throw userError('INVALID_CREDENTIALS', 'Email or password is wrong');
@@ -81,7 +81,7 @@ export class AccountService {
   }
 
   /** A new sign-in of an existing user (user.login). */
-  async startSession(ctx: RequestContext, user: User, provider: events.SignInMethod): Promise<AuthResult> {
+  async startSession(ctx: SubgraphContext, user: User, provider: events.SignInMethod): Promise<AuthResult> {
     return ctx.transaction(async ({ em, emit }) => {
       const session = await this.sessions.issue(em, user);
       const payload: events.UserLogin = { userId: user.id, provider };
@@ -90,14 +90,14 @@ export class AccountService {
     });
   }
 
-  async me(ctx: RequestContext): Promise<User> {
+  async me(ctx: SubgraphContext): Promise<User> {
     const user = await ctx.em.findOne(User, { id: requireUser(ctx) });
     // A valid token of a deleted account: treat as signed out.
     if (!user) throw unauthenticated('This account no longer exists');
     return user;
   }
 
-  async updateProfile(ctx: RequestContext, input: rules.ProfileChanges): Promise<User> {
+  async updateProfile(ctx: SubgraphContext, input: rules.ProfileChanges): Promise<User> {
     const me = await this.me(ctx);
     const changes = rules.profileUpdate(me, input);
     if (!Object.keys(changes).length) return me;
@@ -110,7 +110,7 @@ export class AccountService {
     });
   }
 
-  async deleteAccount(ctx: RequestContext): Promise<string> {
+  async deleteAccount(ctx: SubgraphContext): Promise<string> {
     const me = await this.me(ctx);
     await ctx.transaction(async ({ em, emit }) => {
       // Provider links and refresh tokens go with it (on delete cascade).

@@ -1,12 +1,12 @@
 import { mutationPayload } from '../../platform/errors.js';
 import { DateTime } from '../../platform/graphql/scalars.js';
-import type { RequestContext } from '../../platform/subgraph/context.js';
+import type { SubgraphContext } from '../../platform/subgraph/context.js';
 import type { Resolvers } from '../../platform/subgraph/server.js';
 import type { AccountService, RegisterInput } from './accounts.service.js';
 import { ProviderLink, User } from './identity.entities.js';
 import type { ProfileChanges } from './identity.rules.js';
 import type { ProviderSignInInput, ProviderSignInService } from './provider-signin.service.js';
-import { rolesOf, type SessionService } from './sessions.service.js';
+import type { SessionService } from './sessions.service.js';
 
 export interface IdentityServices {
   accounts: AccountService;
@@ -15,32 +15,34 @@ export interface IdentityServices {
 }
 
 /** Batches `User` lookups by id: one query per request level however many references come in. */
-const userById = (ctx: RequestContext) =>
+const userById = (ctx: SubgraphContext) =>
   ctx.loader<string, User | null>('userById', async (ids) => {
     const users = await ctx.em.find(User, { id: { $in: [...ids] } });
     const byId = new Map(users.map((u) => [u.id, u]));
     return ids.map((id) => byId.get(id) ?? null);
   });
 
-const linksByUser = (ctx: RequestContext) =>
+const linksByUser = (ctx: SubgraphContext) =>
   ctx.loader<string, ProviderLink[]>('providerLinksByUser', async (ids) => {
     const links = await ctx.em.find(ProviderLink, { userId: { $in: [...ids] } }, { orderBy: { linkedAt: 'asc' } });
     return ids.map((id) => links.filter((l) => l.userId === id));
   });
 
+/** Users who signed in within a request: their own payload may show their private fields. */
+const signedInDuring = new WeakMap<SubgraphContext, Set<string>>();
+
 /**
  * Private fields of a user are for that user and admins; everyone else (a story's readers,
  * say) sees the public profile and null here, not an error that would blank the whole author.
  */
-const canSeePrivate = (user: User, ctx: RequestContext) => ctx.caller.userId === user.id || ctx.caller.roles.includes('ADMIN');
+const canSeePrivate = (user: User, ctx: SubgraphContext) =>
+  ctx.caller.userId === user.id || ctx.caller.roles.includes('ADMIN') || Boolean(signedInDuring.get(ctx)?.has(user.id));
 
-/**
- * After register / logIn / signInWithProvider the rest of the response belongs to the user who
- * just signed in (the payload's `user { email }`), though the request came without a token.
- */
-async function signedIn<T extends { user: User; session: unknown }>(ctx: RequestContext, result: Promise<T>): Promise<T> {
+/** register / logIn / signInWithProvider answer with the user who just signed in, though the request came without a token. */
+async function signedIn<T extends { user: User }>(ctx: SubgraphContext, result: Promise<T>): Promise<T> {
   const value = await result;
-  ctx.caller = { userId: value.user.id, roles: rolesOf(value.user) };
+  const users = signedInDuring.get(ctx) ?? new Set<string>();
+  signedInDuring.set(ctx, users.add(value.user.id));
   return value;
 }
 
@@ -48,32 +50,32 @@ export function identityResolvers({ accounts, sessions, providers }: IdentitySer
   return {
     DateTime,
     Query: {
-      me: (_: unknown, __: unknown, ctx: RequestContext) => accounts.me(ctx),
+      me: (_: unknown, __: unknown, ctx: SubgraphContext) => accounts.me(ctx),
     },
     Mutation: {
-      register: (_: unknown, { input }: { input: RegisterInput }, ctx: RequestContext) =>
+      register: (_: unknown, { input }: { input: RegisterInput }, ctx: SubgraphContext) =>
         mutationPayload(() => signedIn(ctx, accounts.register(ctx, input))),
-      logIn: (_: unknown, { input }: { input: { email: string; password: string } }, ctx: RequestContext) =>
+      logIn: (_: unknown, { input }: { input: { email: string; password: string } }, ctx: SubgraphContext) =>
         mutationPayload(() => signedIn(ctx, accounts.logIn(ctx, input))),
-      refreshSession: (_: unknown, { refreshToken }: { refreshToken: string }, ctx: RequestContext) =>
+      refreshSession: (_: unknown, { refreshToken }: { refreshToken: string }, ctx: SubgraphContext) =>
         mutationPayload(async () => ({ session: await sessions.refresh(ctx, refreshToken) })),
-      logOut: async (_: unknown, { refreshToken }: { refreshToken: string }, ctx: RequestContext) => {
+      logOut: async (_: unknown, { refreshToken }: { refreshToken: string }, ctx: SubgraphContext) => {
         await sessions.logOut(ctx, refreshToken);
         return { ok: true };
       },
-      signInWithProvider: (_: unknown, { input }: { input: ProviderSignInInput }, ctx: RequestContext) =>
+      signInWithProvider: (_: unknown, { input }: { input: ProviderSignInInput }, ctx: SubgraphContext) =>
         mutationPayload(() => signedIn(ctx, providers.signIn(ctx, input))),
-      linkProvider: (_: unknown, { input }: { input: ProviderSignInInput }, ctx: RequestContext) =>
+      linkProvider: (_: unknown, { input }: { input: ProviderSignInInput }, ctx: SubgraphContext) =>
         mutationPayload(async () => ({ user: await providers.link(ctx, input) })),
-      updateProfile: (_: unknown, { input }: { input: ProfileChanges }, ctx: RequestContext) =>
+      updateProfile: (_: unknown, { input }: { input: ProfileChanges }, ctx: SubgraphContext) =>
         mutationPayload(async () => ({ user: await accounts.updateProfile(ctx, input) })),
-      deleteAccount: (_: unknown, __: unknown, ctx: RequestContext) =>
+      deleteAccount: (_: unknown, __: unknown, ctx: SubgraphContext) =>
         mutationPayload(async () => ({ deletedUserId: await accounts.deleteAccount(ctx) })),
     },
     User: {
-      __resolveReference: (ref: { id: string }, ctx: RequestContext) => userById(ctx).load(ref.id),
-      email: (user: User, _: unknown, ctx: RequestContext) => (canSeePrivate(user, ctx) ? user.email : null),
-      providers: (user: User, _: unknown, ctx: RequestContext) => (canSeePrivate(user, ctx) ? linksByUser(ctx).load(user.id) : null),
+      __resolveReference: (ref: { id: string }, ctx: SubgraphContext) => userById(ctx).load(ref.id),
+      email: (user: User, _: unknown, ctx: SubgraphContext) => (canSeePrivate(user, ctx) ? user.email : null),
+      providers: (user: User, _: unknown, ctx: SubgraphContext) => (canSeePrivate(user, ctx) ? linksByUser(ctx).load(user.id) : null),
     },
   };
 }

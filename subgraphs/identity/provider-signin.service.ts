@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { UniqueConstraintViolationException } from '@mikro-orm/postgresql';
 import { userError } from '../../platform/errors.js';
-import type { RequestContext } from '../../platform/subgraph/context.js';
+import type { SubgraphContext } from '../../platform/subgraph/context.js';
 import type { AccountService, AuthResult } from './accounts.service.js';
 import { ProviderLink, User } from './identity.entities.js';
 import * as events from './identity.events.js';
@@ -33,7 +33,7 @@ export class ProviderSignInService {
   }
 
   /** Signs in the linked user, or creates one on the first sign-in (user.registered + user.oauth.linked). */
-  async signIn(ctx: RequestContext, input: ProviderSignInInput): Promise<AuthResult> {
+  async signIn(ctx: SubgraphContext, input: ProviderSignInInput): Promise<AuthResult> {
     const identity = await this.verify(input);
     const link = await ctx.em.findOne(ProviderLink, { provider: identity.provider, subject: identity.subject });
     if (link) return this.accounts.startSession(ctx, await ctx.em.findOneOrFail(User, { id: link.userId }), methodOf(identity.provider));
@@ -55,7 +55,7 @@ export class ProviderSignInService {
     });
   }
 
-  async link(ctx: RequestContext, input: ProviderSignInInput): Promise<User> {
+  async link(ctx: SubgraphContext, input: ProviderSignInInput): Promise<User> {
     const me = await this.accounts.me(ctx);
     const identity = await this.verify(input);
     try {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { LockMode, type EntityManager } from '@mikro-orm/postgresql';
 import { userError } from '../../platform/errors.js';
 import type { Role } from '../../platform/internal-auth.js';
-import type { RequestContext } from '../../platform/subgraph/context.js';
+import type { SubgraphContext } from '../../platform/subgraph/context.js';
 import { RefreshToken, User } from './identity.entities.js';
 import { refreshDecision } from './identity.rules.js';
 import { hashRefreshToken, newRefreshToken, type AccessTokens } from './tokens.js';
@@ -46,7 +46,7 @@ export class SessionService {
     return { accessToken: access.token, refreshToken: refresh.token, accessTokenExpiresAt: access.expiresAt };
   }
 
-  async refresh(ctx: RequestContext, token: string): Promise<Session> {
+  async refresh(ctx: SubgraphContext, token: string): Promise<Session> {
     // The row lock serialises two refreshes of one token: the second sees it rotated (reuse).
     const outcome = await ctx.transaction(async ({ em }) => {
       const row = await em.findOne(RefreshToken, { tokenHash: hashRefreshToken(token) }, { lockMode: LockMode.PESSIMISTIC_WRITE });
@@ -69,9 +69,11 @@ export class SessionService {
   }
 
   /** Ends the sign-in the token belongs to; unknown tokens are fine (logging out twice is not an error). */
-  async logOut(ctx: RequestContext, token: string): Promise<void> {
+  async logOut(ctx: SubgraphContext, token: string): Promise<void> {
     await ctx.transaction(async ({ em }) => {
-      const row = await em.findOne(RefreshToken, { tokenHash: hashRefreshToken(token) });
+      // Locked like refresh(): a refresh racing this log-out either finishes first (and its new
+      // token is revoked with the family) or waits and then finds the token revoked.
+      const row = await em.findOne(RefreshToken, { tokenHash: hashRefreshToken(token) }, { lockMode: LockMode.PESSIMISTIC_WRITE });
       if (row) await this.revokeFamily(em, row.familyId, this.clock());
     });
   }

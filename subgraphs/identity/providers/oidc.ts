@@ -1,4 +1,5 @@
-import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { isTokenFault } from '../../../platform/jwt.js';
 import { invalidProviderToken, type ProviderIdentity, type ProviderVerifier } from './provider.js';
 
 export interface OidcVerifierOptions {
@@ -13,19 +14,6 @@ export interface OidcVerifierOptions {
 
 const TENANT_PLACEHOLDER = '{tenantid}';
 
-// jose errors that mean "this token is bad". Anything else (JWKS timeout, fetch failure, non-200
-// or unparseable JWKS) is the provider's or our network's fault, not the user's.
-const TOKEN_FAULTS = new Set<string>([
-  errors.JWSInvalid.code,
-  errors.JWTInvalid.code,
-  errors.JWTExpired.code,
-  errors.JWTClaimValidationFailed.code,
-  errors.JOSEAlgNotAllowed.code,
-  errors.JOSENotSupported.code, // e.g. an unknown `crit` header parameter in the token
-  errors.JWSSignatureVerificationFailed.code,
-  errors.JWKSNoMatchingKey.code, // signed by a key the provider never published
-  errors.JWKSMultipleMatchingKeys.code,
-]);
 
 export function createOidcVerifier(options: OidcVerifierOptions): ProviderVerifier {
   // Created once: jose caches the key set and refetches it when a token names an unknown kid
@@ -50,7 +38,7 @@ export function createOidcVerifier(options: OidcVerifierOptions): ProviderVerifi
       });
       return payload;
     } catch (error) {
-      if (error instanceof errors.JOSEError && TOKEN_FAULTS.has(error.code)) {
+      if (isTokenFault(error)) {
         throw invalidProviderToken(`The ${options.provider} sign-in token is not valid`, 'idToken');
       }
       throw new Error(`${options.provider} sign-in provider unavailable`, { cause: error });

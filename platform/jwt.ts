@@ -1,0 +1,22 @@
+import { errors } from 'jose';
+
+/**
+ * jose errors that mean "this token is bad": the caller's fault. Anything else (JWKS timeout,
+ * fetch failure, a non-200 or unparseable key set) is the issuer's or the network's fault, and
+ * must not be reported as a bad token.
+ */
+const TOKEN_FAULTS = new Set<string>([
+  errors.JWSInvalid.code,
+  errors.JWTInvalid.code,
+  errors.JWTExpired.code,
+  errors.JWTClaimValidationFailed.code,
+  errors.JOSEAlgNotAllowed.code,
+  errors.JOSENotSupported.code, // e.g. an unknown `crit` header parameter in the token
+  errors.JWSSignatureVerificationFailed.code,
+  errors.JWKSNoMatchingKey.code, // signed by a key the issuer never published
+  errors.JWKSMultipleMatchingKeys.code,
+]);
+
+export function isTokenFault(error: unknown): error is errors.JOSEError {
+  return error instanceof errors.JOSEError && TOKEN_FAULTS.has(error.code);
+}
