@@ -7,7 +7,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // Test files share one PostgreSQL server and one nats-server; each file isolates itself
-    // (own database schema set / own stream names), so files can run in parallel.
+    // (its own database, its own JetStream stream and subject prefix), so files run in parallel.
     pool: 'forks',
   },
 });

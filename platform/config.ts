@@ -19,19 +19,16 @@ const seconds = z.coerce.number().int().positive();
 const list = z
   .string()
   .transform((s) => s.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean));
-const optional = <T extends z.ZodTypeAny>(schema: T) =>
-  z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
 
 const schema = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: port.default(4000),
-  DATABASE_URL: optional(url.refine((u) => /^postgres(ql)?:\/\//.test(u), 'must be a postgres:// URL')),
+  DATABASE_URL: url.refine((u) => /^postgres(ql)?:\/\//.test(u), 'must be a postgres:// URL').optional(),
   DATA_DIR: z.string().min(1).default('.data'),
   EMBEDDED_PG_PORT: port.default(54329),
-  NATS_URL: optional(z.string().regex(/^(nats|tls|wss?):\/\/.+/, 'must be a nats:// URL')),
-  INTERNAL_SECRET: optional(z.string().min(32, 'must be at least 32 characters')),
+  NATS_URL: z.string().regex(/^(nats|tls|wss?):\/\/.+/, 'must be a nats:// URL').optional(),
+  INTERNAL_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   OUTBOX_SWEEP_MS: z.coerce.number().int().min(50).default(1000),
   ADMIN_EMAILS: list.default([]),
@@ -39,16 +36,15 @@ const schema = z.object({
   JWT_AUDIENCE: z.string().min(1).default('storyloom'),
   ACCESS_TOKEN_TTL_SECONDS: seconds.default(15 * 60),
   REFRESH_TOKEN_TTL_SECONDS: seconds.default(30 * 24 * 3600),
-  IDENTITY_JWKS_URL: optional(url),
-  GOOGLE_CLIENT_ID: optional(z.string()),
+  GOOGLE_CLIENT_ID: z.string().optional(),
   GOOGLE_JWKS_URL: url.default('https://www.googleapis.com/oauth2/v3/certs'),
   GOOGLE_ISSUER: z.string().default('https://accounts.google.com'),
-  MICROSOFT_CLIENT_ID: optional(z.string()),
+  MICROSOFT_CLIENT_ID: z.string().optional(),
   MICROSOFT_TENANT: z.string().default('common'),
-  MICROSOFT_JWKS_URL: optional(url),
-  MICROSOFT_ISSUER: optional(z.string()),
-  FACEBOOK_APP_ID: optional(z.string()),
-  FACEBOOK_APP_SECRET: optional(z.string()),
+  MICROSOFT_JWKS_URL: url.optional(),
+  MICROSOFT_ISSUER: z.string().optional(),
+  FACEBOOK_APP_ID: z.string().optional(),
+  FACEBOOK_APP_SECRET: z.string().optional(),
   FACEBOOK_GRAPH_URL: url.default('https://graph.facebook.com/v19.0'),
 });
 
@@ -57,8 +53,16 @@ export type Env = z.infer<typeof schema>;
 export interface Config extends Env {
   /** Secret the gateway signs forwarded identities with; generated when not set in all-in-one mode. */
   INTERNAL_SECRET: string;
-  /** Base URL of each subgraph for the gateway, from SUBGRAPH_URL_<NAME>. */
-  SUBGRAPH_URLS: Record<string, string>;
+}
+
+/** Settings whose values never appear in an error message. */
+const SECRET = /SECRET|PASSWORD|TOKEN/;
+
+/** How a bad value is quoted back: secrets not at all, URLs without their password. */
+function shown(key: string, value: string | undefined): string {
+  if (value === undefined) return 'nothing';
+  if (SECRET.test(key)) return `a value of ${value.length} characters`;
+  return JSON.stringify(value.replace(/\/\/([^:/@]+):[^@/]*@/, '//$1:***@'));
 }
 
 export interface LoadOptions {
@@ -67,17 +71,12 @@ export interface LoadOptions {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Config {
-  const parsed = schema.safeParse(env);
+  // An empty variable means "not set" (`PORT=` must not become port 0).
+  const given = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+  const parsed = schema.safeParse(given);
   const problems = parsed.success
     ? []
-    : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`);
-  const subgraphUrls: Record<string, string> = {};
-  for (const [key, value] of Object.entries(env)) {
-    const match = /^SUBGRAPH_URL_([A-Z]+)$/.exec(key);
-    if (!match || !value) continue;
-    if (!url.safeParse(value).success) problems.push(`${key}: must be a URL (got ${JSON.stringify(value)})`);
-    else subgraphUrls[match[1]!.toLowerCase()] = value;
-  }
+    : parsed.error.issues.map((i) => `${String(i.path[0])}: ${i.message} (got ${shown(String(i.path[0]), given[String(i.path[0])])})`);
   if (parsed.success) {
     const c = parsed.data;
     if (!c.INTERNAL_SECRET && !options.generateSecrets) problems.push('INTERNAL_SECRET: required (at least 32 characters)');
@@ -85,9 +84,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
       problems.push('FACEBOOK_APP_ID / FACEBOOK_APP_SECRET: set both or neither');
   }
   if (problems.length || !parsed.success) throw new ConfigError(problems);
-  return {
-    ...parsed.data,
-    INTERNAL_SECRET: parsed.data.INTERNAL_SECRET ?? randomBytes(32).toString('base64url'),
-    SUBGRAPH_URLS: subgraphUrls,
-  };
+  return { ...parsed.data, INTERNAL_SECRET: parsed.data.INTERNAL_SECRET ?? randomBytes(32).toString('base64url') };
+}
+
+/** For entry points: the configuration, or a message naming every bad setting and exit code 1. */
+export function loadConfigOrExit(options: LoadOptions = {}): Config {
+  try {
+    return loadConfig(process.env, options);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    process.exit(1);
+  }
 }

@@ -28,16 +28,25 @@ describe('configuration', () => {
     expect(problems.find((p) => p.startsWith('PORT'))).toContain('"eighty"');
   });
 
-  it('requires the internal secret outside the all-in-one mode', () => {
-    expect(problemsOf({})).toEqual(['INTERNAL_SECRET: required (at least 32 characters)']);
-    expect(problemsOf({ INTERNAL_SECRET: SECRET })).toEqual([]);
+  it('never echoes a secret or a password in a URL', () => {
+    const problems = problemsOf({ INTERNAL_SECRET: 'hunter2-secret', DATABASE_URL: 'mysql://admin:S3cretPw@db.example.com/x' });
+    expect(problems.join('\n')).not.toMatch(/hunter2|S3cretPw/);
+    expect(problems).toContain('INTERNAL_SECRET: must be at least 32 characters (got a value of 14 characters)');
+    expect(problems).toContain('DATABASE_URL: must be a postgres:// URL (got "mysql://admin:***@db.example.com/x")');
   });
 
-  it('reads subgraph URLs, admin emails and provider pairs', () => {
-    const config = loadConfig({ INTERNAL_SECRET: SECRET, SUBGRAPH_URL_IDENTITY: 'http://identity:4001', ADMIN_EMAILS: ' Boss@Example.com, ,x@y.z' });
-    expect(config.SUBGRAPH_URLS).toEqual({ identity: 'http://identity:4001' });
-    expect(config.ADMIN_EMAILS).toEqual(['boss@example.com', 'x@y.z']);
-    expect(problemsOf({ INTERNAL_SECRET: SECRET, SUBGRAPH_URL_STORY: 'nope' })).toEqual(['SUBGRAPH_URL_STORY: must be a URL (got "nope")']);
+  it('treats an empty variable as unset', () => {
+    const config = loadConfig({ PORT: '', INTERNAL_SECRET: SECRET, DATABASE_URL: '' });
+    expect([config.PORT, config.DATABASE_URL]).toEqual([4000, undefined]);
+  });
+
+  it('requires the internal secret outside the all-in-one mode, and provider settings in pairs', () => {
+    expect(problemsOf({})).toEqual(['INTERNAL_SECRET: required (at least 32 characters)']);
+    expect(problemsOf({ INTERNAL_SECRET: SECRET })).toEqual([]);
     expect(problemsOf({ INTERNAL_SECRET: SECRET, FACEBOOK_APP_ID: '1' })).toEqual(['FACEBOOK_APP_ID / FACEBOOK_APP_SECRET: set both or neither']);
+  });
+
+  it('normalises ADMIN_EMAILS', () => {
+    expect(loadConfig({ INTERNAL_SECRET: SECRET, ADMIN_EMAILS: ' Boss@Example.com, ,x@y.z' }).ADMIN_EMAILS).toEqual(['boss@example.com', 'x@y.z']);
   });
 });

@@ -2,20 +2,13 @@
  * npm run migrate: applies every subgraph's pending migrations, each in its own schema, on
  * DATABASE_URL (or the embedded server of `npm start` when it is not set).
  */
-import { ConfigError, loadConfig } from '../platform/config.js';
+import { loadConfigOrExit } from '../platform/config.js';
 import { databaseFor } from '../platform/db/connect.js';
 import { migrate, openDatabase } from '../platform/db/database.js';
 import { createLogger } from '../platform/log.js';
 import { subgraphModules } from '../subgraphs/index.js';
 
-let config;
-try {
-  config = loadConfig(process.env, { generateSecrets: true });
-} catch (error) {
-  if (!(error instanceof ConfigError)) throw error;
-  console.error(error.message);
-  process.exit(1);
-}
+const config = loadConfigOrExit({ generateSecrets: true });
 const logger = createLogger(config.LOG_LEVEL);
 const database = await databaseFor(config, logger);
 let failed = false;

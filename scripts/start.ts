@@ -2,62 +2,67 @@
  * npm start: the whole supergraph in one process. PostgreSQL is DATABASE_URL or an embedded
  * server under DATA_DIR; events go over NATS when NATS_URL is set, else in process.
  */
-import { ConfigError, loadConfig } from '../platform/config.js';
+import { startAllInOne, type AllInOne } from '../gateway/all-in-one.js';
+import { loadConfigOrExit } from '../platform/config.js';
 import { databaseFor } from '../platform/db/connect.js';
 import { InProcessTransport } from '../platform/events/in-process.js';
 import { JetStreamTransport } from '../platform/events/jetstream.js';
 import type { EventTransport } from '../platform/events/transport.js';
 import { createLogger } from '../platform/log.js';
-import { startAllInOne, type AllInOne } from './all-in-one.js';
 
 const started = Date.now();
-let config;
-try {
-  config = loadConfig(process.env, { generateSecrets: true });
-} catch (error) {
-  if (!(error instanceof ConfigError)) throw error;
-  console.error(error.message);
-  process.exit(1);
-}
+const config = loadConfigOrExit({ generateSecrets: true });
 const logger = createLogger(config.LOG_LEVEL);
 let database: Awaited<ReturnType<typeof databaseFor>> | null = null;
 let transport: EventTransport | null = null;
 let app: AllInOne | null = null;
+let stopping: Promise<void> | null = null;
 
-async function shutdown(signal: string): Promise<void> {
-  logger.info({ signal }, 'shutting down');
-  await app?.close();
-  await transport?.close();
-  await database?.stop();
-  logger.info('stopped');
+/** Stops what has started, newest first; each step runs even if an earlier one failed. */
+function shutdown(reason: string): Promise<void> {
+  stopping ??= (async () => {
+    logger.info({ reason }, 'shutting down');
+    let failed = false;
+    for (const step of [() => app?.close(), () => transport?.close(), () => database?.stop()]) {
+      try {
+        await step();
+      } catch (error) {
+        failed = true;
+        logger.error({ err: error }, 'shutdown step failed');
+      }
+    }
+    logger.info('stopped');
+    if (failed) throw new Error('unclean shutdown');
+  })();
+  return stopping;
+}
+
+// Installed first, so Ctrl-C during initdb or migrations still stops the embedded PostgreSQL.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    shutdown(signal).then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  });
 }
 
 try {
   database = await databaseFor(config, logger);
-  transport = config.NATS_URL ? await JetStreamTransport.connect({ url: config.NATS_URL, logger }) : new InProcessTransport();
+  transport = config.NATS_URL ? await JetStreamTransport.connect({ url: config.NATS_URL, logger }) : new InProcessTransport({ logger });
   logger.info({ transport: transport.kind }, 'event transport ready');
-  app = await startAllInOne({ config, databaseUrl: database.url, transport, logger });
+  if (!stopping) app = await startAllInOne({ config, databaseUrl: database.url, transport, logger });
+} catch (error) {
+  logger.fatal({ err: error }, 'start-up failed');
+  await shutdown('start-up failure').catch(() => undefined);
+  process.exit(1);
+}
+if (app && !stopping) {
   const ms = Date.now() - started;
   logger.info({ gateway: app.gatewayUrl, subgraphs: Object.fromEntries(app.subgraphs.map((s) => [s.name, s.url])), startupMs: ms }, 'storyloom ready');
   // One human line for the terminal, besides the structured log.
-  process.stderr.write(`\nStoryloom is up in ${ms} ms: GraphQL at ${app.gatewayUrl}\n${app.subgraphs.map((s) => `  ${s.name.padEnd(14)} ${s.url}/graphql`).join('\n')}\nCtrl-C stops it.\n\n`);
-} catch (error) {
-  logger.fatal({ err: error }, 'start-up failed');
-  await shutdown('startup-failure').catch(() => undefined);
-  process.exit(1);
-}
-
-let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    shutdown(signal).then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'unclean shutdown');
-        process.exit(1);
-      },
-    );
-  });
+  process.stderr.write(
+    `\nStoryloom is up in ${ms} ms: GraphQL at ${app.gatewayUrl}\n` +
+      `${app.subgraphs.map((s) => `  ${s.name.padEnd(14)} ${s.url}/graphql`).join('\n')}\nCtrl-C stops it.\n\n`,
+  );
 }

@@ -1,37 +1,55 @@
-import { validate, type GraphQLError } from 'graphql';
+import { Kind, validate, type GraphQLError, type OperationDefinitionNode } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { loadClientOperations, supergraphApiSchema } from './support/clients.js';
 
 /**
- * The client operations in ../shared/clients are the public contract. Every one the current
- * supergraph can serve must validate; the rest may fail only because their subgraph has not
- * been built yet (unknown fields or types), never because the schema contradicts them.
+ * The client operations in ../shared/clients are the public contract. An operation whose root
+ * fields the supergraph has must validate, apart from the few fields of subgraphs still to come
+ * listed in PENDING (each later subgraph empties its entries). An operation of a subgraph not
+ * built yet may fail only because its fields and types are missing, never because the schema
+ * contradicts it.
  */
 const schema = supergraphApiSchema();
 const operations = loadClientOperations();
+
+// `Int` is missing only because no field of the current subgraphs uses it yet.
+const NO_INT = 'Unknown type "Int". Did you mean "ID"?';
+const PENDING: Record<string, string[]> = {
+  Me: ['Cannot query field "membership" on type "User".'], // billing
+  MyInvoices: [NO_INT, 'Cannot query field "invoices" on type "User".'], // billing
+  MyStories: [NO_INT, 'Unknown type "StoryStatus".', 'Cannot query field "stories" on type "User".'], // story
+  MyVoice: ['Cannot query field "voice" on type "User". Did you mean "role"?'], // narration
+  MyNotificationPreferences: ['Cannot query field "notificationPreferences" on type "User".'], // notification
+  MyDeliveries: [NO_INT, 'Cannot query field "deliveries" on type "User".'], // notification
+};
 const NOT_YET_BUILT = [/^Cannot query field "\w+" on type "\w+"\./, /^Unknown type "\w+"\./];
 const notYetBuilt = (error: GraphQLError) => NOT_YET_BUILT.some((re) => re.test(error.message));
 
-// Operations of subgraphs already in the supergraph; Me waits for billing's `membership`.
-const SERVED = ['Register', 'LogIn', 'RefreshSession', 'LogOut', 'SignInWithProvider', 'LinkProvider', 'UpdateProfile', 'DeleteAccount'];
+function rootFieldsServed(op: OperationDefinitionNode): boolean {
+  const root = op.operation === 'query' ? schema.getQueryType() : op.operation === 'mutation' ? schema.getMutationType() : schema.getSubscriptionType();
+  const fields = root?.getFields() ?? {};
+  return op.selectionSet.selections.every((s) => s.kind === Kind.FIELD && s.name.value in fields);
+}
 
 describe('client operations against the composed supergraph', () => {
   it('finds the client operations', () => {
     expect(operations.length).toBeGreaterThan(30);
   });
 
-  it.each(SERVED)('%s validates', (name) => {
-    const op = operations.find((o) => o.name === name)!;
-    expect(validate(schema, op.document).map((e) => e.message)).toEqual([]);
+  const served = operations.filter((o) => rootFieldsServed(o.document.definitions[0] as OperationDefinitionNode));
+
+  it('serves every identity operation', () => {
+    expect(operations.filter((o) => o.file === 'identity.graphql').every((o) => served.includes(o))).toBe(true);
   });
 
-  it('Me validates except for billing\'s membership', () => {
-    const me = operations.find((o) => o.name === 'Me')!;
-    expect(validate(schema, me.document).map((e) => e.message)).toEqual(['Cannot query field "membership" on type "User".']);
+  it.each(served.map((o) => [o.file, o.name, o] as const))('%s %s validates', (_file, name, op) => {
+    expect(validate(schema, op.document).map((e) => e.message)).toEqual(PENDING[name] ?? []);
   });
 
-  it.each(operations.map((o) => [o.file, o.name, o] as const))('%s %s fails only where its subgraph is missing', (_file, _name, op) => {
-    const errors = validate(schema, op.document);
-    expect(errors.filter((e) => !notYetBuilt(e)).map((e) => e.message)).toEqual([]);
-  });
+  it.each(operations.filter((o) => !served.includes(o)).map((o) => [o.file, o.name, o] as const))(
+    '%s %s fails only where its subgraph is missing',
+    (_file, _name, op) => {
+      expect(validate(schema, op.document).filter((e) => !notYetBuilt(e)).map((e) => e.message)).toEqual([]);
+    },
+  );
 });

@@ -73,11 +73,20 @@ describe('credentials', () => {
     const unknown = await stack.gql(LOG_IN, { input: { email: 'nobody@example.com', password: 'not the password' } });
     expect(wrong.data.logIn).toEqual({ session: null, user: null, userErrors: [{ code: 'INVALID_CREDENTIALS', field: null, message: expect.any(String) }] });
     expect(unknown.data.logIn).toEqual(wrong.data.logIn);
+    // No session and no user.login for a failed attempt.
+    const { rows } = await db.query(`select id from identity."user" where email = 'pw@example.com'`);
+    expect(await count(`select count(*) from identity.outbox where type = 'user.login' and envelope->>'userId' = $1`, [rows[0].id])).toBe(0);
+    expect(await count('select count(*) from identity.refresh_token where user_id = $1', [rows[0].id])).toBe(1);
   });
 
   it('revokes the whole session family when a rotated refresh token is reused', async () => {
     const first = (await register('reuse@example.com')).data.register.session.refreshToken;
     const second = (await stack.gql(REFRESH, { refreshToken: first })).data.refreshSession.session.refreshToken;
+    // Rotation keeps the sign-in's end: refreshing cannot stretch a session forever.
+    const { rows } = await db.query(
+      `select count(distinct expires_at) as ends, count(*) as tokens from identity.refresh_token t join identity."user" u on u.id = t.user_id where u.email = 'reuse@example.com'`,
+    );
+    expect(rows[0]).toEqual({ ends: '1', tokens: '2' });
     const replay = await stack.gql(REFRESH, { refreshToken: first });
     expect(codeOf(replay, 'refreshSession')).toEqual(['INVALID_REFRESH_TOKEN']);
     // The legitimate holder of `second` must sign in again too: we cannot tell thief from owner.

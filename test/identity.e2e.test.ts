@@ -6,7 +6,7 @@ import { parse, print, visit } from 'graphql';
 import { startFakeFacebook, type FakeFacebook } from './fakes/facebook-graph.js';
 import { startFakeOidcIssuer, type FakeOidcIssuer } from './fakes/oidc-issuer.js';
 import { clientOperation } from './support/clients.js';
-import { recordEvents } from './support/events.js';
+import { captureEvents } from './support/capture.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 /** Every operation of ../shared/clients/identity.graphql, through the gateway, on real PostgreSQL and JetStream. */
@@ -27,7 +27,7 @@ let stack: TestStack;
 let google: FakeOidcIssuer;
 let microsoft: FakeOidcIssuer;
 let facebook: FakeFacebook;
-let events: Awaited<ReturnType<typeof recordEvents>>;
+let events: Awaited<ReturnType<typeof captureEvents>>;
 const FB = { appId: 'fb-app-1', appSecret: 'fb-secret-1' };
 
 beforeAll(async () => {
@@ -46,7 +46,7 @@ beforeAll(async () => {
       FACEBOOK_GRAPH_URL: facebook.graphUrl,
     },
   });
-  events = await recordEvents(stack.transport, ['user.>']);
+  events = await captureEvents(stack.transport, ['user.>']);
 });
 
 afterAll(async () => {
@@ -60,7 +60,9 @@ const register = (email: string, password = 'correct horse battery', displayName
 
 describe('identity through the gateway', () => {
   it('registers, answers Me, and publishes user.registered through the outbox', async () => {
-    const res = await register('Ada@Example.com');
+    const correlationId = `test-${randomUUID()}`;
+    const res = await stack.gql(op.register, { input: { email: 'Ada@Example.com', password: 'correct horse battery', displayName: 'Ada', locale: 'en-gb' } }, { headers: { 'x-correlation-id': correlationId } });
+    expect(res.headers.get('x-correlation-id')).toBe(correlationId);
     expect(res.errors).toBeUndefined();
     const { session, user, userErrors } = res.data.register;
     expect(userErrors).toEqual([]);
@@ -73,7 +75,8 @@ describe('identity through the gateway', () => {
 
     const event = await events.waitFor((e) => e.type === 'user.registered' && e.payload.userId === user.id);
     expect(event).toMatchObject({ serviceName: 'identity', version: 1, userId: user.id, payload: { email: 'ada@example.com', provider: 'local' } });
-    expect(event.correlationId).toBeTruthy();
+    // The id the client sent travels gateway -> subgraph -> outbox -> stream.
+    expect(event.correlationId).toBe(correlationId);
   });
 
   it('logs in (user.login), rotates refresh tokens, and logs out', async () => {
@@ -121,10 +124,17 @@ describe('identity through the gateway', () => {
     expect((await register('linus@example.com')).data.register.userErrors).toEqual([]);
   });
 
-  it('makes the accounts named by ADMIN_EMAILS admins', async () => {
+  it('makes an ADMIN_EMAILS account admin only once a provider vouched for its address', async () => {
+    const rolesIn = (session: { accessToken: string }) => JSON.parse(Buffer.from(session.accessToken.split('.')[1]!, 'base64url').toString()).roles;
+    // Whoever registers the address first with a password does not become admin…
     const { session } = (await register('boss@example.com')).data.register;
-    const claims = JSON.parse(Buffer.from(session.accessToken.split('.')[1], 'base64url').toString());
-    expect(claims.roles).toEqual(['USER', 'ADMIN']);
+    expect(rolesIn(session)).toEqual(['USER']);
+    // …until the owner links a provider that vouches for it; the next sign-in carries ADMIN.
+    const idToken = await google.signIdToken({ sub: 'g-boss', aud: 'google-client', email: 'boss@example.com', email_verified: true });
+    const linked = await stack.gql(op.link, { input: { provider: 'GOOGLE', idToken } }, { token: session.accessToken });
+    expect(linked.data.linkProvider.userErrors).toEqual([]);
+    const again = await stack.gql(op.logIn, { input: { email: 'boss@example.com', password: 'correct horse battery' } });
+    expect(rolesIn(again.data.logIn.session)).toEqual(['USER', 'ADMIN']);
   });
 });
 
@@ -141,6 +151,19 @@ describe('sign-in providers through the gateway', () => {
 
     const second = await stack.gql(op.signIn, { input: { provider: 'GOOGLE', idToken } });
     expect(second.data.signInWithProvider.user.id).toBe(user.id);
+  });
+
+  it('lets concurrent first sign-ins of one provider account end in one user', async () => {
+    const idToken = await google.signIdToken({ sub: 'g-race', aud: 'google-client', email: 'race@gmail.com', email_verified: true });
+    const results = await Promise.all([1, 2, 3].map(() => stack.gql(op.signIn, { input: { provider: 'GOOGLE', idToken } })));
+    const outcomes = results.map((r) => r.data.signInWithProvider);
+    expect(outcomes.map((o) => o.userErrors)).toEqual([[], [], []]);
+    const ids = new Set(outcomes.map((o) => o.user.id));
+    expect(ids.size).toBe(1);
+    const registered = await events.waitFor((e) => e.type === 'user.registered' && e.payload.email === 'race@gmail.com');
+    expect(events.received.filter((e) => e.type === 'user.registered' && e.payload.email === 'race@gmail.com')).toEqual([registered]);
+    // Once settled, signing in again always works.
+    expect((await stack.gql(op.signIn, { input: { provider: 'GOOGLE', idToken } })).data.signInWithProvider.user.id).toBe([...ids][0]);
   });
 
   it('signs up with Microsoft (tenant issuer) and with Facebook', async () => {
@@ -172,6 +195,17 @@ describe('sign-in providers through the gateway', () => {
   });
 });
 
+describe('health', () => {
+  it('reports the gateway and each subgraph (with its database) healthy', async () => {
+    const gateway = await fetch(stack.app.gatewayUrl.replace(/\/graphql$/, '/health'));
+    expect(await gateway.json()).toEqual({ status: 'ok', component: 'gateway' });
+    for (const subgraph of stack.app.subgraphs) {
+      const res = await fetch(`${subgraph.url}/health`);
+      expect([res.status, await res.json()]).toEqual([200, { status: 'ok', subgraph: subgraph.name }]);
+    }
+  });
+});
+
 describe('the schema explorer', () => {
   it('can introspect the gateway', async () => {
     const res = await stack.gql('{ __schema { queryType { name } mutationType { fields { name } } } }');
@@ -182,17 +216,17 @@ describe('the schema explorer', () => {
 
 describe('User as a federated entity', () => {
   /** What the gateway sends when another subgraph's field (a story's author) needs users. */
-  const entities = async (caller: Caller, ids: string[]) => {
+  const entities = async (caller: Caller, ids: string[], selection = 'id displayName email') => {
     const identity = stack.app.subgraphs.find((s) => s.name === 'identity')!;
     const res = await fetch(`${identity.url}/graphql`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...signCaller(stack.config.INTERNAL_SECRET, 'identity', caller, randomUUID()) },
       body: JSON.stringify({
-        query: 'query ($r: [_Any!]!) { _entities(representations: $r) { ... on User { id displayName email } } }',
+        query: `query ($r: [_Any!]!) { _entities(representations: $r) { ... on User { ${selection} } } }`,
         variables: { r: ids.map((id) => ({ __typename: 'User', id })) },
       }),
     });
-    return (await res.json()) as { data: { _entities: ({ id: string; displayName: string; email: string | null } | null)[] }; errors?: any[] };
+    return (await res.json()) as { data: { _entities: ({ id: string; displayName: string; email: string | null; providers?: unknown[] } | null)[] }; errors?: any[] };
   };
 
   it('resolves references in order, null for unknown ids, and shows emails only to their owner and admins', async () => {
@@ -207,6 +241,25 @@ describe('User as a federated entity', () => {
 
     const asAdmin = await entities({ userId: randomUUID(), roles: ['USER', 'ADMIN'] }, [a.id]);
     expect(asAdmin.data._entities[0]!.email).toBe('ref-a@example.com');
+  });
+
+  it('batches: many references cost one query per table, not one per user', async () => {
+    const ids = [];
+    for (const n of [1, 2, 3, 4]) ids.push((await register(`batch-${n}@example.com`)).data.register.user.id);
+    const knex = stack.app.subgraphs.find((s) => s.name === 'identity')!.orm.em.getConnection().getKnex();
+    const tables: string[] = [];
+    const onQuery = (q: { sql: string }) => {
+      const table = /from "identity"\."(\w+)"/.exec(q.sql)?.[1];
+      if (table) tables.push(table);
+    };
+    knex.on('query', onQuery);
+    try {
+      const res = await entities({ userId: randomUUID(), roles: ['USER', 'ADMIN'] }, ids, 'id displayName providers { provider }');
+      expect(res.data._entities.map((u) => u?.providers)).toEqual([[], [], [], []]);
+    } finally {
+      knex.off('query', onQuery);
+    }
+    expect(tables.sort()).toEqual(['provider_link', 'user']);
   });
 });
 

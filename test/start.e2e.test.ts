@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { clientOperation } from './support/clients.js';
+import { freePort } from './support/net.js';
 
 /**
  * `npm start` as a newcomer runs it: no DATABASE_URL, no NATS_URL, so an embedded PostgreSQL
@@ -13,15 +13,6 @@ import { clientOperation } from './support/clients.js';
  * the process group, as a terminal sends it), and keeps its data for the next start.
  */
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
 
 interface Started {
   child: ChildProcess;

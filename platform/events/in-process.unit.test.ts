@@ -10,14 +10,18 @@ describe('InProcessTransport', () => {
     let now = 0;
     const transport = new InProcessTransport({ duplicateWindowMs: 1_000, now: () => now });
     const event = createEnvelope({ type: 'story.created', payload: {} }, { serviceName: 'test' });
-    const seen: number[] = [];
-    const consumption = await transport.consume({ durable: 'd', types: ['story.*'], handler: async (_e, info) => void seen.push(info.sequence) });
+    const sentinel = createEnvelope({ type: 'story.created', payload: { last: true } }, { serviceName: 'test' });
+    const seen: string[] = [];
+    const consumption = await transport.consume({ durable: 'd', types: ['story.*'], handler: async (e) => void seen.push(e.id) });
     await transport.publish(event);
     now = 500;
-    await transport.publish(event);
+    await transport.publish(event); // within the window: dropped
     now = 1_600;
-    await transport.publish(event);
-    await expect.poll(() => seen, { timeout: 5_000, interval: 5 }).toEqual([1, 2]);
+    await transport.publish(event); // the window has passed: a new message
+    await transport.publish(sentinel);
+    // Delivery is ordered, so once the sentinel is in, everything before it is too.
+    await expect.poll(() => seen.at(-1), { timeout: 5_000, interval: 5 }).toBe(sentinel.id);
+    expect(seen).toEqual([event.id, event.id, sentinel.id]);
     await consumption.stop();
     await transport.close();
   });

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SCHEMA_DIR } from '../paths.js';
 import type { EntitySchema, MigrationObject, MikroORM } from '@mikro-orm/postgresql';
 import { parse, type DocumentNode } from 'graphql';
 import type { Config } from '../config.js';
@@ -34,9 +36,8 @@ export interface BuiltSubgraph {
   stop?(): Promise<void>;
 }
 
-const SCHEMA_DIR = new URL('../../schema/', import.meta.url);
 
 /** The subgraph's SDL, from schema/<name>.graphql (the same file `npm run compose` reads). */
 export function subgraphTypeDefs(name: string): DocumentNode {
-  return parse(readFileSync(new URL(`${name}.graphql`, SCHEMA_DIR), 'utf8'));
+  return parse(readFileSync(join(SCHEMA_DIR, `${name}.graphql`), 'utf8'));
 }

@@ -20,13 +20,16 @@ export interface AuthResult {
   user: User;
 }
 
+/** True when `error` is the unique index `constraint` refusing a row (names as in the migrations). */
+export const violates = (error: unknown, constraint: string) =>
+  error instanceof UniqueConstraintViolationException && (error as { constraint?: string }).constraint === constraint;
+
 export const emailTaken = () => userError('EMAIL_TAKEN', 'An account with this email already exists', 'email');
 
 /** Accounts with a password: registration, sign-in, profile, deletion. */
 export class AccountService {
   constructor(
     private readonly sessions: SessionService,
-    private readonly adminEmails: readonly string[],
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
@@ -38,13 +41,13 @@ export class AccountService {
     // Cheap early answer; the unique index settles the race between two concurrent sign-ups.
     if (await ctx.em.count(User, { email })) throw emailTaken();
     const passwordHash = await hashPassword(input.password);
-    return this.createUser(ctx, { email, passwordHash, displayName, locale }, 'local');
+    return this.createUser(ctx, { email, emailVerified: false, passwordHash, displayName, locale }, 'local');
   }
 
   /** Creates the user, its first session and user.registered in one transaction. */
   async createUser(
     ctx: SubgraphContext,
-    fields: Pick<User, 'email' | 'passwordHash' | 'displayName' | 'locale'>,
+    fields: Pick<User, 'email' | 'emailVerified' | 'passwordHash' | 'displayName' | 'locale'>,
     provider: events.SignInMethod,
     /** More work in the same transaction, after user.registered (the provider link). */
     also?: (tx: UnitOfWork, user: User) => void,
@@ -57,7 +60,7 @@ export class AccountService {
           id: randomUUID(),
           ...fields,
           avatarUrl: null,
-          role: rules.roleFor(fields.email, this.adminEmails),
+          role: 'USER',
           createdAt: now,
           updatedAt: now,
         });
@@ -68,7 +71,7 @@ export class AccountService {
         return { session: await this.sessions.issue(em, user), user };
       });
     } catch (error) {
-      if (error instanceof UniqueConstraintViolationException) throw emailTaken();
+      if (violates(error, 'user_email_key')) throw emailTaken();
       throw error;
     }
   }

@@ -6,11 +6,14 @@ export interface User {
   id: string;
   /** Stored trimmed and lower-cased: uniqueness is case-insensitive by construction. */
   email: string;
+  /** True once someone proved they own the address (today: a sign-in provider vouched for it). */
+  emailVerified: boolean;
   /** Argon2id PHC string; null for accounts created through a sign-in provider. */
   passwordHash: string | null;
   displayName: string;
   avatarUrl: string | null;
   locale: string;
+  /** Granted roles; ADMIN_EMAILS adds ADMIN at sign-in for verified addresses (rules.rolesOf). */
   role: Exclude<Role, 'GUEST'>;
   createdAt: Date;
   updatedAt: Date;
@@ -22,6 +25,7 @@ export const User = new EntitySchema<User>({
   properties: {
     id: { type: 'uuid', primary: true },
     email: { type: 'string', unique: true },
+    emailVerified: { type: 'boolean', fieldName: 'email_verified' },
     passwordHash: { type: 'string', nullable: true, fieldName: 'password_hash' },
     displayName: { type: 'string', fieldName: 'display_name' },
     avatarUrl: { type: 'string', nullable: true, fieldName: 'avatar_url' },

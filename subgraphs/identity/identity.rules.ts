@@ -1,4 +1,5 @@
 import { userError } from '../../platform/errors.js';
+import type { Role } from '../../platform/internal-auth.js';
 import type { RefreshToken, User } from './identity.entities.js';
 
 /**
@@ -60,8 +61,14 @@ export function checkAvatarUrl(raw: string): string {
   return url.toString();
 }
 
-export function roleFor(email: string, adminEmails: readonly string[]): User['role'] {
-  return adminEmails.includes(email) ? 'ADMIN' : 'USER';
+/**
+ * The roles a session carries. ADMIN_EMAILS makes an account admin only once its address is
+ * verified: otherwise whoever registered `boss@…` first, with a password, would be admin.
+ * Evaluated at each sign-in, so a change of ADMIN_EMAILS takes effect at the next one.
+ */
+export function rolesOf(user: Pick<User, 'role' | 'email' | 'emailVerified'>, adminEmails: readonly string[]): Role[] {
+  const admin = user.role === 'ADMIN' || (user.emailVerified && adminEmails.includes(user.email));
+  return admin ? ['USER', 'ADMIN'] : ['USER'];
 }
 
 export interface ProfileChanges {

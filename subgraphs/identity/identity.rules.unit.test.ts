@@ -14,7 +14,7 @@ const codeOf = (fn: () => unknown) => {
 };
 
 const user: User = {
-  id: 'u1', email: 'a@example.com', passwordHash: null, displayName: 'Ada', avatarUrl: null, locale: 'en', role: 'USER',
+  id: 'u1', email: 'a@example.com', emailVerified: false, passwordHash: null, displayName: 'Ada', avatarUrl: null, locale: 'en', role: 'USER',
   createdAt: new Date(0), updatedAt: new Date(0),
 };
 
@@ -61,8 +61,11 @@ describe('identity rules', () => {
     expect(rules.refreshDecision({ expiresAt: now, rotatedAt: null, revokedAt: null }, now)).toBe('expired');
   });
 
-  it('makes the ADMIN_EMAILS accounts admins', () => {
-    expect(rules.roleFor('boss@example.com', ['boss@example.com'])).toBe('ADMIN');
-    expect(rules.roleFor('ada@example.com', ['boss@example.com'])).toBe('USER');
+  it('makes ADMIN_EMAILS accounts admins only once their address is verified', () => {
+    const boss = { ...user, email: 'boss@example.com' };
+    expect(rules.rolesOf({ ...boss, emailVerified: true }, ['boss@example.com'])).toEqual(['USER', 'ADMIN']);
+    expect(rules.rolesOf(boss, ['boss@example.com'])).toEqual(['USER']);
+    expect(rules.rolesOf({ ...user, emailVerified: true }, ['boss@example.com'])).toEqual(['USER']);
+    expect(rules.rolesOf({ ...user, role: 'ADMIN' }, [])).toEqual(['USER', 'ADMIN']);
   });
 });

@@ -44,8 +44,8 @@ export const identity: SubgraphModule = {
       audience: config.JWT_AUDIENCE,
       ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
     });
-    const sessions = new SessionService(tokens, config.REFRESH_TOKEN_TTL_SECONDS);
-    const accounts = new AccountService(sessions, config.ADMIN_EMAILS);
+    const sessions = new SessionService(tokens, { refreshTtlSeconds: config.REFRESH_TOKEN_TTL_SECONDS, adminEmails: config.ADMIN_EMAILS });
+    const accounts = new AccountService(sessions);
     const providers = new ProviderSignInService(createProviderVerifiers(providersConfig(config)), accounts);
     return {
       resolvers: identityResolvers({ accounts, sessions, providers }),

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { hash, verify } from '@node-rs/argon2';
 
 /**
@@ -6,13 +7,33 @@ import { hash, verify } from '@node-rs/argon2';
  */
 const OPTIONS = { memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
 
+/**
+ * Hashing runs on libuv's small thread pool, which DNS look-ups and file I/O share. Each
+ * unauthenticated register or logIn costs one hash, so at most this many run at once and the
+ * rest queue: a burst of sign-ins slows sign-ins, not everything else.
+ */
+const MAX_CONCURRENT = Math.max(1, availableParallelism() - 1);
+let active = 0;
+const waiting: (() => void)[] = [];
+
+async function limited<T>(work: () => Promise<T>): Promise<T> {
+  if (active >= MAX_CONCURRENT) await new Promise<void>((resolve) => waiting.push(resolve));
+  active++;
+  try {
+    return await work();
+  } finally {
+    active--;
+    waiting.shift()?.();
+  }
+}
+
 export function hashPassword(password: string): Promise<string> {
-  return hash(password, OPTIONS);
+  return limited(() => hash(password, OPTIONS));
 }
 
 export async function verifyPassword(phc: string, password: string): Promise<boolean> {
   try {
-    return await verify(phc, password);
+    return await limited(() => verify(phc, password));
   } catch {
     return false;
   }

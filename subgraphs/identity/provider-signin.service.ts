@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { UniqueConstraintViolationException } from '@mikro-orm/postgresql';
-import { userError } from '../../platform/errors.js';
+import { DomainError, userError } from '../../platform/errors.js';
 import type { SubgraphContext } from '../../platform/subgraph/context.js';
-import type { AccountService, AuthResult } from './accounts.service.js';
+import { emailTaken, violates, type AccountService, type AuthResult } from './accounts.service.js';
 import { ProviderLink, User } from './identity.entities.js';
 import * as events from './identity.events.js';
+import { normalizeEmail } from './identity.rules.js';
 import type { ProviderCredentials, ProviderIdentity, ProviderName, ProviderVerifier } from './providers/index.js';
 
 export interface ProviderSignInInput extends ProviderCredentials {
@@ -12,6 +12,8 @@ export interface ProviderSignInInput extends ProviderCredentials {
 }
 
 const methodOf = (provider: ProviderName) => provider.toLowerCase() as events.UserOAuthLinked['provider'];
+/** The unique index on (provider, subject), as the migration names it. */
+const LINK_KEY = 'provider_link_provider_subject_key';
 const alreadyLinked = (message: string) => userError('PROVIDER_ALREADY_LINKED', message, 'provider');
 
 /** Sign-in and account linking through Google, Microsoft and Facebook. */
@@ -35,20 +37,30 @@ export class ProviderSignInService {
   /** Signs in the linked user, or creates one on the first sign-in (user.registered + user.oauth.linked). */
   async signIn(ctx: SubgraphContext, input: ProviderSignInInput): Promise<AuthResult> {
     const identity = await this.verify(input);
+    try {
+      return await this.signInVerified(ctx, identity);
+    } catch (error) {
+      // Two first sign-ins of one provider account at once: the loser's insert hits a unique
+      // index (the email's or the link's); looking again finds the winner's user and link.
+      const lostRace = violates(error, LINK_KEY) || (error instanceof DomainError && error.code === 'EMAIL_TAKEN');
+      if (lostRace) return this.signInVerified(ctx, identity);
+      throw error;
+    }
+  }
+
+  private async signInVerified(ctx: SubgraphContext, identity: ProviderIdentity): Promise<AuthResult> {
     const link = await ctx.em.findOne(ProviderLink, { provider: identity.provider, subject: identity.subject });
     if (link) return this.accounts.startSession(ctx, await ctx.em.findOneOrFail(User, { id: link.userId }), methodOf(identity.provider));
 
     if (!identity.email || !identity.emailVerified) {
       throw userError('PROVIDER_EMAIL_UNVERIFIED', 'The provider did not vouch for an email address; register with email instead', 'provider');
     }
-    const email = identity.email.trim().toLowerCase();
+    const email = normalizeEmail(identity.email);
     // Never attach a provider to an existing account on email alone: the owner must sign in and link it.
-    if (await ctx.em.count(User, { email })) {
-      throw userError('EMAIL_TAKEN', 'An account with this email exists; sign in with it and link the provider', 'email');
-    }
+    if (await ctx.em.count(User, { email })) throw emailTaken();
     const displayName = (identity.name?.trim() || email.split('@')[0]!).slice(0, 100);
     const method = methodOf(identity.provider);
-    return this.accounts.createUser(ctx, { email, passwordHash: null, displayName, locale: 'en' }, method, ({ em, emit }, user) => {
+    return this.accounts.createUser(ctx, { email, emailVerified: true, passwordHash: null, displayName, locale: 'en' }, method, ({ em, emit }, user) => {
       em.persist(em.create(ProviderLink, this.newLink(user.id, identity)));
       const payload: events.UserOAuthLinked = { userId: user.id, provider: method };
       emit({ type: events.USER_OAUTH_LINKED, userId: user.id, payload });
@@ -68,13 +80,17 @@ export class ProviderSignInService {
           throw alreadyLinked(`Another ${identity.provider} account is already linked to you`);
         }
         em.persist(em.create(ProviderLink, this.newLink(me.id, identity)));
+        // The provider vouching for the account's own address verifies it.
+        if (identity.emailVerified && identity.email && normalizeEmail(identity.email) === me.email && !me.emailVerified) {
+          await em.nativeUpdate(User, { id: me.id }, { emailVerified: true });
+        }
         const payload: events.UserOAuthLinked = { userId: me.id, provider: methodOf(identity.provider) };
         emit({ type: events.USER_OAUTH_LINKED, payload });
         return me;
       });
     } catch (error) {
       // Two concurrent links of the same provider account: the unique index decides.
-      if (error instanceof UniqueConstraintViolationException) throw alreadyLinked('This provider account is already linked');
+      if (violates(error, LINK_KEY) || violates(error, 'provider_link_user_id_provider_key')) throw alreadyLinked('This provider account is already linked');
       throw error;
     }
   }

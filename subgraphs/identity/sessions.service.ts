@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { LockMode, type EntityManager } from '@mikro-orm/postgresql';
 import { userError } from '../../platform/errors.js';
-import type { Role } from '../../platform/internal-auth.js';
 import type { SubgraphContext } from '../../platform/subgraph/context.js';
 import { RefreshToken, User } from './identity.entities.js';
-import { refreshDecision } from './identity.rules.js';
+import { refreshDecision, rolesOf } from './identity.rules.js';
 import { hashRefreshToken, newRefreshToken, type AccessTokens } from './tokens.js';
 
 export interface Session {
@@ -13,8 +12,6 @@ export interface Session {
   accessTokenExpiresAt: Date;
 }
 
-export const rolesOf = (user: Pick<User, 'role'>): Role[] => (user.role === 'ADMIN' ? ['USER', 'ADMIN'] : ['USER']);
-
 const invalidRefreshToken = () =>
   userError('INVALID_REFRESH_TOKEN', 'The refresh token is invalid, expired or already used; sign in again', 'refreshToken');
 
@@ -22,27 +19,31 @@ const invalidRefreshToken = () =>
 export class SessionService {
   constructor(
     private readonly tokens: AccessTokens,
-    private readonly refreshTtlSeconds: number,
+    private readonly settings: { refreshTtlSeconds: number; adminEmails: readonly string[] },
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
-  /** Issues a session inside the caller's transaction (a new family unless one is given). */
-  async issue(em: EntityManager, user: User, familyId: string = randomUUID()): Promise<Session> {
+  /**
+   * Issues a session inside the caller's transaction. A new sign-in starts a family that lives
+   * REFRESH_TOKEN_TTL_SECONDS; rotation keeps the family's end, so a session cannot be
+   * stretched forever by refreshing.
+   */
+  async issue(em: EntityManager, user: User, family?: { id: string; expiresAt: Date }): Promise<Session> {
     const now = this.clock();
     const refresh = newRefreshToken();
     em.persist(
       em.create(RefreshToken, {
         id: randomUUID(),
         userId: user.id,
-        familyId,
+        familyId: family?.id ?? randomUUID(),
         tokenHash: refresh.hash,
         createdAt: now,
-        expiresAt: new Date(now.getTime() + this.refreshTtlSeconds * 1000),
+        expiresAt: family?.expiresAt ?? new Date(now.getTime() + this.settings.refreshTtlSeconds * 1000),
         rotatedAt: null,
         revokedAt: null,
       }),
     );
-    const access = await this.tokens.issue(user.id, rolesOf(user), now);
+    const access = await this.tokens.issue(user.id, rolesOf(user, this.settings.adminEmails), now);
     return { accessToken: access.token, refreshToken: refresh.token, accessTokenExpiresAt: access.expiresAt };
   }
 
@@ -62,7 +63,7 @@ export class SessionService {
       if (decision !== 'rotate') return null;
       const user = await em.findOneOrFail(User, { id: row.userId });
       row.rotatedAt = now;
-      return this.issue(em, user, row.familyId);
+      return this.issue(em, user, { id: row.familyId, expiresAt: row.expiresAt });
     });
     if (!outcome) throw invalidRefreshToken();
     return outcome;

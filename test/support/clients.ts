@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import fed from '@apollo/federation-internals';
 import { buildSchema, Kind, parse, print, visit, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
-import { SUPERGRAPH_PATH } from '../../scripts/supergraph.js';
+import { SUPERGRAPH_PATH } from '../../gateway/supergraph.js';
 
 /** ../shared/clients beside the repository: the operations the web and mobile apps send. */
 export const CLIENTS_DIR = fileURLToPath(new URL('../../../shared/clients/', import.meta.url));

@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './net.js';
 
 export interface RunningNatsServer {
   url: string;
@@ -49,24 +50,6 @@ function natsServerBinary(): string {
   if (existsSync('/usr/sbin/nats-server')) return '/usr/sbin/nats-server';
   // Otherwise rely on PATH lookup by spawn; a missing binary surfaces as an 'error' event.
   return 'nats-server';
-}
-
-/** Asks the OS for a free port. Another process could take it before nats-server binds; rare on loopback. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, HOST, () => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') {
-        server.close();
-        reject(new Error('could not read the port of a probe socket'));
-        return;
-      }
-      server.close(() => resolve(address.port));
-    });
-  });
 }
 
 async function waitUntilAccepting(port: number, child: ChildProcess, log: () => string): Promise<void> {

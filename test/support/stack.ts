@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../platform/config.js';
 import { JetStreamTransport } from '../../platform/events/jetstream.js';
 import { createLogger } from '../../platform/log.js';
-import { startAllInOne, type AllInOne } from '../../scripts/all-in-one.js';
+import { startAllInOne, type AllInOne } from '../../gateway/all-in-one.js';
 import { createTestDatabase } from './database.js';
 
 export interface GraphQLResponse<T = any> {
@@ -22,6 +24,16 @@ export interface TestStack {
   subjectPrefix: string;
   gql<T = any>(query: string, variables?: Record<string, unknown>, options?: { token?: string; headers?: Record<string, string> }): Promise<GraphQLResponse<T>>;
   close(): Promise<void>;
+}
+
+/** Streams are per stack; removing them keeps a reused TEST_NATS_URL server from filling up. */
+async function deleteStream(url: string, stream: string): Promise<void> {
+  const nc = await connect({ servers: url });
+  try {
+    await (await jetstreamManager(nc)).streams.delete(stream).catch(() => false);
+  } finally {
+    await nc.close();
+  }
 }
 
 /**
@@ -72,6 +84,7 @@ export async function startTestStack(options: { env?: Record<string, string>; re
       await app.close();
       await transport.close();
       await db.drop();
+      await deleteStream(inject('natsUrl'), `T_${suffix}`);
     },
   };
 }

@@ -8,6 +8,7 @@ export class Migration20261126000000_identity extends SchemaMigration {
       `create table "user" (
         "id" uuid primary key,
         "email" text not null,
+        "email_verified" boolean not null default false,
         "password_hash" text null,
         "display_name" text not null,
         "avatar_url" text null,

@@ -1,5 +1,4 @@
 import { createHmac } from 'node:crypto';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DomainError } from '../../../platform/errors.js';
 import { startFakeFacebook, type FakeFacebook } from '../../../test/fakes/facebook-graph.js';
@@ -8,17 +7,9 @@ import { createFacebookVerifier } from './facebook.js';
 import { createProviderVerifiers } from './index.js';
 import { createOidcVerifier } from './oidc.js';
 import type { ProviderVerifier } from './provider.js';
+import { freePort } from '../../../test/support/net.js';
 
 const invalid = (field: string) => ({ kind: 'user', code: 'INVALID_PROVIDER_TOKEN', field });
-
-/** A loopback port nobody listens on (bound, then released). */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as { port: number };
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 describe('OIDC verifiers', () => {
   let idp: FakeOidcIssuer;
@@ -69,7 +60,7 @@ describe('OIDC verifiers', () => {
   });
 
   it('an unreachable JWKS is an internal error, not the user\'s fault', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const verifier = createOidcVerifier({
       provider: 'GOOGLE', jwksUrl: `http://127.0.0.1:${port}/jwks`, issuer: idp.issuerUrl, audience: 'google-client', timeoutMs: 2000,
     });
@@ -159,7 +150,7 @@ describe('Facebook verifier', () => {
   });
 
   it('network failures and 5xx are internal errors', async () => {
-    const down = createFacebookVerifier({ ...app, graphUrl: `http://127.0.0.1:${await closedPort()}/v19.0` });
+    const down = createFacebookVerifier({ ...app, graphUrl: `http://127.0.0.1:${await freePort()}/v19.0` });
     await expect(down.verify({ accessToken: 'EAAx' })).rejects.toThrow(/provider unavailable/);
     const failing = createFacebookVerifier({ ...app, graphUrl: fb.graphUrl, fetch: async () => new Response('oops', { status: 503 }) });
     const error = await failing.verify({ accessToken: 'EAAx' }).catch((e: unknown) => e);

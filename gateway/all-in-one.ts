@@ -1,11 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
 import type { Config } from '../platform/config.js';
 import type { EventTransport } from '../platform/events/transport.js';
-import { closeServer, listen } from '../platform/http/server.js';
+import { listen } from '../platform/http/server.js';
 import type { Logger } from '../platform/log.js';
 import { startSubgraph, type RunningSubgraph } from '../platform/subgraph/runtime.js';
-import { createGateway } from '../gateway/gateway.js';
+import { createGateway } from './gateway.js';
 import { subgraphModules } from '../subgraphs/index.js';
 import { JWKS_PATH } from '../subgraphs/identity/index.js';
 import { SUPERGRAPH_PATH } from './supergraph.js';
@@ -32,10 +31,10 @@ export interface AllInOne {
 export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne> {
   const { config, logger } = options;
   const subgraphs: RunningSubgraph[] = [];
-  let gatewayHttp: Server | null = null;
+  let gateway: Awaited<ReturnType<typeof createGateway>> | null = null;
   const close = async () => {
-    if (gatewayHttp) await closeServer(gatewayHttp);
-    for (const subgraph of subgraphs.reverse()) await subgraph.close();
+    await gateway?.apollo.stop();
+    for (const subgraph of [...subgraphs].reverse()) await subgraph.close();
   };
   try {
     for (const module of subgraphModules) {
@@ -54,7 +53,7 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
       logger.info({ subgraph: module.name, url: subgraph.url, ms: Date.now() - started }, 'subgraph ready');
     }
     const urls = Object.fromEntries(subgraphs.map((s) => [s.name, s.url]));
-    const gateway = await createGateway({
+    gateway = await createGateway({
       supergraphSdl: await readFile(SUPERGRAPH_PATH, 'utf8'),
       subgraphUrls: urls,
       jwksUrl: `${urls.identity}${JWKS_PATH}`,
@@ -64,7 +63,6 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
       maxBodyBytes: config.MAX_BODY_BYTES,
       logger,
     });
-    gatewayHttp = gateway.http;
     const gatewayUrl = `${await listen(gateway.http, config.PORT, config.HOST)}/graphql`;
     return { gatewayUrl, subgraphs, close };
   } catch (error) {

@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { composeServices } from '@apollo/composition';
 import { parse } from 'graphql';
+import { SCHEMA_DIR } from '../platform/paths.js';
 import { subgraphModules } from '../subgraphs/index.js';
 
-export const SUPERGRAPH_PATH = fileURLToPath(new URL('../schema/supergraph.graphql', import.meta.url));
+export const SUPERGRAPH_PATH = join(SCHEMA_DIR, 'supergraph.graphql');
 
 /**
  * The URL each subgraph has in the committed supergraph: its service name in the distributed
@@ -16,10 +17,11 @@ export type Composition =
   | { ok: true; supergraphSdl: string; subgraphs: string[] }
   | { ok: false; errors: string[] };
 
-export async function composeSupergraph(): Promise<Composition> {
+/** Composes schema/<subgraph>.graphql (or the same files under `schemaDir`) into a supergraph. */
+export async function composeSupergraph(schemaDir = SCHEMA_DIR): Promise<Composition> {
   const services = await Promise.all(
     subgraphModules.map(async ({ name }) => {
-      const sdl = await readFile(new URL(`../schema/${name}.graphql`, import.meta.url), 'utf8');
+      const sdl = await readFile(join(schemaDir, `${name}.graphql`), 'utf8');
       return { name, url: defaultSubgraphUrl(name), typeDefs: parse(sdl) };
     }),
   );

@@ -4,7 +4,7 @@ import type { EventEnvelope } from '../../platform/events/envelope.js';
 import type { EventTransport } from '../../platform/events/transport.js';
 
 /** A durable consumer that records what it receives, for asserting on published events. */
-export async function recordEvents(transport: EventTransport, types: string[]) {
+export async function captureEvents(transport: EventTransport, types: string[]) {
   const received: EventEnvelope<any>[] = [];
   const consumption = await transport.consume({
     durable: `test_${randomBytes(4).toString('hex')}`,
