@@ -5,6 +5,10 @@ import type { GatewayContext } from './gateway.js';
 /** One structured line per GraphQL request: what ran, for whom, how it ended, how long it took. */
 export function accessLog(logger: Logger): ApolloServerPlugin<GatewayContext> {
   return {
+    // A request whose context could not be built (identity's keys unreachable) never starts.
+    async contextCreationDidFail({ error }) {
+      logger.warn({ err: error }, 'graphql request refused before execution');
+    },
     async requestDidStart({ contextValue }) {
       const started = performance.now();
       return {
