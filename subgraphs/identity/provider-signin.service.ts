@@ -36,19 +36,10 @@ export class ProviderSignInService {
 
   /** Signs in the linked user, or creates one on the first sign-in (user.registered + user.oauth.linked). */
   async signIn(ctx: SubgraphContext, input: ProviderSignInInput): Promise<AuthResult> {
-    const identity = await this.verify(input);
-    try {
-      return await this.signInVerified(ctx, identity);
-    } catch (error) {
-      // Two first sign-ins of one provider account at once: the loser's insert hits a unique
-      // index (the email's or the link's); looking again finds the winner's user and link.
-      const lostRace = violates(error, LINK_KEY) || (error instanceof DomainError && error.code === 'EMAIL_TAKEN');
-      if (lostRace) return this.signInVerified(ctx, identity);
-      throw error;
-    }
+    return this.signInVerified(ctx, await this.verify(input));
   }
 
-  private async signInVerified(ctx: SubgraphContext, identity: ProviderIdentity): Promise<AuthResult> {
+  private async signInVerified(ctx: SubgraphContext, identity: ProviderIdentity, retried = false): Promise<AuthResult> {
     const link = await ctx.em.findOne(ProviderLink, { provider: identity.provider, subject: identity.subject });
     if (link) return this.accounts.startSession(ctx, await ctx.em.findOneOrFail(User, { id: link.userId }), methodOf(identity.provider));
 
@@ -60,11 +51,19 @@ export class ProviderSignInService {
     if (await ctx.em.count(User, { email })) throw emailTaken();
     const displayName = (identity.name?.trim() || email.split('@')[0]!).slice(0, 100);
     const method = methodOf(identity.provider);
-    return this.accounts.createUser(ctx, { email, emailVerified: true, passwordHash: null, displayName, locale: 'en' }, method, ({ em, emit }, user) => {
-      em.persist(em.create(ProviderLink, this.newLink(user.id, identity)));
-      const payload: events.UserOAuthLinked = { userId: user.id, provider: method };
-      emit({ type: events.USER_OAUTH_LINKED, userId: user.id, payload });
-    });
+    try {
+      return await this.accounts.createUser(ctx, { email, emailVerified: true, passwordHash: null, displayName, locale: 'en' }, method, ({ em, emit }, user) => {
+        em.persist(em.create(ProviderLink, this.newLink(user.id, identity)));
+        const payload: events.UserOAuthLinked = { userId: user.id, provider: method };
+        emit({ type: events.USER_OAUTH_LINKED, userId: user.id, payload });
+      });
+    } catch (error) {
+      // Two first sign-ins of one provider account at once: the loser's insert hits a unique
+      // index (the email's or the link's); looking once more finds the winner's user and link.
+      const lostRace = violates(error, LINK_KEY) || (error instanceof DomainError && error.code === 'EMAIL_TAKEN');
+      if (lostRace && !retried) return this.signInVerified(ctx, identity, true);
+      throw error;
+    }
   }
 
   async link(ctx: SubgraphContext, input: ProviderSignInInput): Promise<User> {
