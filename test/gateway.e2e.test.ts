@@ -1,0 +1,28 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeServer } from '../platform/http/server.js';
+import { startTestStack, type TestStack } from './support/stack.js';
+
+/** What a client sees when a subgraph behind the gateway is down: a coded error, no topology. */
+let stack: TestStack;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+});
+afterAll(async () => {
+  await stack?.close();
+});
+
+describe('gateway errors', () => {
+  it('masks a failed subgraph call: no URL, address or subgraph name reaches the client', async () => {
+    const identity = stack.app.subgraphs.find((s) => s.name === 'identity')!;
+    const url = new URL(identity.url);
+    await closeServer(identity.http);
+    identity.http.closeAllConnections();
+
+    const res = await stack.gql('{ me { id } }');
+    expect(res.errors).toEqual([{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }]);
+    const raw = JSON.stringify(res);
+    expect(raw).not.toContain(url.port);
+    expect(raw).not.toContain('identity');
+  });
+});
