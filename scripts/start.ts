@@ -5,6 +5,7 @@
 import { startAllInOne, type AllInOne } from '../gateway/all-in-one.js';
 import { loadConfigOrExit } from '../platform/config.js';
 import { databaseFor } from '../platform/db/connect.js';
+import { stopEmbeddedPostgres } from '../platform/db/embedded.js';
 import { InProcessTransport } from '../platform/events/in-process.js';
 import { JetStreamTransport } from '../platform/events/jetstream.js';
 import type { EventTransport } from '../platform/events/transport.js';
@@ -23,7 +24,9 @@ function shutdown(reason: string): Promise<void> {
   stopping ??= (async () => {
     logger.info({ reason }, 'shutting down');
     let failed = false;
-    for (const step of [() => app?.close(), () => transport?.close(), () => database?.stop()]) {
+    // A shutdown during start-up finds `database` unset: the embedded server is stopped directly.
+    const stopDatabase = () => (database ? database.stop() : stopEmbeddedPostgres());
+    for (const step of [() => app?.close(), () => transport?.close(), stopDatabase]) {
       try {
         await step();
       } catch (error) {

