@@ -61,6 +61,7 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
       audience: config.JWT_AUDIENCE,
       internalSecret: config.INTERNAL_SECRET,
       maxBodyBytes: config.MAX_BODY_BYTES,
+      corsOrigins: config.CORS_ORIGINS,
       logger,
     });
     const gatewayUrl = `${await listen(gateway.http, config.PORT, config.HOST)}/graphql`;

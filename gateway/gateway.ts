@@ -8,6 +8,7 @@ import { graphqlHandler, sendJson } from '../platform/http/graphql-http.js';
 import { signCaller, type Caller } from '../platform/internal-auth.js';
 import type { Logger } from '../platform/log.js';
 import { accessLog } from './access-log.js';
+import { withCors } from './cors.js';
 import { maskInternalErrors } from './errors.js';
 import { createTokenVerifier } from './auth.js';
 
@@ -20,6 +21,8 @@ export interface GatewayOptions {
   audience: string;
   internalSecret: string;
   maxBodyBytes: number;
+  /** Browser origins allowed to call; `*` (the default) for any. */
+  corsOrigins?: readonly string[];
   logger: Logger;
 }
 
@@ -64,7 +67,7 @@ export async function createGateway(options: GatewayOptions): Promise<{ http: Se
   await apollo.start();
 
   Object.assign(routes, {
-    '/graphql': graphqlHandler(apollo, {
+    '/graphql': withCors(graphqlHandler(apollo, {
       maxBodyBytes: options.maxBodyBytes,
       logger,
       context: async (req, res) => {
@@ -73,7 +76,7 @@ export async function createGateway(options: GatewayOptions): Promise<{ http: Se
         res.setHeader('x-correlation-id', correlationId);
         return { caller: await callerOf(req.headers.authorization), correlationId };
       },
-    }),
+    }), options.corsOrigins ?? ['*']),
     '/health': (_req, res) => sendJson(res, 200, { status: 'ok', component: 'gateway' }),
   } satisfies Record<string, Handler>);
   return { http, apollo };

@@ -29,6 +29,7 @@ const schema = z.object({
   EMBEDDED_PG_PORT: port.default(54329),
   NATS_URL: z.string().regex(/^(nats|tls|wss?):\/\/.+/, 'must be a nats:// URL').optional(),
   INTERNAL_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  CORS_ORIGINS: list.default(['*']),
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   OUTBOX_SWEEP_MS: z.coerce.number().int().min(50).default(1000),
   ADMIN_EMAILS: list.default([]),

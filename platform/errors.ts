@@ -5,8 +5,7 @@ import { GraphQLError } from 'graphql';
  *
  * - `user` errors are expected business outcomes (wrong password, plan limit): mutations return
  *   them in `userErrors { code field message }` and the request succeeds.
- * - the others become GraphQL errors with `extensions.code` (and an HTTP status when they end
- *   the whole request).
+ * - the others become GraphQL errors with `extensions.code`.
  */
 export type ErrorKind = 'user' | 'unauthenticated' | 'forbidden' | 'bad_input';
 
@@ -65,11 +64,11 @@ export async function mutationPayload<T extends object>(
   }
 }
 
-/** The GraphQL error for a non-user DomainError, with its stable code. */
+/**
+ * The GraphQL error for a DomainError, with its stable code. No HTTP status: these fail one
+ * field, and the response still carries the data of the others (a 401 would make clients drop it).
+ */
 export function toGraphQLError(error: DomainError): GraphQLError {
   const code = error.kind === 'user' ? error.code : GRAPHQL_CODE[error.kind];
-  const status = error.kind === 'unauthenticated' ? 401 : undefined;
-  return new GraphQLError(error.message, {
-    extensions: { code, ...(error.field ? { field: error.field } : {}), ...(status ? { http: { status } } : {}) },
-  });
+  return new GraphQLError(error.message, { extensions: { code, ...(error.field ? { field: error.field } : {}) } });
 }

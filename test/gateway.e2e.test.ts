@@ -12,6 +12,23 @@ afterAll(async () => {
   await stack?.close();
 });
 
+describe('browsers on other origins (the web app, the schema explorer)', () => {
+  it('get a preflight answer and CORS headers on the GraphQL response', async () => {
+    const origin = 'https://sandbox.embed.apollographql.com';
+    const preflight = await fetch(stack.app.gatewayUrl, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+    });
+    expect([preflight.status, preflight.headers.get('access-control-allow-origin')]).toEqual([204, '*']);
+    const res = await fetch(stack.app.gatewayUrl, {
+      method: 'POST',
+      headers: { origin, 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
+    expect([res.status, res.headers.get('access-control-allow-origin'), await res.json()]).toEqual([200, '*', { data: { __typename: 'Query' } }]);
+  });
+});
+
 describe('gateway errors', () => {
   it('masks a failed subgraph call: no URL, address or subgraph name reaches the client', async () => {
     const identity = stack.app.subgraphs.find((s) => s.name === 'identity')!;
