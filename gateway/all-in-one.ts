@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Config } from '../platform/config.js';
 import type { EventTransport } from '../platform/events/transport.js';
 import { listen } from '../platform/http/server.js';
+import { Shutdown } from '../platform/lifecycle.js';
 import type { Logger } from '../platform/log.js';
 import { startSubgraph, type RunningSubgraph } from '../platform/subgraph/runtime.js';
 import { createGateway } from './gateway.js';
@@ -31,11 +32,8 @@ export interface AllInOne {
 export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne> {
   const { config, logger } = options;
   const subgraphs: RunningSubgraph[] = [];
-  let gateway: Awaited<ReturnType<typeof createGateway>> | null = null;
-  const close = async () => {
-    await gateway?.apollo.stop();
-    for (const subgraph of [...subgraphs].reverse()) await subgraph.close();
-  };
+  const shutdown = new Shutdown();
+  const close = () => shutdown.close();
   try {
     for (const module of subgraphModules) {
       const started = Date.now();
@@ -50,10 +48,11 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
         relay: options.relay,
       });
       subgraphs.push(subgraph);
+      shutdown.add(`subgraph ${module.name}`, () => subgraph.close());
       logger.info({ subgraph: module.name, url: subgraph.url, ms: Date.now() - started }, 'subgraph ready');
     }
     const urls = Object.fromEntries(subgraphs.map((s) => [s.name, s.url]));
-    gateway = await createGateway({
+    const gateway = await createGateway({
       supergraphSdl: await readFile(SUPERGRAPH_PATH, 'utf8'),
       subgraphUrls: urls,
       jwksUrl: `${urls.identity}${JWKS_PATH}`,
@@ -64,10 +63,11 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
       corsOrigins: config.CORS_ORIGINS,
       logger,
     });
+    shutdown.add('gateway', () => gateway.apollo.stop());
     const gatewayUrl = `${await listen(gateway.http, config.PORT, config.HOST)}/graphql`;
     return { gatewayUrl, subgraphs, close };
   } catch (error) {
-    await close();
+    await close().catch((closeError: unknown) => logger.error({ err: closeError }, 'cleanup after a failed start failed'));
     throw error;
   }
 }

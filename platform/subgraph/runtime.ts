@@ -5,6 +5,7 @@ import { migrate, openDatabase } from '../db/database.js';
 import { OutboxRelay } from '../events/relay.js';
 import type { EventTransport } from '../events/transport.js';
 import { listen } from '../http/server.js';
+import { Shutdown } from '../lifecycle.js';
 import type { Logger } from '../log.js';
 import { subgraphTypeDefs, type SubgraphModule } from './module.js';
 import { createSubgraphServer } from './server.js';
@@ -38,10 +39,8 @@ export interface RunningSubgraph {
  */
 export async function startSubgraph(module: SubgraphModule, options: StartOptions): Promise<RunningSubgraph> {
   const logger = options.logger.child({ subgraph: module.name });
-  const undo: (() => Promise<void>)[] = [];
-  const close = async () => {
-    for (const step of undo.splice(0).reverse()) await step();
-  };
+  const shutdown = new Shutdown();
+  const close = () => shutdown.close();
   try {
     const orm = await openDatabase({
       url: options.databaseUrl,
@@ -50,13 +49,13 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
       migrations: module.migrations,
       logger,
     });
-    undo.push(() => orm.close());
+    shutdown.add('database', () => orm.close());
     if (options.migrate) {
       const applied = await migrate(orm);
       if (applied.length) logger.info({ applied }, 'migrations applied');
     }
     const relay = new OutboxRelay(orm, options.transport, logger, options.config.OUTBOX_SWEEP_MS);
-    undo.push(() => relay.stop());
+    shutdown.add('outbox relay', () => relay.stop());
     const built = await module.build({ config: options.config, orm, transport: options.transport, logger });
     const { http, apollo } = await createSubgraphServer({
       name: module.name,
@@ -70,16 +69,15 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
       routes: built.routes,
     });
     // Stopping Apollo drains the HTTP server: in-flight requests finish before the ORM closes.
-    undo.push(() => apollo.stop());
+    shutdown.add('http server', () => apollo.stop());
     const url = await listen(http, options.port, options.host);
     if (options.relay !== false) relay.start();
-    if (built.start) {
-      await built.start();
-      undo.push(async () => built.stop?.());
-    }
+    // Registered before starting, so consumers half-started by a failing start() are stopped too.
+    if (built.stop) shutdown.add('background work', () => built.stop!());
+    await built.start?.();
     return { name: module.name, url, orm, relay, http, close };
   } catch (error) {
-    await close();
+    await close().catch((closeError: unknown) => logger.error({ err: closeError }, 'cleanup after a failed start failed'));
     throw error;
   }
 }

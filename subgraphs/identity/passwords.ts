@@ -8,11 +8,13 @@ import { hash, verify } from '@node-rs/argon2';
 const OPTIONS = { memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
 
 /**
- * Hashing runs on libuv's small thread pool, which DNS look-ups and file I/O share. Each
- * unauthenticated register or logIn costs one hash, so at most this many run at once and the
- * rest queue: a burst of sign-ins slows sign-ins, not everything else.
+ * Hashing runs on a small thread pool that other work shares (libuv's: 4 threads unless
+ * UV_THREADPOOL_SIZE says otherwise; token signing, DNS look-ups and file I/O use it too).
+ * Each unauthenticated register or logIn costs one hash, so hashes leave at least one thread
+ * (and one core) free and the rest queue: a burst of sign-ins slows sign-ins, not everything else.
  */
-const MAX_CONCURRENT = Math.max(1, availableParallelism() - 1);
+const POOL = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+const MAX_CONCURRENT = Math.max(1, Math.min(POOL, availableParallelism()) - 1);
 let active = 0;
 const waiting: (() => void)[] = [];
 
@@ -44,8 +46,13 @@ export async function verifyPassword(phc: string, password: string): Promise<boo
  * and a wrong password take the same time and answer the same INVALID_CREDENTIALS.
  */
 let decoy: Promise<string> | null = null;
-export async function verifyDecoy(password: string): Promise<false> {
+/** Made at start-up, so the first unknown-email sign-in costs one hash like every other. */
+export function prepareDecoy(): Promise<string> {
   decoy ??= hashPassword(crypto.randomUUID());
-  await verifyPassword(await decoy, password);
+  return decoy;
+}
+
+export async function verifyDecoy(password: string): Promise<false> {
+  await verifyPassword(await prepareDecoy(), password);
   return false;
 }

@@ -39,6 +39,11 @@ export class ProviderSignInService {
     return this.signInVerified(ctx, await this.verify(input));
   }
 
+  /**
+   * `retried`: two first sign-ins of one provider account can race. The loser sees the email
+   * taken (before or at its insert) or hits the link's unique index; looking once more finds
+   * the winner's user and link, and signs in as it.
+   */
   private async signInVerified(ctx: SubgraphContext, identity: ProviderIdentity, retried = false): Promise<AuthResult> {
     const link = await ctx.em.findOne(ProviderLink, { provider: identity.provider, subject: identity.subject });
     if (link) return this.accounts.startSession(ctx, await ctx.em.findOneOrFail(User, { id: link.userId }), methodOf(identity.provider));
@@ -47,21 +52,19 @@ export class ProviderSignInService {
       throw userError('PROVIDER_EMAIL_UNVERIFIED', 'The provider did not vouch for an email address; register with email instead', 'provider');
     }
     const email = normalizeEmail(identity.email);
-    // Never attach a provider to an existing account on email alone: the owner must sign in and link it.
-    if (await ctx.em.count(User, { email })) throw emailTaken();
-    const displayName = (identity.name?.trim() || email.split('@')[0]!).slice(0, 100);
     const method = methodOf(identity.provider);
+    const displayName = (identity.name?.trim() || email.split('@')[0]!).slice(0, 100);
     try {
+      // Never attach a provider to an existing account on email alone: the owner must sign in and link it.
+      if (await ctx.em.count(User, { email })) throw emailTaken();
       return await this.accounts.createUser(ctx, { email, emailVerified: true, passwordHash: null, displayName, locale: 'en' }, method, ({ em, emit }, user) => {
         em.persist(em.create(ProviderLink, this.newLink(user.id, identity)));
         const payload: events.UserOAuthLinked = { userId: user.id, provider: method };
         emit({ type: events.USER_OAUTH_LINKED, userId: user.id, payload });
       });
     } catch (error) {
-      // Two first sign-ins of one provider account at once: the loser's insert hits a unique
-      // index (the email's or the link's); looking once more finds the winner's user and link.
-      const lostRace = violates(error, LINK_KEY) || (error instanceof DomainError && error.code === 'EMAIL_TAKEN');
-      if (lostRace && !retried) return this.signInVerified(ctx, identity, true);
+      const mayHaveLostRace = violates(error, LINK_KEY) || (error instanceof DomainError && error.code === 'EMAIL_TAKEN');
+      if (mayHaveLostRace && !retried) return this.signInVerified(ctx, identity, true);
       throw error;
     }
   }
