@@ -70,7 +70,7 @@ export class OutboxRelay {
       while ((await this.flush()) === BATCH && !this.stopped);
       if (Date.now() - this.lastPrune > PRUNE_EVERY_MS) await this.prune();
     } catch (error) {
-      this.logger.warn({ err: error }, 'outbox relay could not publish; will retry on the next sweep');
+      this.logger.warn({ err: error }, 'outbox relay could not reach the database; will retry on the next sweep');
     }
   }
 
@@ -86,12 +86,26 @@ export class OutboxRelay {
       );
       if (!lock?.locked) return 0; // another replica's relay is at it
       const rows = await em.find(OutboxRecord, { publishedAt: null }, { orderBy: { position: 'asc' }, limit: BATCH });
-      // Sent in order over one connection, acknowledged together: one round trip per batch.
-      await Promise.all(rows.map((row) => this.transport.publish(row.envelope as unknown as EventEnvelope)));
+      // One at a time: if a publish fails, nothing after it has gone out, so the retry keeps
+      // the order. What did go out is marked, so it is not sent again.
       const now = new Date();
-      for (const row of rows) row.publishedAt = now;
-      if (rows.length) this.logger.debug({ count: rows.length }, 'outbox published');
-      return rows.length;
+      let failure: unknown = null;
+      for (const row of rows) {
+        try {
+          await this.transport.publish(row.envelope as unknown as EventEnvelope);
+        } catch (error) {
+          failure = error;
+          break;
+        }
+        row.publishedAt = now;
+      }
+      const published = rows.filter((row) => row.publishedAt).length;
+      if (published) this.logger.debug({ count: published }, 'outbox published');
+      if (failure) {
+        this.logger.warn({ err: failure, published, pending: rows.length - published }, 'outbox relay could not publish; will retry on the next sweep');
+        return 0;
+      }
+      return published;
     });
   }
 
