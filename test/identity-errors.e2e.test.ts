@@ -2,6 +2,7 @@ import { SignJWT, generateKeyPair, importJWK, type JWK } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signCaller, ANONYMOUS } from '../platform/internal-auth.js';
+import { pruneRefreshTokens } from '../subgraphs/identity/sessions.service.js';
 import { startFakeOidcIssuer, type FakeOidcIssuer } from './fakes/oidc-issuer.js';
 import { clientOperation } from './support/clients.js';
 import { startTestStack, type TestStack } from './support/stack.js';
@@ -92,6 +93,17 @@ describe('credentials', () => {
     // The legitimate holder of `second` must sign in again too: we cannot tell thief from owner.
     expect(codeOf(await stack.gql(REFRESH, { refreshToken: second }), 'refreshSession')).toEqual(['INVALID_REFRESH_TOKEN']);
     expect(codeOf(await stack.gql(REFRESH, { refreshToken: 'made-up' }), 'refreshSession')).toEqual(['INVALID_REFRESH_TOKEN']);
+  });
+
+  it('prunes refresh tokens a day after their sign-in ended', async () => {
+    const { user } = (await register('prune@example.com')).data.register;
+    const orm = stack.app.subgraphs.find((s) => s.name === 'identity')!.orm;
+    const tokens = () => count('select count(*) from identity.refresh_token where user_id = $1', [user.id]);
+    expect(await tokens()).toBe(1);
+    const ttl = stack.config.REFRESH_TOKEN_TTL_SECONDS * 1000;
+    expect(await pruneRefreshTokens(orm.em.fork(), new Date(Date.now() + ttl))).toBe(0); // ended, within the grace day
+    await pruneRefreshTokens(orm.em.fork(), new Date(Date.now() + ttl + 25 * 3600_000));
+    expect(await tokens()).toBe(0);
   });
 
   it('refuses an invalid provider token and stores nothing', async () => {

@@ -129,12 +129,14 @@ describe('identity through the gateway', () => {
     // Whoever registers the address first with a password does not become admin…
     const { session } = (await register('boss@example.com')).data.register;
     expect(rolesIn(session)).toEqual(['USER']);
+    expect((await stack.gql('{ me { role } }', {}, { token: session.accessToken })).data.me.role).toBe('USER');
     // …until the owner links a provider that vouches for it; the next sign-in carries ADMIN.
     const idToken = await google.signIdToken({ sub: 'g-boss', aud: 'google-client', email: 'boss@example.com', email_verified: true });
     const linked = await stack.gql(op.link, { input: { provider: 'GOOGLE', idToken } }, { token: session.accessToken });
     expect(linked.data.linkProvider.userErrors).toEqual([]);
     const again = await stack.gql(op.logIn, { input: { email: 'boss@example.com', password: 'correct horse battery' } });
     expect(rolesIn(again.data.logIn.session)).toEqual(['USER', 'ADMIN']);
+    expect((await stack.gql('{ me { role } }', {}, { token: again.data.logIn.session.accessToken })).data.me.role).toBe('ADMIN');
   });
 });
 

@@ -4,7 +4,7 @@ import type { SubgraphContext } from '../../platform/subgraph/context.js';
 import type { Resolvers } from '../../platform/subgraph/server.js';
 import type { AccountService, RegisterInput } from './accounts.service.js';
 import { ProviderLink, User } from './identity.entities.js';
-import type { ProfileChanges } from './identity.rules.js';
+import { rolesOf, type ProfileChanges } from './identity.rules.js';
 import type { ProviderSignInInput, ProviderSignInService } from './provider-signin.service.js';
 import type { SessionService } from './sessions.service.js';
 
@@ -12,6 +12,7 @@ export interface IdentityServices {
   accounts: AccountService;
   sessions: SessionService;
   providers: ProviderSignInService;
+  adminEmails: readonly string[];
 }
 
 /** Batches `User` lookups by id: one query per request level however many references come in. */
@@ -46,7 +47,7 @@ async function signedIn<T extends { user: User }>(ctx: SubgraphContext, result: 
   return value;
 }
 
-export function identityResolvers({ accounts, sessions, providers }: IdentityServices): Resolvers {
+export function identityResolvers({ accounts, sessions, providers, adminEmails }: IdentityServices): Resolvers {
   return {
     DateTime,
     Query: {
@@ -74,6 +75,8 @@ export function identityResolvers({ accounts, sessions, providers }: IdentitySer
     },
     User: {
       __resolveReference: (ref: { id: string }, ctx: SubgraphContext) => userById(ctx).load(ref.id),
+      // The role the user's sessions carry (ADMIN_EMAILS included), not just the stored grant.
+      role: (user: User) => (rolesOf(user, adminEmails).includes('ADMIN') ? 'ADMIN' : 'USER'),
       email: (user: User, _: unknown, ctx: SubgraphContext) => (canSeePrivate(user, ctx) ? user.email : null),
       providers: (user: User, _: unknown, ctx: SubgraphContext) => (canSeePrivate(user, ctx) ? linksByUser(ctx).load(user.id) : null),
     },

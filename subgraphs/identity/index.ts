@@ -8,7 +8,7 @@ import { prepareDecoy } from './passwords.js';
 import { ProviderSignInService } from './provider-signin.service.js';
 import { providersConfig } from './providers/config.js';
 import { createProviderVerifiers } from './providers/index.js';
-import { SessionService } from './sessions.service.js';
+import { pruneRefreshTokens, SessionService } from './sessions.service.js';
 import { AccessTokens } from './tokens.js';
 
 export const JWKS_PATH = '/.well-known/jwks.json';
@@ -18,7 +18,7 @@ export const identity: SubgraphModule = {
   name: 'identity',
   entities: identityEntities,
   migrations: identityMigrations,
-  async build({ config, orm }) {
+  async build({ config, orm, logger }) {
     await prepareDecoy();
     const tokens = await AccessTokens.load(orm, {
       issuer: config.JWT_ISSUER,
@@ -28,8 +28,22 @@ export const identity: SubgraphModule = {
     const sessions = new SessionService(tokens, { refreshTtlSeconds: config.REFRESH_TOKEN_TTL_SECONDS, adminEmails: config.ADMIN_EMAILS });
     const accounts = new AccountService(sessions);
     const providers = new ProviderSignInService(createProviderVerifiers(providersConfig(config)), accounts);
+    // Every refresh leaves a row behind; ended sign-ins are cleared hourly.
+    let pruning: NodeJS.Timeout | null = null;
+    const prune = () =>
+      pruneRefreshTokens(orm.em.fork()).then(
+        (deleted) => deleted && logger.info({ deleted }, 'pruned ended refresh tokens'),
+        (error: unknown) => logger.warn({ err: error }, 'could not prune refresh tokens'),
+      );
     return {
-      resolvers: identityResolvers({ accounts, sessions, providers }),
+      resolvers: identityResolvers({ accounts, sessions, providers, adminEmails: config.ADMIN_EMAILS }),
+      async start() {
+        await prune();
+        pruning = setInterval(prune, 3600_000).unref();
+      },
+      async stop() {
+        if (pruning) clearInterval(pruning);
+      },
       routes: {
         [JWKS_PATH]: (_req, res) => sendJson(res, 200, tokens.jwks(), { 'cache-control': 'public, max-age=300' }),
       },

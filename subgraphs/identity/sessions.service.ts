@@ -83,3 +83,11 @@ export class SessionService {
     await em.nativeUpdate(RefreshToken, { familyId, revokedAt: null }, { revokedAt: now });
   }
 }
+
+/** Rows are kept a day past their end, for reuse detection and support; then they go. */
+const REFRESH_TOKEN_GRACE_MS = 24 * 3600_000;
+
+/** Deletes refresh tokens whose sign-in ended more than a day before `now`; returns how many. */
+export function pruneRefreshTokens(em: EntityManager, now = new Date()): Promise<number> {
+  return em.nativeDelete(RefreshToken, { expiresAt: { $lt: new Date(now.getTime() - REFRESH_TOKEN_GRACE_MS) } });
+}
