@@ -47,7 +47,12 @@ export async function createGateway(options: GatewayOptions): Promise<{ http: Se
       new RemoteGraphQLDataSource<GatewayContext>({
         url: options.subgraphUrls[name] ? `${options.subgraphUrls[name]}/graphql` : url,
         willSendRequest({ request, context }) {
-          const signed = signCaller(options.internalSecret, name, context.caller, context.correlationId);
+          const signed = signCaller(options.internalSecret, {
+            audience: name,
+            caller: context.caller,
+            correlationId: context.correlationId,
+            operation: { query: request.query, variables: request.variables },
+          });
           for (const [key, value] of Object.entries(signed)) request.http?.headers.set(key, value);
         },
       }),

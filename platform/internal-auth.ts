@@ -1,4 +1,4 @@
-import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 
 /**
@@ -6,9 +6,10 @@ import type { IncomingHttpHeaders } from 'node:http';
  * A subgraph trusts only these headers, never a bearer token, so nobody reaches a subgraph
  * around the gateway: without the secret no valid signature can be made.
  *
- * The signature covers the timestamp, the subgraph it is meant for, the correlation id and
- * the caller. It is accepted only by that subgraph and only within MAX_SKEW_MS, so a captured
- * header set can be neither replayed for long nor pointed at another subgraph.
+ * The signature covers the timestamp, the subgraph it is meant for, the correlation id, the
+ * caller and a digest of the operation (query and variables). It is accepted only by that
+ * subgraph, only within MAX_SKEW_MS and only with that operation, so a captured header set can
+ * be neither replayed for long, nor pointed at another subgraph, nor used for another operation.
  */
 export type Role = 'USER' | 'ADMIN' | 'GUEST';
 
@@ -34,19 +35,48 @@ export const HEADER = {
 
 const MAX_SKEW_MS = 30_000;
 
-function sign(secret: string, timestamp: string, audience: string, correlationId: string, caller: string): Buffer {
-  return createHmac('sha256', secret).update(`${timestamp}\n${audience}\n${correlationId}\n${caller}`).digest();
+/** The operation a signature is bound to, as the gateway sends it and the subgraph parses it. */
+export interface SignedOperation {
+  query?: unknown;
+  variables?: unknown;
 }
 
-/** Headers that let `audience` (a subgraph name) trust `caller`. */
-export function signCaller(secret: string, audience: string, caller: Caller, correlationId: string, now = Date.now()): Record<string, string> {
-  const encoded = Buffer.from(JSON.stringify({ u: caller.userId, r: caller.roles, e: caller.authError })).toString('base64url');
+/** Both sides hash the same JSON: the subgraph re-serialises what it parsed from the gateway's JSON. */
+export function operationDigest(operation: SignedOperation | undefined): string {
+  const query = typeof operation?.query === 'string' ? operation.query : '';
+  return createHash('sha256').update(`${query}\n${JSON.stringify(operation?.variables ?? null)}`).digest('base64url');
+}
+
+interface Signed {
+  timestamp: string;
+  audience: string;
+  correlationId: string;
+  caller: string;
+  digest: string;
+}
+
+function sign(secret: string, s: Signed): Buffer {
+  return createHmac('sha256', secret).update(`${s.timestamp}\n${s.audience}\n${s.correlationId}\n${s.caller}\n${s.digest}`).digest();
+}
+
+export interface SignRequest {
+  /** The subgraph the request is for. */
+  audience: string;
+  caller: Caller;
+  correlationId: string;
+  operation: SignedOperation;
+}
+
+/** Headers that let one subgraph trust `caller` for one operation. */
+export function signCaller(secret: string, request: SignRequest, now = Date.now()): Record<string, string> {
+  const caller = Buffer.from(JSON.stringify({ u: request.caller.userId, r: request.caller.roles, e: request.caller.authError })).toString('base64url');
   const timestamp = String(now);
+  const signature = sign(secret, { timestamp, audience: request.audience, correlationId: request.correlationId, caller, digest: operationDigest(request.operation) });
   return {
-    [HEADER.caller]: encoded,
+    [HEADER.caller]: caller,
     [HEADER.timestamp]: timestamp,
-    [HEADER.correlationId]: correlationId,
-    [HEADER.signature]: sign(secret, timestamp, audience, correlationId, encoded).toString('base64url'),
+    [HEADER.correlationId]: request.correlationId,
+    [HEADER.signature]: signature.toString('base64url'),
   };
 }
 
@@ -57,13 +87,15 @@ const header = (headers: IncomingHttpHeaders, name: string): string | undefined 
   return Array.isArray(value) ? value[0] : value;
 };
 
-/** Returns the caller the gateway vouched for to `audience`, or throws InternalAuthError. */
-export function verifyCaller(
-  secret: string,
-  audience: string,
-  headers: IncomingHttpHeaders,
-  now = Date.now(),
-): { caller: Caller; correlationId: string } {
+export interface VerifyRequest {
+  audience: string;
+  headers: IncomingHttpHeaders;
+  operation: SignedOperation | undefined;
+}
+
+/** Returns the caller the gateway vouched for to this subgraph and operation, or throws InternalAuthError. */
+export function verifyCaller(secret: string, request: VerifyRequest, now = Date.now()): { caller: Caller; correlationId: string } {
+  const { headers, audience } = request;
   const encoded = header(headers, HEADER.caller);
   const timestamp = header(headers, HEADER.timestamp);
   const signature = header(headers, HEADER.signature);
@@ -71,7 +103,7 @@ export function verifyCaller(
   if (!encoded || !timestamp || !signature) throw new InternalAuthError('missing internal signature');
   const age = Math.abs(now - Number(timestamp));
   if (!Number.isFinite(age) || age > MAX_SKEW_MS) throw new InternalAuthError('stale internal signature');
-  const expected = sign(secret, timestamp, audience, correlationId, encoded);
+  const expected = sign(secret, { timestamp, audience, correlationId, caller: encoded, digest: operationDigest(request.operation) });
   const given = Buffer.from(signature, 'base64url');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
     throw new InternalAuthError('invalid internal signature');

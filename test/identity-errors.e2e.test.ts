@@ -177,13 +177,16 @@ describe('access tokens at the gateway', () => {
 
 describe('subgraphs refuse requests that did not come through the gateway', () => {
   const identityUrl = () => `${stack.app.subgraphs.find((s) => s.name === 'identity')!.url}/graphql`;
-  const post = (headers: Record<string, string>) =>
-    fetch(identityUrl(), { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: '{ me { id } }' }) });
+  const ME_OP = { query: '{ me { id } }' };
+  const post = (headers: Record<string, string>, operation: object = ME_OP) =>
+    fetch(identityUrl(), { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(operation) });
+  const sign = (over: Partial<Parameters<typeof signCaller>[1]> = {}, secret = stack.config.INTERNAL_SECRET, now = Date.now()) =>
+    signCaller(secret, { audience: 'identity', caller: ANONYMOUS, correlationId: 'cid-12345678', operation: ME_OP, ...over }, now);
 
   it('refuses an unsigned request, a forged signature, a stale one and one meant for another subgraph', async () => {
-    const forged = signCaller('not-the-internal-secret-not-the-internal-secret', 'identity', { userId: 'x', roles: ['ADMIN'] }, 'cid-12345678');
-    const stale = signCaller(stack.config.INTERNAL_SECRET, 'identity', ANONYMOUS, 'cid-12345678', Date.now() - 10 * 60_000);
-    const misdirected = signCaller(stack.config.INTERNAL_SECRET, 'billing', ANONYMOUS, 'cid-12345678');
+    const forged = sign({ caller: { userId: 'x', roles: ['ADMIN'] } }, 'not-the-internal-secret-not-the-internal-secret');
+    const stale = sign({}, stack.config.INTERNAL_SECRET, Date.now() - 10 * 60_000);
+    const misdirected = sign({ audience: 'billing' });
     for (const headers of [{}, forged, stale, misdirected]) {
       const res = await post(headers);
       expect(res.status).toBe(401);
@@ -191,10 +194,11 @@ describe('subgraphs refuse requests that did not come through the gateway', () =
     }
   });
 
-  it('refuses a signed caller that was altered', async () => {
-    const signed = signCaller(stack.config.INTERNAL_SECRET, 'identity', ANONYMOUS, 'cid-12345678');
+  it('refuses signed headers reused with an altered caller or another operation', async () => {
+    const signed = sign();
     const altered = { ...signed, 'x-storyloom-caller': Buffer.from(JSON.stringify({ u: 'someone', r: ['ADMIN'] })).toString('base64url') };
     expect((await post(altered)).status).toBe(401);
+    expect((await post(signed, { query: 'mutation { deleteAccount { deletedUserId } }' })).status).toBe(401);
     expect((await post(signed)).status).toBe(200);
   });
 });

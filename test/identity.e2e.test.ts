@@ -220,13 +220,15 @@ describe('User as a federated entity', () => {
   /** What the gateway sends when another subgraph's field (a story's author) needs users. */
   const entities = async (caller: Caller, ids: string[], selection = 'id displayName email') => {
     const identity = stack.app.subgraphs.find((s) => s.name === 'identity')!;
+    const operation = {
+      query: `query ($r: [_Any!]!) { _entities(representations: $r) { ... on User { ${selection} } } }`,
+      variables: { r: ids.map((id) => ({ __typename: 'User', id })) },
+    };
+    const signed = signCaller(stack.config.INTERNAL_SECRET, { audience: 'identity', caller, correlationId: randomUUID(), operation });
     const res = await fetch(`${identity.url}/graphql`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...signCaller(stack.config.INTERNAL_SECRET, 'identity', caller, randomUUID()) },
-      body: JSON.stringify({
-        query: `query ($r: [_Any!]!) { _entities(representations: $r) { ... on User { ${selection} } } }`,
-        variables: { r: ids.map((id) => ({ __typename: 'User', id })) },
-      }),
+      headers: { 'content-type': 'application/json', ...signed },
+      body: JSON.stringify(operation),
     });
     return (await res.json()) as { data: { _entities: ({ id: string; displayName: string; email: string | null; providers?: unknown[] } | null)[] }; errors?: any[] };
   };

@@ -3,6 +3,17 @@ import { HeaderMap, type ApolloServer, type BaseContext, type HTTPGraphQLRespons
 import type { Logger } from '../log.js';
 import { BodyTooLargeError, readBody } from './body.js';
 
+/** Thrown by an `admit` hook: the request is answered with this status and code, unexecuted. */
+export class HttpRefusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** A JSON error response in the GraphQL-over-HTTP shape, for failures before GraphQL runs. */
 export function sendError(res: ServerResponse, status: number, code: string, message: string): void {
   const body = JSON.stringify({ errors: [{ message, extensions: { code } }] });
@@ -34,7 +45,13 @@ async function writeResponse(res: ServerResponse, response: HTTPGraphQLResponse)
  */
 export function graphqlHandler<C extends BaseContext>(
   apollo: ApolloServer<C>,
-  options: { maxBodyBytes: number; context: (req: IncomingMessage, res: ServerResponse) => Promise<C>; logger: Logger },
+  options: {
+    maxBodyBytes: number;
+    context: (req: IncomingMessage, res: ServerResponse) => Promise<C>;
+    /** Decides, once the body is parsed and before anything runs, whether to serve the request at all. */
+    admit?: (req: IncomingMessage, body: unknown) => void;
+    logger: Logger;
+  },
 ) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     let body: unknown;
@@ -59,6 +76,12 @@ export function graphqlHandler<C extends BaseContext>(
       } else {
         body = raw.toString('utf8');
       }
+    }
+    try {
+      options.admit?.(req, body);
+    } catch (error) {
+      if (!(error instanceof HttpRefusal)) throw error;
+      return sendError(res, error.status, error.code, error.message);
     }
     const headers = new HeaderMap();
     for (const [key, value] of Object.entries(req.headers)) {

@@ -9,8 +9,8 @@ import { GraphQLError, type DocumentNode, type GraphQLFormattedError, type Graph
 import { DomainError, toGraphQLError } from '../errors.js';
 import type { OutboxRelay } from '../events/relay.js';
 import { createHttpServer, type Handler } from '../http/server.js';
-import { graphqlHandler, sendError, sendJson } from '../http/graphql-http.js';
-import { InternalAuthError, verifyCaller } from '../internal-auth.js';
+import { graphqlHandler, HttpRefusal, sendJson } from '../http/graphql-http.js';
+import { InternalAuthError, verifyCaller, type SignedOperation } from '../internal-auth.js';
 import type { Logger } from '../log.js';
 import { createSubgraphContext, type SubgraphContext } from './context.js';
 
@@ -74,11 +74,21 @@ export async function createSubgraphServer(options: SubgraphServerOptions): Prom
   });
   await apollo.start();
 
-  // The route verifies the signature once, before the body is read; the context reuses it.
+  // Verified once the body is parsed (the signature covers the operation); the context reuses it.
   const verified = new WeakMap<IncomingMessage, ReturnType<typeof verifyCaller>>();
-  const execute = graphqlHandler(apollo, {
+  routes['/graphql'] = graphqlHandler(apollo, {
     maxBodyBytes: options.maxBodyBytes,
     logger,
+    // Only the gateway can sign, so nobody reaches a subgraph around it.
+    admit: (req, body) => {
+      try {
+        verified.set(req, verifyCaller(options.internalSecret, { audience: options.name, headers: req.headers, operation: body as SignedOperation }));
+      } catch (error) {
+        if (!(error instanceof InternalAuthError)) throw error;
+        logger.warn({ reason: error.message, remote: req.socket.remoteAddress }, 'refused unsigned request');
+        throw new HttpRefusal(401, 'UNAUTHENTICATED', `Requests must come through the gateway (${error.message})`);
+      }
+    },
     context: async (req) => {
       const { caller, correlationId } = verified.get(req)!;
       return createSubgraphContext({
@@ -91,17 +101,6 @@ export async function createSubgraphServer(options: SubgraphServerOptions): Prom
       });
     },
   });
-  routes['/graphql'] = async (req, res) => {
-    // Refuse before reading the body: only the gateway can sign, so nobody goes around it.
-    try {
-      verified.set(req, verifyCaller(options.internalSecret, options.name, req.headers));
-    } catch (error) {
-      if (!(error instanceof InternalAuthError)) throw error;
-      logger.warn({ reason: error.message, remote: req.socket.remoteAddress }, 'refused unsigned request');
-      return sendError(res, 401, 'UNAUTHENTICATED', `Requests must come through the gateway (${error.message})`);
-    }
-    return execute(req, res);
-  };
   routes['/health'] = async (_req, res) => {
     try {
       await options.orm.em.fork().getConnection().execute('select 1');
