@@ -9,7 +9,7 @@ export const SUPERGRAPH_PATH = join(SCHEMA_DIR, 'supergraph.graphql');
 
 /**
  * The URL each subgraph has in the committed supergraph: its service name in the distributed
- * mode (docker-compose, Kubernetes). The all-in-one mode and SUBGRAPH_URL_<NAME> override it.
+ * mode (docker-compose, Kubernetes). The all-in-one mode overrides it with the loopback ports it picks.
  */
 export const defaultSubgraphUrl = (name: string) => `http://${name}:4001/graphql`;
 
