@@ -41,6 +41,10 @@ const CORRELATION_ID = /^[A-Za-z0-9._-]{8,100}$/;
 export async function createGateway(options: GatewayOptions): Promise<{ http: Server; apollo: ApolloServer<GatewayContext> }> {
   const logger = options.logger.child({ component: 'gateway' });
   const callerOf = createTokenVerifier(options);
+  // @apollo/gateway 2.14 otherwise reports usage metrics to Apollo and, to label them, probes
+  // the cloud metadata addresses (AWS, GCP, Azure, Alibaba) at start. A self-hosted platform
+  // sends nothing anywhere unasked; an operator who wants it sets APOLLO_TELEMETRY_DISABLED=false.
+  process.env.APOLLO_TELEMETRY_DISABLED ??= 'true';
   const gateway = new ApolloGateway({
     supergraphSdl: options.supergraphSdl,
     buildService: ({ name, url }) =>

