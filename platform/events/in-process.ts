@@ -8,6 +8,31 @@ export interface InProcessTransportOptions {
   logger?: Logger;
   /** Injected clock for the de-duplication window. */
   now?: () => number;
+  /**
+   * Most events kept (like a JetStream stream's max_msgs). Older ones go once every durable
+   * consumer has passed them; a consumer created later starts at the oldest one kept.
+   * Default 100,000.
+   */
+  maxEvents?: number;
+}
+
+/** The in-memory stream: events with sequence `first` onwards (earlier ones were trimmed). */
+class Log {
+  first = 1;
+  readonly events: StoredEvent[] = [];
+  get next(): number {
+    return this.first + this.events.length;
+  }
+  at(sequence: number): StoredEvent | undefined {
+    return this.events[sequence - this.first];
+  }
+  /** Drops the events up to `sequence`. */
+  trimThrough(sequence: number): void {
+    const count = Math.min(sequence - this.first + 1, this.events.length);
+    if (count <= 0) return;
+    this.events.splice(0, count);
+    this.first += count;
+  }
 }
 
 interface StoredEvent {
@@ -33,7 +58,7 @@ const DEFAULT_DUPLICATE_WINDOW_MS = 2 * 60_000;
  */
 export class InProcessTransport implements EventTransport {
   readonly kind = 'IN_PROCESS' as const;
-  private readonly stream: StoredEvent[] = [];
+  private readonly stream = new Log();
   private readonly publishedAt = new Map<string, number>();
   private readonly durables = new Map<string, DurableState>();
   private readonly running = new Map<string, DurableRunner>();
@@ -54,7 +79,8 @@ export class InProcessTransport implements EventTransport {
     this.publishedAt.set(event.id, now);
     // A JSON copy, as over the wire: consumers never share (or mutate) the publisher's objects.
     const copy = JSON.parse(JSON.stringify(event)) as EventEnvelope;
-    this.stream.push({ sequence: this.stream.length + 1, event: copy });
+    this.stream.events.push({ sequence: this.stream.next, event: copy });
+    this.trim();
     for (const runner of this.running.values()) runner.wake();
   }
 
@@ -67,7 +93,7 @@ export class InProcessTransport implements EventTransport {
     }
     let state = this.durables.get(options.durable);
     if (!state) {
-      state = { lastDone: 0, deliveriesOfNext: 0 };
+      state = { lastDone: this.stream.first - 1, deliveriesOfNext: 0 };
       this.durables.set(options.durable, state);
     }
     const runner = new DurableRunner(this.stream, state, options, this.options.logger);
@@ -85,6 +111,20 @@ export class InProcessTransport implements EventTransport {
     this.closed = true;
     await Promise.all([...this.running.values()].map((runner) => runner.stop()));
     this.running.clear();
+  }
+
+  /** Keeps at most maxEvents, never dropping an event some known durable has not passed. */
+  private trim(): void {
+    const excess = this.stream.events.length - (this.options.maxEvents ?? 100_000);
+    if (excess <= 0) return;
+    let slowest = this.stream.first - 1 + excess;
+    for (const state of this.durables.values()) slowest = Math.min(slowest, state.lastDone);
+    this.stream.trimThrough(slowest);
+  }
+
+  /** Events held in memory (for tests and metrics). */
+  get retained(): number {
+    return this.stream.events.length;
   }
 
   /** Map iteration follows insertion order, which is publish order, so expired ids are at the front. */
@@ -107,7 +147,7 @@ class DurableRunner {
   private readonly backoffMs: (redelivery: number) => number;
 
   constructor(
-    private readonly stream: readonly StoredEvent[],
+    private readonly stream: Log,
     private readonly state: DurableState,
     private readonly options: ConsumeOptions,
     private readonly logger: Logger | undefined,
@@ -146,8 +186,8 @@ class DurableRunner {
 
   /** Skips (and marks done) events of other types, as a filtered JetStream consumer never sees them. */
   private nextMatching(): StoredEvent | undefined {
-    while (this.state.lastDone < this.stream.length) {
-      const candidate = this.stream[this.state.lastDone];
+    while (this.state.lastDone < this.stream.next - 1) {
+      const candidate = this.stream.at(this.state.lastDone + 1);
       if (candidate && this.options.types.some((pattern) => subjectMatches(pattern, candidate.event.type))) {
         return candidate;
       }
