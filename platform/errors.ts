@@ -34,10 +34,6 @@ export const userError = (code: string, message: string, field: string | null = 
 export const unauthenticated = (message = 'Authentication required') =>
   new DomainError('unauthenticated', 'UNAUTHENTICATED', message);
 
-export const forbidden = (message = 'Not allowed') => new DomainError('forbidden', 'FORBIDDEN', message);
-
-export const badInput = (message: string, field: string | null = null) =>
-  new DomainError('bad_input', 'BAD_USER_INPUT', message, field);
 
 export interface UserErrorShape {
   code: string;

@@ -42,7 +42,7 @@ export interface SignedOperation {
 }
 
 /** Both sides hash the same JSON: the subgraph re-serialises what it parsed from the gateway's JSON. */
-export function operationDigest(operation: SignedOperation | undefined): string {
+function operationDigest(operation: SignedOperation | undefined): string {
   const query = typeof operation?.query === 'string' ? operation.query : '';
   return createHash('sha256').update(`${query}\n${JSON.stringify(operation?.variables ?? null)}`).digest('base64url');
 }

@@ -10,6 +10,6 @@ function findProjectRoot(from: string): string {
   throw new Error(`No package.json above ${from}`);
 }
 
-export const PROJECT_ROOT = findProjectRoot(dirname(fileURLToPath(import.meta.url)));
+const PROJECT_ROOT = findProjectRoot(dirname(fileURLToPath(import.meta.url)));
 /** schema/<subgraph>.graphql, schema/supergraph.graphql, schema/events/. */
 export const SCHEMA_DIR = join(PROJECT_ROOT, 'schema');

@@ -48,10 +48,6 @@ export function createEnvelope<P>(event: NewEvent<P>, origin: EventOrigin, now =
 /** Durable events live on `events.<type>`; `user.registered` -> `events.user.registered`. */
 export const EVENT_SUBJECT_PREFIX = 'events.';
 
-export function subjectOf(type: string): string {
-  return EVENT_SUBJECT_PREFIX + type;
-}
-
 /**
  * NATS subject matching: tokens are separated by dots, `*` matches exactly one token and `>`
  * matches one or more trailing tokens. The in-process transport uses this to behave like NATS.

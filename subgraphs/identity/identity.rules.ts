@@ -6,9 +6,9 @@ import type { RefreshToken, User } from './identity.entities.js';
  * Identity's rules as plain functions of input, state and clock (STYLE 2): no I/O, so each is
  * unit-tested directly and the service only loads, calls, and persists.
  */
-export const MIN_PASSWORD_LENGTH = 10;
+const MIN_PASSWORD_LENGTH = 10;
 /** Argon2 accepts any length; a cap keeps one request from costing seconds of hashing. */
-export const MAX_PASSWORD_LENGTH = 1024;
+const MAX_PASSWORD_LENGTH = 1024;
 const MAX_NAME_LENGTH = 100;
 const MAX_URL_LENGTH = 2048;
 // Deliberately modest: one @, no spaces, a dot in the domain. Deliverability is proven by mail, not regex.
