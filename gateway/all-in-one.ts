@@ -32,6 +32,8 @@ export interface AllInOne {
 export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne> {
   const { config, logger } = options;
   const subgraphs: RunningSubgraph[] = [];
+  // Filled in as each subgraph listens; read later by whoever asks (the audit subgraph).
+  const topology = { mode: 'ALL_IN_ONE' as const, subgraphs: () => subgraphs.map(({ name, url }) => ({ name, url })) };
   const shutdown = new Shutdown();
   const close = () => shutdown.close();
   try {
@@ -46,6 +48,7 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
         port: 0,
         migrate: true,
         relay: options.relay,
+        topology,
       });
       subgraphs.push(subgraph);
       shutdown.add(`subgraph ${module.name}`, () => subgraph.close());

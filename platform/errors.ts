@@ -34,6 +34,12 @@ export const userError = (code: string, message: string, field: string | null = 
 export const unauthenticated = (message = 'Authentication required') =>
   new DomainError('unauthenticated', 'UNAUTHENTICATED', message);
 
+export const forbidden = (message = 'Not allowed') => new DomainError('forbidden', 'FORBIDDEN', message);
+
+/** Malformed input (an argument out of range, a cursor that was not ours): BAD_USER_INPUT. */
+export const badInput = (message: string, field: string | null = null) =>
+  new DomainError('bad_input', 'BAD_USER_INPUT', message, field);
+
 
 export interface UserErrorShape {
   code: string;

@@ -1,6 +1,15 @@
 import type { Logger } from 'pino';
 import { subjectMatches, type EventEnvelope } from './envelope.js';
-import { defaultBackoffMs, type ConsumeOptions, type Consumption, type EventTransport } from './transport.js';
+import {
+  batchHandlerOf,
+  defaultBackoffMs,
+  type BatchResult,
+  type ConsumeOptions,
+  type ConsumerStatus,
+  type Consumption,
+  type Delivery,
+  type EventTransport,
+} from './transport.js';
 
 export interface InProcessTransportOptions {
   /** How long a published event id is remembered for de-duplication; JetStream's default is 2 minutes. */
@@ -44,8 +53,13 @@ interface StoredEvent {
 interface DurableState {
   /** Every event up to this sequence is acknowledged, dead-lettered or not for this consumer. */
   lastDone: number;
-  /** Deliveries of the event after lastDone so far, so a restart continues the count as JetStream does. */
+  /** Failed deliveries of the first event not done, so a restart continues the count as JetStream does. */
   deliveriesOfNext: number;
+  /** The types of the last consume(), for status. */
+  types: string[];
+  redelivered: number;
+  inFlight: number;
+  lastActiveAt: Date | null;
 }
 
 const DEFAULT_DUPLICATE_WINDOW_MS = 2 * 60_000;
@@ -93,9 +107,10 @@ export class InProcessTransport implements EventTransport {
     }
     let state = this.durables.get(options.durable);
     if (!state) {
-      state = { lastDone: this.stream.first - 1, deliveriesOfNext: 0 };
+      state = { lastDone: this.stream.first - 1, deliveriesOfNext: 0, types: options.types, redelivered: 0, inFlight: 0, lastActiveAt: null };
       this.durables.set(options.durable, state);
     }
+    state.types = options.types;
     const runner = new DurableRunner(this.stream, state, options, this.options.logger);
     this.running.set(options.durable, runner);
     runner.start();
@@ -105,6 +120,27 @@ export class InProcessTransport implements EventTransport {
         if (this.running.get(options.durable) === runner) this.running.delete(options.durable);
       },
     };
+  }
+
+  async consumerStatus(): Promise<ConsumerStatus[]> {
+    return [...this.durables].map(([name, state]) => {
+      let pending = 0;
+      for (let sequence = state.lastDone + 1 + state.inFlight; sequence < this.stream.next; sequence++) {
+        const stored = this.stream.at(sequence);
+        if (stored && state.types.some((pattern) => subjectMatches(pattern, stored.event.type))) pending++;
+      }
+      return { name, pending, inFlight: state.inFlight, redelivered: state.redelivered, lastActiveAt: state.lastActiveAt };
+    });
+  }
+
+  async *history(types: string[]): AsyncIterable<Delivery> {
+    const last = this.stream.next - 1;
+    for (let sequence = this.stream.first; sequence <= last; sequence++) {
+      const stored = this.stream.at(sequence);
+      if (stored && types.some((pattern) => subjectMatches(pattern, stored.event.type))) {
+        yield { event: stored.event, sequence, deliveryCount: 1 };
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -145,6 +181,8 @@ class DurableRunner {
   private onPublish: (() => void) | null = null;
   private readonly maxDeliver: number;
   private readonly backoffMs: (redelivery: number) => number;
+  private readonly handle: (batch: Delivery[]) => Promise<BatchResult>;
+  private readonly maxBatch: number;
 
   constructor(
     private readonly stream: Log,
@@ -154,6 +192,7 @@ class DurableRunner {
   ) {
     this.maxDeliver = options.maxDeliver ?? 5;
     this.backoffMs = options.backoffMs ?? defaultBackoffMs;
+    ({ handle: this.handle, maxBatch: this.maxBatch } = batchHandlerOf(options));
   }
 
   start(): void {
@@ -173,9 +212,9 @@ class DurableRunner {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      const next = this.nextMatching();
-      if (next) {
-        await this.deliver(next);
+      const batch = this.nextBatch();
+      if (batch.length) {
+        await this.deliver(batch);
       } else {
         // Checking for work and arming the wait happen in one synchronous step, so a publish
         // can never slip between them unnoticed.
@@ -184,55 +223,78 @@ class DurableRunner {
     }
   }
 
-  /** Skips (and marks done) events of other types, as a filtered JetStream consumer never sees them. */
-  private nextMatching(): StoredEvent | undefined {
-    while (this.state.lastDone < this.stream.next - 1) {
-      const candidate = this.stream.at(this.state.lastDone + 1);
+  /**
+   * Up to maxBatch matching events after the cursor. Events of other types before the first
+   * match are marked done, as a filtered JetStream consumer never sees them.
+   */
+  private nextBatch(): StoredEvent[] {
+    const batch: StoredEvent[] = [];
+    for (let sequence = this.state.lastDone + 1; sequence < this.stream.next && batch.length < this.maxBatch; sequence++) {
+      const candidate = this.stream.at(sequence);
       if (candidate && this.options.types.some((pattern) => subjectMatches(pattern, candidate.event.type))) {
-        return candidate;
-      }
-      this.state.lastDone += 1;
-      this.state.deliveriesOfNext = 0;
-    }
-    return undefined;
-  }
-
-  private async deliver({ sequence, event }: StoredEvent): Promise<void> {
-    while (!this.stopped) {
-      const deliveryCount = ++this.state.deliveriesOfNext;
-      try {
-        await this.options.handler(event, { deliveryCount, sequence });
+        batch.push(candidate);
+      } else if (batch.length === 0) {
         this.markDone(sequence);
-        return;
-      } catch (error) {
-        if (deliveryCount >= this.maxDeliver) {
-          await this.deadLetter(event, error);
-          this.markDone(sequence);
-          return;
-        }
-        this.logger?.warn({ err: error, eventId: event.id, type: event.type, deliveryCount }, 'event handler failed; will redeliver');
-        // Stopped mid-handler: leave the event undone; the next consume() redelivers it.
-        if (this.stopped) return;
-        await this.pause(this.backoffMs(deliveryCount));
       }
+    }
+    return batch;
+  }
+
+  /** Hands the batch over until every event in it is done or dead-lettered, or the runner stops. */
+  private async deliver(batch: StoredEvent[]): Promise<void> {
+    let pending = batch;
+    while (pending.length && !this.stopped) {
+      const deliveries = pending.map(({ sequence, event }, i) => ({
+        event,
+        sequence,
+        deliveryCount: i === 0 ? this.state.deliveriesOfNext + 1 : 1,
+      }));
+      this.state.inFlight = pending.length;
+      const { done, error } = await this.handle(deliveries);
+      this.state.inFlight = 0;
+      if (done > 0) this.markDone(pending[done - 1]!.sequence);
+      pending = pending.slice(done);
+      if (!pending.length) return;
+
+      const failed = pending[0]!;
+      const attempts = ++this.state.deliveriesOfNext;
+      if (attempts >= this.maxDeliver) {
+        if (!(await this.deadLetter(failed.event, error))) return;
+        this.markDone(failed.sequence);
+        pending = pending.slice(1);
+        continue;
+      }
+      this.logger?.warn({ err: error, eventId: failed.event.id, type: failed.event.type, deliveryCount: attempts }, 'event handler failed; will redeliver');
+      // Stopped mid-handler: leave the event undone; the next consume() redelivers it.
+      if (this.stopped) return;
+      await this.pause(this.backoffMs(attempts));
+      this.state.redelivered++;
     }
   }
 
-  private async deadLetter(event: EventEnvelope, error: unknown): Promise<void> {
-    try {
-      await this.options.onDeadLetter?.(event, error);
-    } catch (deadLetterError) {
-      // Same as JetStream after max_deliver: the consumer moves on; the event stays in the stream.
-      this.logger?.error({ err: deadLetterError, eventId: event.id, type: event.type }, 'onDeadLetter failed');
+  /**
+   * Records the dead letter, retrying with backoff until that works: an event is never dropped
+   * without a trace. Returns false if the runner stopped first (the event stays undone).
+   */
+  private async deadLetter(event: EventEnvelope, error: unknown): Promise<boolean> {
+    for (let attempt = 1; !this.stopped; attempt++) {
+      try {
+        await this.options.onDeadLetter?.(event, error);
+        this.logger?.error({ err: error, eventId: event.id, type: event.type, durable: this.options.durable }, 'event dead-lettered after max deliveries');
+        return true;
+      } catch (deadLetterError) {
+        this.logger?.error({ err: deadLetterError, eventId: event.id, type: event.type }, 'could not record a dead letter; will retry');
+        await this.pause(this.backoffMs(attempt));
+      }
     }
-    this.logger?.error({ err: error, eventId: event.id, type: event.type }, 'event dead-lettered after max deliveries');
+    return false;
   }
 
   private markDone(sequence: number): void {
     this.state.lastDone = sequence;
     this.state.deliveriesOfNext = 0;
+    this.state.lastActiveAt = new Date();
   }
-
   /**
    * Waits until woken: by a publish or stop() when idle (ms null), or by the backoff timer or
    * stop() when pausing before a redelivery. A publish must not cut a backoff short.

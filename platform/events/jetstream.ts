@@ -15,7 +15,16 @@ import {
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { EVENT_SUBJECT_PREFIX, subjectMatches, type EventEnvelope } from './envelope.js';
-import { defaultBackoffMs, type ConsumeOptions, type Consumption, type EventTransport } from './transport.js';
+import {
+  batchHandlerOf,
+  defaultBackoffMs,
+  type BatchResult,
+  type ConsumeOptions,
+  type ConsumerStatus,
+  type Consumption,
+  type Delivery,
+  type EventTransport,
+} from './transport.js';
 
 export interface JetStreamTransportOptions {
   url: string;
@@ -81,6 +90,7 @@ export class JetStreamTransport implements EventTransport {
 
   async consume(options: ConsumeOptions): Promise<Consumption> {
     const { stream, prefix } = this.settings;
+    const { handle, maxBatch } = batchHandlerOf(options);
     const maxDeliver = options.maxDeliver ?? 5;
     await ensureConsumer(this.jsm, stream, {
       durable_name: options.durable,
@@ -90,20 +100,20 @@ export class JetStreamTransport implements EventTransport {
       // crash, an ack_wait expiry) still ends in onDeadLetter instead of a silent skip.
       max_deliver: maxDeliver + 1,
       ack_wait: nanos(this.settings.ackWaitMs),
-      // One unacknowledged message at a time: a message waiting out its nak backoff holds back
-      // the ones after it, which keeps stream order across redeliveries.
-      max_ack_pending: 1,
+      // Room for the batch being handled and the next one, so the server is never idle while
+      // the handler works. Redeliveries after a failure are held back here, in the client,
+      // ahead of the later events, which keeps stream order.
+      max_ack_pending: maxBatch * 2,
       ...filterConfig(prefix, options.types, this.nc.info?.version),
     });
     const consumer = await this.js.consumers.get(stream, options.durable);
-    const messages = await consumer.consume();
-    const state = { stopping: false };
-    const loop = this.run(messages, options, maxDeliver, state);
+    const messages = await consumer.consume({ max_messages: Math.max(maxBatch * 2, 16) });
+    const run = new ConsumerRun(messages, options, { handle, maxBatch, maxDeliver }, this.settings);
+    const loop = run.run();
     const consumption: Consumption = {
       stop: async () => {
-        state.stopping = true;
         this.consumptions.delete(consumption);
-        await messages.close();
+        await run.stop();
         await loop;
       },
     };
@@ -111,82 +121,231 @@ export class JetStreamTransport implements EventTransport {
     return consumption;
   }
 
+  async consumerStatus(): Promise<ConsumerStatus[]> {
+    const statuses: ConsumerStatus[] = [];
+    for await (const info of this.jsm.consumers.list(this.settings.stream)) {
+      if (!info.config.durable_name) continue;
+      // Sent as an RFC 3339 time by servers that have it (2.10+), though typed as nanos.
+      const lastActive: unknown = info.ack_floor.last_active;
+      statuses.push({
+        name: info.name,
+        // On 2.9 the server filters on the whole prefix (see filterConfig), so this counts
+        // events of other types too.
+        pending: info.num_pending,
+        inFlight: info.num_ack_pending,
+        redelivered: info.num_redelivered,
+        lastActiveAt: typeof lastActive === 'string' && !lastActive.startsWith('0001') ? new Date(lastActive) : null,
+      });
+    }
+    return statuses.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async *history(types: string[]): AsyncIterable<Delivery> {
+    const { stream, prefix } = this.settings;
+    const { state } = await this.jsm.streams.info(stream);
+    if (state.messages === 0) return;
+    const last = state.last_seq;
+    // An ordered consumer: ephemeral, flow-controlled, and it resets itself on a gap. It takes
+    // the whole prefix (types are filtered here), so the last sequence is always reached.
+    const ordered = await this.js.consumers.get(stream, { filter_subjects: `${prefix}>`, deliver_policy: DeliverPolicy.All });
+    const messages = await ordered.consume();
+    try {
+      for await (const msg of messages) {
+        const event = parseEnvelope(msg.data);
+        if (event && types.some((pattern) => subjectMatches(pattern, event.type))) {
+          yield { event, sequence: msg.seq, deliveryCount: 1 };
+        }
+        if (msg.seq >= last) break;
+      }
+    } finally {
+      await messages.close();
+    }
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.consumptions].map((consumption) => consumption.stop()));
     if (!this.nc.isClosed()) await this.nc.drain();
   }
+}
 
-  private async run(messages: ConsumerMessages, options: ConsumeOptions, maxDeliver: number, state: { stopping: boolean }): Promise<void> {
-    this.logStatus(messages, options.durable).catch(() => undefined);
+interface Pending {
+  msg: JsMsg;
+  event: EventEnvelope;
+  /** The server's delivery count plus the failures handled here since. */
+  deliveryCount: number;
+}
+
+/**
+ * One consume() of a durable: a pump moves messages from the server into a queue, and the loop
+ * hands whatever is queued (up to maxBatch) to the handler, acknowledges what it finished, and
+ * holds a failed event (and those behind it) through its backoff before offering it again.
+ */
+class ConsumerRun {
+  private readonly queue: JsMsg[] = [];
+  private stopping = false;
+  private ended = false;
+  /** Set while the loop waits for messages or a backoff; resolves the wait early. */
+  private wake: (() => void) | null = null;
+
+  constructor(
+    private readonly messages: ConsumerMessages,
+    private readonly options: ConsumeOptions,
+    private readonly batching: { handle: (batch: Delivery[]) => Promise<BatchResult>; maxBatch: number; maxDeliver: number },
+    private readonly settings: Settings,
+  ) {}
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.messages.close();
+  }
+
+  async run(): Promise<void> {
+    const pump = this.pump();
+    this.logStatus().catch(() => undefined);
+    while (!this.stopping) {
+      if (!this.queue.length) {
+        if (this.ended) break;
+        await this.pause(null);
+        continue;
+      }
+      await this.handleBatch(this.queue.splice(0, this.batching.maxBatch));
+    }
+    // Messages already buffered go back at once rather than waiting out ack_wait, so the next
+    // consume() of this durable gets them without delay.
+    for (const msg of this.queue.splice(0)) msg.nak();
+    await pump;
+  }
+
+  private async pump(): Promise<void> {
     try {
-      for await (const msg of messages) {
-        // Messages already buffered when stop() was called go back at once rather than waiting
-        // out ack_wait, so the next consume() of this durable gets them without delay.
-        if (state.stopping) msg.nak();
-        else await this.handle(msg, options, maxDeliver);
+      for await (const msg of this.messages) {
+        this.queue.push(msg);
+        this.wake?.();
       }
     } catch (error) {
-      this.settings.logger?.error({ err: error, durable: options.durable }, 'event consumer stopped on error');
+      this.settings.logger?.error({ err: error, durable: this.options.durable }, 'event consumer stopped on error');
+    } finally {
+      this.ended = true;
+      this.wake?.();
     }
   }
 
-  private async handle(msg: JsMsg, options: ConsumeOptions, maxDeliver: number): Promise<void> {
-    const { logger } = this.settings;
-    const event = parseEnvelope(msg.data);
-    if (!event) {
-      logger?.error({ subject: msg.subject, sequence: msg.seq, durable: options.durable }, 'malformed event payload; terminated');
-      // No term reason: servers before 2.10.4 do not parse '+TERM <reason>' and keep the message pending.
-      msg.term();
-      return;
-    }
-    // Needed where the server cannot filter by type itself (see filterConfig).
-    if (!options.types.some((pattern) => subjectMatches(pattern, event.type))) {
-      msg.ack();
-      return;
-    }
-    const deliveryCount = msg.info.deliveryCount;
-    if (deliveryCount > maxDeliver) {
-      // The extra delivery the consumer allows (see consume()): the last attempt never
-      // reported back, e.g. the process died mid-handler, so dead-letter without retrying.
-      await this.deadLetter(msg, event, options, new Error(`no successful handling in ${maxDeliver} deliveries`));
-      return;
-    }
-    // A handler slower than ack_wait must not have its event redelivered behind its back.
-    const keepAlive = setInterval(() => msg.working(), Math.max(100, this.settings.ackWaitMs / 3));
+  private async handleBatch(msgs: JsMsg[]): Promise<void> {
+    const { logger, ackWaitMs } = this.settings;
+    const { maxDeliver, handle } = this.batching;
+    let pending = msgs.flatMap((msg) => this.admit(msg));
+    // A batch slower than ack_wait must not be redelivered behind the handler's back.
+    const keepAlive = setInterval(() => pending.forEach(({ msg }) => msg.working()), Math.max(100, ackWaitMs / 3));
     keepAlive.unref();
     try {
-      await options.handler(event, { deliveryCount, sequence: msg.seq });
-    } catch (error) {
-      if (deliveryCount < maxDeliver) {
-        logger?.warn({ err: error, eventId: event.id, type: event.type, deliveryCount }, 'event handler failed; will redeliver');
-        msg.nak((options.backoffMs ?? defaultBackoffMs)(deliveryCount));
-      } else {
-        await this.deadLetter(msg, event, options, error);
+      while (pending.length) {
+        if (this.stopping) {
+          pending.forEach(({ msg }) => msg.nak());
+          return;
+        }
+        const head = pending[0]!;
+        if (head.deliveryCount > maxDeliver) {
+          // The extra delivery the consumer allows (see consume()): the last attempt never
+          // reported back, e.g. the process died mid-handler, so dead-letter without retrying.
+          if (!(await this.deadLetter(head, new Error(`no successful handling in ${maxDeliver} deliveries`)))) continue;
+          pending = pending.slice(1);
+          continue;
+        }
+        // A later event that exhausted its deliveries waits for its turn at the head.
+        const exhausted = pending.findIndex((entry, i) => i > 0 && entry.deliveryCount > maxDeliver);
+        const offered = exhausted === -1 ? pending : pending.slice(0, exhausted);
+        const { done, error } = await handle(offered.map(({ msg, event, deliveryCount }) => ({ event, deliveryCount, sequence: msg.seq })));
+        await this.acknowledge(offered.slice(0, done));
+        pending = pending.slice(done);
+        if (done === offered.length) continue;
+
+        const failed = pending[0]!;
+        if (failed.deliveryCount >= maxDeliver) {
+          if (await this.deadLetter(failed, error)) pending = pending.slice(1);
+          continue;
+        }
+        logger?.warn({ err: error, eventId: failed.event.id, type: failed.event.type, deliveryCount: failed.deliveryCount }, 'event handler failed; will redeliver');
+        await this.pause((this.options.backoffMs ?? defaultBackoffMs)(failed.deliveryCount));
+        failed.deliveryCount++;
       }
-      return;
     } finally {
       clearInterval(keepAlive);
     }
-    // Waiting for the server to confirm the ack means stop() returns with the consumer's
-    // position stored, so the next consume() with this durable never sees the event again.
-    await msg.ackAck().catch((error: unknown) => logger?.warn({ err: error, eventId: event.id }, 'ack not confirmed; event may be redelivered'));
   }
 
-  private async deadLetter(msg: JsMsg, event: EventEnvelope, options: ConsumeOptions, error: unknown): Promise<void> {
-    const { logger } = this.settings;
-    try {
-      await options.onDeadLetter?.(event, error);
-    } catch (deadLetterError) {
-      logger?.error({ err: deadLetterError, eventId: event.id }, 'onDeadLetter failed');
+  /** Malformed payloads are terminated and other types acknowledged here; the rest go to the handler. */
+  private admit(msg: JsMsg): Pending[] {
+    const event = parseEnvelope(msg.data);
+    if (!event) {
+      this.settings.logger?.error({ subject: msg.subject, sequence: msg.seq, durable: this.options.durable }, 'malformed event payload; terminated');
+      // No term reason: servers before 2.10.4 do not parse '+TERM <reason>' and keep the message pending.
+      msg.term();
+      return [];
     }
-    logger?.error({ err: error, eventId: event.id, type: event.type, durable: options.durable }, 'event dead-lettered after max deliveries');
-    msg.term();
+    // Needed where the server cannot filter by type itself (see filterConfig).
+    if (!this.options.types.some((pattern) => subjectMatches(pattern, event.type))) {
+      msg.ack();
+      return [];
+    }
+    return [{ msg, event, deliveryCount: msg.info.deliveryCount }];
   }
 
-  private async logStatus(messages: ConsumerMessages, durable: string): Promise<void> {
+  /**
+   * Acks in order and waits for the server to confirm the last one: acks on one connection are
+   * processed in order, so stop() returns with the consumer's position stored and the next
+   * consume() of this durable never sees these events again.
+   */
+  private async acknowledge(done: Pending[]): Promise<void> {
+    if (!done.length) return;
+    done.slice(0, -1).forEach(({ msg }) => msg.ack());
+    const last = done.at(-1)!;
+    await last.msg.ackAck().catch((error: unknown) => this.settings.logger?.warn({ err: error, eventId: last.event.id }, 'ack not confirmed; events may be redelivered'));
+  }
+
+  /**
+   * Records the dead letter, retrying with backoff until that works (an event is never dropped
+   * without a trace), then terminates the message. False if stopped first.
+   */
+  private async deadLetter(entry: Pending, error: unknown): Promise<boolean> {
+    const { logger } = this.settings;
+    for (let attempt = 1; !this.stopping; attempt++) {
+      try {
+        await this.options.onDeadLetter?.(entry.event, error);
+        logger?.error({ err: error, eventId: entry.event.id, type: entry.event.type, durable: this.options.durable }, 'event dead-lettered after max deliveries');
+        entry.msg.term();
+        return true;
+      } catch (deadLetterError) {
+        logger?.error({ err: deadLetterError, eventId: entry.event.id }, 'could not record a dead letter; will retry');
+        await this.pause((this.options.backoffMs ?? defaultBackoffMs)(attempt));
+      }
+    }
+    return false;
+  }
+
+  /** Waits for a message (ms null) or the backoff; stop() ends either early. */
+  private pause(ms: number | null): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = ms === null ? undefined : setTimeout(finish, ms);
+      timer?.unref();
+      function finish() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        // A message arriving must not cut a backoff short; stopping must.
+        if (ms === null || this.stopping) {
+          this.wake = null;
+          finish();
+        }
+      };
+    });
+  }
+
+  private async logStatus(): Promise<void> {
     const routine = new Set(['heartbeat', 'next', 'debug', 'discard', 'flow_control']);
-    for await (const status of messages.status()) {
-      if (!routine.has(status.type)) this.settings.logger?.warn({ durable, status }, 'event consumer status');
+    for await (const status of this.messages.status()) {
+      if (!routine.has(status.type)) this.settings.logger?.warn({ durable: this.options.durable, status }, 'event consumer status');
     }
   }
 }

@@ -18,8 +18,7 @@ class OutboxOnly extends SchemaMigration {
 }
 
 /** A transport that records what it is given and can be told to fail the n-th publish. */
-class FlakyTransport implements EventTransport {
-  readonly kind = 'IN_PROCESS' as const;
+class FlakyTransport implements Pick<EventTransport, 'publish'> {
   readonly published: string[] = [];
   failOn: number | null = null;
   private calls = 0;
@@ -27,10 +26,6 @@ class FlakyTransport implements EventTransport {
     if (++this.calls === this.failOn) throw new Error('transport down');
     this.published.push((event.payload as { n: number }).n.toString());
   }
-  async consume(): Promise<never> {
-    throw new Error('not used');
-  }
-  async close(): Promise<void> {}
 }
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;

@@ -29,7 +29,7 @@ export class OutboxRelay {
 
   constructor(
     private readonly orm: MikroORM,
-    private readonly transport: EventTransport,
+    private readonly transport: Pick<EventTransport, 'publish'>,
     private readonly logger: Logger,
     private readonly sweepMs = 1000,
   ) {}

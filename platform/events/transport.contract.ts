@@ -186,6 +186,98 @@ export function transportContract(name: string, make: () => Promise<EventTranspo
       await eventually(() => expect(ids(consumer.deliveries)).toEqual([original.id, sentinel.id]));
     });
 
+    it('hands waiting events over in batches of at most maxBatch, in stream order', async () => {
+      const ns = uniqueToken();
+      const type = `${ns}.page.turned`;
+      const published = Array.from({ length: 10 }, (_, i) => event(type, { i }));
+      for (const e of published) await transport.publish(e);
+      const batches: string[][] = [];
+      running.push(
+        await transport.consume({
+          durable: `d${ns}`,
+          types: [type],
+          maxBatch: 4,
+          handleBatch: async (batch) => {
+            batches.push(batch.map((delivery) => delivery.event.id));
+            return { done: batch.length };
+          },
+        }),
+      );
+      await eventually(() => expect(batches.flat()).toEqual(published.map((e) => e.id)));
+      expect(Math.max(...batches.map((batch) => batch.length))).toBeLessThanOrEqual(4);
+      // Ten events were waiting: they cannot all have come one at a time.
+      expect(batches.length).toBeLessThan(10);
+    });
+
+    it('retries the failed event of a partly done batch first, then offers the rest again', async () => {
+      const ns = uniqueToken();
+      const type = `${ns}.scene.set`;
+      const [a, b, c] = [event(type), event(type), event(type)];
+      const offers: Array<Array<[string, number]>> = [];
+      running.push(
+        await transport.consume({
+          durable: `d${ns}`,
+          types: [type],
+          maxBatch: 3,
+          backoffMs: () => 10,
+          handleBatch: async (batch) => {
+            offers.push(batch.map((delivery) => [delivery.event.id, delivery.deliveryCount]));
+            // b fails on its first delivery: a is done, b and c are not.
+            const failing = batch.findIndex((delivery) => delivery.event.id === b!.id && delivery.deliveryCount === 1);
+            return failing === -1 ? { done: batch.length } : { done: failing, error: new Error('b failed') };
+          },
+        }),
+      );
+      for (const e of [a!, b!, c!]) await transport.publish(e);
+      await eventually(() => expect(offers.flat().filter(([, count]) => count > 1)).toHaveLength(1));
+      const handled = offers.flatMap((offer) => {
+        const failing = offer.findIndex(([id, count]) => id === b!.id && count === 1);
+        return failing === -1 ? offer : offer.slice(0, failing);
+      });
+      await eventually(() => expect(offers.flat().at(-1)?.[0]).toBe(c!.id));
+      expect(handled.map(([id]) => id)).toEqual([a!.id, b!.id, c!.id]);
+      expect(handled.find(([id]) => id === b!.id)?.[1]).toBe(2);
+    });
+
+    it('keeps trying to record a dead letter until it is recorded, then moves on', async () => {
+      const ns = uniqueToken();
+      const type = `${ns}.clip.failed`;
+      const [poison, next] = [event(type), event(type)];
+      let recordAttempts = 0;
+      const recorded: string[] = [];
+      const consumer = await record({
+        durable: `d${ns}`,
+        types: [type],
+        maxDeliver: 2,
+        fail: (d) => d.id === poison.id,
+        onDeadLetter: (e) => {
+          if (++recordAttempts < 3) throw new Error('dead-letter store down');
+          recorded.push(e.id);
+        },
+      });
+      await transport.publish(poison);
+      await transport.publish(next);
+      await eventually(() => expect(ids(consumer.deliveries)).toEqual([poison.id, poison.id, next.id]));
+      expect(recorded).toEqual([poison.id]);
+      expect(recordAttempts).toBe(3);
+    });
+
+    it('reports each durable consumer and reads the history back', async () => {
+      const ns = uniqueToken();
+      const type = `${ns}.status.checked`;
+      const published = [event(type), event(type), event(`${ns}.other.thing`)];
+      for (const e of published) await transport.publish(e);
+      const consumer = await record({ durable: `d${ns}`, types: [type] });
+      await eventually(() => expect(consumer.deliveries).toHaveLength(2));
+      await eventually(async () => {
+        const status = (await transport.consumerStatus()).find((candidate) => candidate.name === `d${ns}`);
+        expect(status).toMatchObject({ pending: expect.any(Number), inFlight: 0, redelivered: 0 });
+      });
+      const history: string[] = [];
+      for await (const delivery of transport.history([`${ns}.status.*`])) history.push(delivery.event.id);
+      expect(history).toEqual(published.slice(0, 2).map((e) => e.id));
+    });
+
     it('publishes without waiting for a busy handler, and stop() waits for it', async () => {
       const ns = uniqueToken();
       const type = `${ns}.job.progressed`;

@@ -21,7 +21,27 @@ export interface EventTransport {
    * `maxDeliver` times; after that `onDeadLetter` is called and the consumer moves on.
    */
   consume(options: ConsumeOptions): Promise<Consumption>;
+  /** Where each durable consumer stands, for operators (systemStatus). */
+  consumerStatus(): Promise<ConsumerStatus[]>;
+  /**
+   * Every event of `types` the stream still holds, oldest first, up to the last one published
+   * when called: what a replay rebuilds a read model from.
+   */
+  history(types: string[]): AsyncIterable<Delivery>;
   close(): Promise<void>;
+}
+
+export interface ConsumerStatus {
+  /** The durable name. */
+  name: string;
+  /** Events matching the consumer that it has not taken yet. */
+  pending: number;
+  /** Events delivered but not yet acknowledged (being handled, or waiting out a backoff). */
+  inFlight: number;
+  /** Redeliveries so far (the server's count; the in-process transport's since start). */
+  redelivered: number;
+  /** When the consumer last acknowledged an event, if the transport knows. */
+  lastActiveAt: Date | null;
 }
 
 export interface DeliveryInfo {
@@ -31,10 +51,32 @@ export interface DeliveryInfo {
   sequence: number;
 }
 
+export interface Delivery extends DeliveryInfo {
+  event: EventEnvelope;
+}
+
+/**
+ * How a batch went: the first `done` deliveries are handled (acknowledged); if that is fewer
+ * than the batch, the next one failed with `error` and is redelivered after backoff, ahead of
+ * the rest, which are offered again after it.
+ */
+export interface BatchResult {
+  done: number;
+  error?: unknown;
+}
+
 export interface ConsumeOptions {
   durable: string;
   types: string[];
-  handler: (event: EventEnvelope, info: DeliveryInfo) => Promise<void>;
+  /** One event at a time; or `handleBatch`. */
+  handler?: (event: EventEnvelope, info: DeliveryInfo) => Promise<void>;
+  /**
+   * Several events at once, in stream order: whatever is waiting, up to `maxBatch`. Lets a
+   * consumer commit many events in one database transaction. Throwing counts as `{ done: 0 }`.
+   */
+  handleBatch?: (batch: Delivery[]) => Promise<BatchResult>;
+  /** Most deliveries per handleBatch call. Default 1 (always 1 with `handler`). */
+  maxBatch?: number;
   /** Total attempts, first included. Default 5. */
   maxDeliver?: number;
   /** Delay before the n-th redelivery (n starting at 1). Default: exponential from 100 ms to 30 s. */
@@ -45,6 +87,40 @@ export interface ConsumeOptions {
 export interface Consumption {
   /** Stops taking new events; resolves once the handler in flight (if any) has finished. */
   stop(): Promise<void>;
+}
+
+/** The batch form of either handler, so transports deal with one shape. */
+export function batchHandlerOf(options: ConsumeOptions): { maxBatch: number; handle: (batch: Delivery[]) => Promise<BatchResult> } {
+  const { handler, handleBatch } = options;
+  if (handleBatch && !handler) {
+    const maxBatch = options.maxBatch ?? 1;
+    if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new Error(`maxBatch must be a positive integer, got ${maxBatch}`);
+    return {
+      maxBatch,
+      handle: async (batch) => {
+        try {
+          const result = await handleBatch(batch);
+          return { done: Math.max(0, Math.min(batch.length, result.done)), error: result.error };
+        } catch (error) {
+          return { done: 0, error };
+        }
+      },
+    };
+  }
+  if (handler && !handleBatch) {
+    return {
+      maxBatch: 1,
+      handle: async ([delivery]) => {
+        try {
+          await handler(delivery!.event, { deliveryCount: delivery!.deliveryCount, sequence: delivery!.sequence });
+          return { done: 1 };
+        } catch (error) {
+          return { done: 0, error };
+        }
+      },
+    };
+  }
+  throw new Error('consume() needs exactly one of handler and handleBatch');
 }
 
 export function defaultBackoffMs(redelivery: number): number {

@@ -4,6 +4,7 @@ import { SCHEMA_DIR } from '../paths.js';
 import type { EntitySchema, MigrationObject, MikroORM } from '@mikro-orm/postgresql';
 import { parse, type DocumentNode } from 'graphql';
 import type { Config } from '../config.js';
+import type { ConsumerDefinition } from '../events/consumer.types.js';
 import type { EventTransport } from '../events/transport.js';
 import type { Handler } from '../http/server.js';
 import type { Logger } from '../log.js';
@@ -26,11 +27,24 @@ export interface SubgraphRuntime {
   orm: MikroORM;
   transport: EventTransport;
   logger: Logger;
+  topology: Topology;
+}
+
+/** How the supergraph is deployed, as the audit subgraph reports it (systemStatus). */
+export interface Topology {
+  mode: 'ALL_IN_ONE' | 'DISTRIBUTED';
+  /** Every subgraph's base URL (no /graphql), as far as known at the time of the call. */
+  subgraphs(): { name: string; url: string }[];
 }
 
 export interface BuiltSubgraph {
   resolvers: Resolvers;
   routes?: Record<string, Handler>;
+  /**
+   * The domain's durable event consumers. The platform runs each with an inbox (a redelivered
+   * event has no second effect), retries with backoff, and dead letters.
+   */
+  consumers?: ConsumerDefinition[];
   /** Background work of the domain (event consumers, workers); stopped before the database closes. */
   start?(): Promise<void>;
   stop?(): Promise<void>;

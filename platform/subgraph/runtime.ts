@@ -2,12 +2,14 @@ import type { Server } from 'node:http';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from '../config.js';
 import { migrate, openDatabase } from '../db/database.js';
+import { EventConsumer } from '../events/consumer.js';
 import { OutboxRelay } from '../events/relay.js';
 import type { EventTransport } from '../events/transport.js';
 import { listen } from '../http/server.js';
 import { Shutdown } from '../lifecycle.js';
 import type { Logger } from '../log.js';
-import { subgraphTypeDefs, type SubgraphModule } from './module.js';
+import { DEAD_LETTERS_PATH, deadLetterRoute } from './dead-letters.js';
+import { subgraphTypeDefs, type SubgraphModule, type Topology } from './module.js';
 import { createSubgraphServer } from './server.js';
 
 export interface StartOptions {
@@ -22,6 +24,8 @@ export interface StartOptions {
   migrate?: boolean;
   /** Start the outbox relay (tests turn it off to show that nothing is lost while it is down). */
   relay?: boolean;
+  /** Where the other subgraphs are (for the audit subgraph's status and dead-letter views). */
+  topology: Topology;
 }
 
 export interface RunningSubgraph {
@@ -29,6 +33,7 @@ export interface RunningSubgraph {
   url: string;
   orm: MikroORM;
   relay: OutboxRelay;
+  consumers: EventConsumer[];
   http: Server;
   close(): Promise<void>;
 }
@@ -56,7 +61,11 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
     }
     const relay = new OutboxRelay(orm, options.transport, logger, options.config.OUTBOX_SWEEP_MS);
     shutdown.add('outbox relay', () => relay.stop());
-    const built = await module.build({ config: options.config, orm, transport: options.transport, logger });
+    const built = await module.build({ config: options.config, orm, transport: options.transport, logger, topology: options.topology });
+    const consumers = (built.consumers ?? []).map(
+      (definition) =>
+        new EventConsumer({ definition, orm, transport: options.transport, logger, serviceName: module.name, onEventsCommitted: () => relay.notify() }),
+    );
     const { http, apollo } = await createSubgraphServer({
       name: module.name,
       typeDefs: subgraphTypeDefs(module.name),
@@ -66,16 +75,22 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
       internalSecret: options.config.INTERNAL_SECRET,
       maxBodyBytes: options.config.MAX_BODY_BYTES,
       logger,
-      routes: built.routes,
+      routes: {
+        ...built.routes,
+        [DEAD_LETTERS_PATH]: deadLetterRoute({ subgraph: module.name, orm, consumers, internalSecret: options.config.INTERNAL_SECRET, logger }),
+      },
     });
     // Stopping Apollo drains the HTTP server: in-flight requests finish before the ORM closes.
     shutdown.add('http server', () => apollo.stop());
     const url = await listen(http, options.port, options.host);
     if (options.relay !== false) relay.start();
+    // Stopped before the database closes; a batch in flight finishes (or rolls back) first.
+    shutdown.add('event consumers', () => Promise.all(consumers.map((consumer) => consumer.stop())).then(() => undefined));
+    for (const consumer of consumers) await consumer.start();
     // Registered before starting, so consumers half-started by a failing start() are stopped too.
     if (built.stop) shutdown.add('background work', () => built.stop!());
     await built.start?.();
-    return { name: module.name, url, orm, relay, http, close };
+    return { name: module.name, url, orm, relay, consumers, http, close };
   } catch (error) {
     await close().catch((closeError: unknown) => logger.error({ err: closeError }, 'cleanup after a failed start failed'));
     throw error;

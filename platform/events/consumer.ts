@@ -1,0 +1,311 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from '../log.js';
+import type { ConsumerDefinition } from './consumer.types.js';
+import type { EventEnvelope, NewEvent } from './envelope.js';
+import { recordEvents } from './outbox.js';
+import type { BatchResult, Consumption, Delivery, EventTransport } from './transport.js';
+
+export interface EventConsumerOptions {
+  definition: ConsumerDefinition;
+  orm: MikroORM;
+  transport: EventTransport;
+  logger: Logger;
+  /** The subgraph: the serviceName of the events handlers emit. */
+  serviceName: string;
+  /** Called after a commit that emitted events (the outbox relay's notify). */
+  onEventsCommitted?: () => void;
+  /** Most events per transaction. Default 100. */
+  maxBatch?: number;
+  /** Attempts per event before it becomes a dead letter. Default 5. */
+  maxDeliver?: number;
+  backoffMs?: (redelivery: number) => number;
+}
+
+export interface DeadLetter {
+  id: string;
+  consumer: string;
+  eventId: string;
+  eventType: string;
+  envelope: EventEnvelope;
+  error: string;
+  attempts: number;
+  failedAt: Date;
+  replayedAt: Date | null;
+}
+
+export type ReplayOutcome = { ok: true; deadLetter: DeadLetter } | { ok: false; code: 'NOT_FOUND' | 'ALREADY_REPLAYED' | 'HANDLER_FAILED'; message: string };
+
+/** Thrown inside the handling transaction to say which event failed. */
+class HandlerFailed extends Error {
+  constructor(
+    readonly index: number,
+    override readonly cause: unknown,
+  ) {
+    super(`event handler failed at index ${index}`);
+  }
+}
+
+/**
+ * Runs one ConsumerDefinition as a durable consumer with exactly-once effect.
+ *
+ * Each batch the transport hands over is applied in one transaction: the event ids go into the
+ * inbox (`on conflict do nothing`), only the events that were not there yet are handled, and
+ * the events the handlers emit go to the outbox. A redelivered or re-published event finds its
+ * inbox row and changes nothing; a crash before commit leaves nothing behind to double.
+ *
+ * When a handler throws, the batch is rolled back and the events before the failing one are
+ * applied again on their own, so the transport can acknowledge them and retry just the failing
+ * one (with backoff, ahead of the rest). After the last attempt the event is written to
+ * `dead_letter`, whole, to be listed and replayed by an operator.
+ */
+export class EventConsumer {
+  private consumption: Consumption | null = null;
+  private readonly log: Logger;
+  private readonly schema: string;
+
+  constructor(private readonly options: EventConsumerOptions) {
+    this.log = options.logger.child({ consumer: options.definition.name });
+    this.schema = schemaOf(options.orm);
+  }
+
+  get name(): string {
+    return this.options.definition.name;
+  }
+
+  async start(): Promise<void> {
+    if (this.consumption) return;
+    const { definition, transport } = this.options;
+    this.consumption = await transport.consume({
+      durable: definition.name,
+      types: definition.types,
+      maxBatch: this.options.maxBatch ?? 100,
+      maxDeliver: this.options.maxDeliver ?? 5,
+      backoffMs: this.options.backoffMs,
+      handleBatch: (batch) => this.handleBatch(batch),
+      onDeadLetter: (event, error) => this.recordDeadLetter(event, error),
+    });
+    this.log.info({ types: definition.types }, 'event consumer started');
+  }
+
+  async stop(): Promise<void> {
+    await this.consumption?.stop();
+    this.consumption = null;
+  }
+
+  /** Applies a batch in one transaction; see the class comment for what happens on failure. */
+  async handleBatch(batch: Delivery[]): Promise<BatchResult> {
+    const events = batch.map((delivery) => delivery.event);
+    try {
+      await this.apply(events);
+      return { done: events.length };
+    } catch (error) {
+      if (!(error instanceof HandlerFailed)) return { done: 0, error };
+      if (error.index === 0) return { done: 0, error: error.cause };
+      const before = await this.handleBatch(batch.slice(0, error.index));
+      return before.done === error.index ? { done: error.index, error: error.cause } : before;
+    }
+  }
+
+  /** Writes (or refreshes) the dead letter of an event this consumer gave up on. */
+  async recordDeadLetter(event: EventEnvelope, error: unknown): Promise<void> {
+    const attempts = this.options.maxDeliver ?? 5;
+    await this.options.orm.em.fork().getConnection().execute(
+      `insert into "${this.schema}"."dead_letter"
+         ("id", "consumer", "event_id", "event_type", "envelope", "error", "attempts", "failed_at")
+       values (?, ?, ?, ?, ?, ?, ?, now())
+       on conflict ("consumer", "event_id") do update
+         set "error" = excluded."error", "attempts" = "dead_letter"."attempts" + excluded."attempts",
+             "failed_at" = excluded."failed_at", "replayed_at" = null`,
+      [randomUUID(), this.name, event.id, event.type, JSON.stringify(event), describe(error), attempts],
+    );
+  }
+
+  /**
+   * Runs a dead letter's event through the handler again (once its cause is fixed). Success
+   * marks it replayed in the same transaction; failure updates its error and attempts.
+   */
+  async replayDeadLetter(id: string): Promise<ReplayOutcome> {
+    const deadLetter = (await listDeadLetters(this.options.orm, { id, consumer: this.name }))[0];
+    if (!deadLetter) return { ok: false, code: 'NOT_FOUND', message: `No dead letter ${id} for consumer ${this.name}` };
+    if (deadLetter.replayedAt) return { ok: false, code: 'ALREADY_REPLAYED', message: `Dead letter ${id} was replayed at ${deadLetter.replayedAt.toISOString()}` };
+    try {
+      await this.apply([deadLetter.envelope], async (em) => {
+        await em.getConnection().execute(`update "${this.schema}"."dead_letter" set "replayed_at" = now() where "id" = ?`, [id], 'run', em.getTransactionContext());
+      });
+    } catch (error) {
+      const cause = error instanceof HandlerFailed ? error.cause : error;
+      await this.options.orm.em.fork().getConnection().execute(
+        `update "${this.schema}"."dead_letter" set "error" = ?, "attempts" = "attempts" + 1, "failed_at" = now() where "id" = ?`,
+        [describe(cause), id],
+      );
+      this.log.warn({ err: cause, deadLetterId: id, eventId: deadLetter.eventId }, 'dead letter replay failed');
+      return { ok: false, code: 'HANDLER_FAILED', message: describe(cause) };
+    }
+    this.log.info({ deadLetterId: id, eventId: deadLetter.eventId }, 'dead letter replayed');
+    const [replayed] = await listDeadLetters(this.options.orm, { id, consumer: this.name });
+    return { ok: true, deadLetter: replayed! };
+  }
+
+  /**
+   * Rebuilds the consumer's read model from the stream: in one transaction, `reset`, forget the
+   * inbox, and handle every event the stream holds from the start. Live handling of this
+   * consumer waits on the same lock meanwhile, and resumes with what came after.
+   */
+  async rebuild(onProgress?: (handled: number) => void): Promise<{ events: number }> {
+    const { definition, orm, transport } = this.options;
+    const reset = definition.reset;
+    if (!reset) throw new Error(`consumer ${definition.name} has no reset(): it cannot be replayed`);
+    let handled = 0;
+    await orm.em.fork().transactional(async (em) => {
+      await this.lock(em, 'exclusive');
+      await reset.call(definition, em);
+      await em.getConnection().execute(`delete from "${this.schema}"."inbox" where "consumer" = ?`, [this.name], 'run', em.getTransactionContext());
+      let batch: EventEnvelope[] = [];
+      const flush = async () => {
+        await this.applyIn(em, batch, true);
+        handled += batch.length;
+        batch = [];
+        onProgress?.(handled);
+      };
+      for await (const { event } of transport.history(definition.types)) {
+        batch.push(event);
+        if (batch.length === 500) await flush();
+      }
+      if (batch.length) await flush();
+    });
+    return { events: handled };
+  }
+
+  /** One transaction: inbox, handlers, outbox. `also` runs last in it. */
+  private async apply(events: EventEnvelope[], also?: (em: EntityManager) => Promise<void>): Promise<void> {
+    const emitted = await this.options.orm.em.fork().transactional(async (em) => {
+      // Shared: replicas of this consumer do not wait on each other, only on a rebuild.
+      await this.lock(em, 'shared');
+      const count = await this.applyIn(em, events, false);
+      await also?.(em);
+      return count;
+    });
+    if (emitted) this.options.onEventsCommitted?.();
+  }
+
+  /** Handles the events not yet in the inbox; returns how many events the handlers emitted. */
+  private async applyIn(em: EntityManager, events: EventEnvelope[], replaying: boolean): Promise<number> {
+    if (!events.length) return 0;
+    const { definition, serviceName } = this.options;
+    const fresh = await this.claim(em, events);
+    let emitted = 0;
+    for (const [index, event] of events.entries()) {
+      if (!fresh.has(event.id)) {
+        this.log.debug({ eventId: event.id, type: event.type }, 'event already handled; skipped');
+        continue;
+      }
+      const caused: NewEvent[] = [];
+      try {
+        await definition.handle(event, {
+          em,
+          event,
+          emit: (newEvent) => void caused.push(newEvent),
+          log: this.log.child({ eventId: event.id, correlationId: event.correlationId }),
+          replaying,
+        });
+        if (!replaying && caused.length) {
+          const origin = { serviceName, correlationId: event.correlationId, causationId: event.id };
+          recordEvents(em, origin, caused.map((newEvent) => ({ ...newEvent, userId: newEvent.userId === undefined ? event.userId : newEvent.userId })));
+          emitted += caused.length;
+        }
+        await em.flush();
+      } catch (error) {
+        throw new HandlerFailed(index, error);
+      }
+    }
+    return emitted;
+  }
+
+  /** Inserts the ids into the inbox; returns those that were not there before. */
+  private async claim(em: EntityManager, events: EventEnvelope[]): Promise<Set<string>> {
+    const ids = [...new Set(events.map((event) => event.id))];
+    const rows = await em.getConnection().execute<{ event_id: string }[]>(
+      `insert into "${this.schema}"."inbox" ("consumer", "event_id")
+       select ?, "id" from unnest(array[${ids.map(() => '?').join(', ')}]::text[]) as "ids" ("id")
+       on conflict do nothing
+       returning "event_id"`,
+      [this.name, ...ids],
+      'all',
+      em.getTransactionContext(),
+    );
+    return new Set(rows.map((row) => row.event_id));
+  }
+
+  private async lock(em: EntityManager, mode: 'shared' | 'exclusive'): Promise<void> {
+    const fn = mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock';
+    await em.getConnection().execute(`select ${fn}(hashtext(?))`, [`${this.schema}.consumer.${this.name}`], 'all', em.getTransactionContext());
+  }
+}
+
+export interface DeadLetterQuery {
+  id?: string;
+  consumer?: string;
+  /** Include replayed ones. Default false. */
+  all?: boolean;
+  limit?: number;
+}
+
+/** The subgraph's dead letters, newest first. */
+export async function listDeadLetters(orm: MikroORM, query: DeadLetterQuery = {}): Promise<DeadLetter[]> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (query.id) {
+    // Ids are UUIDs; anything else cannot match, and must not reach the uuid cast.
+    if (!UUID.test(query.id)) return [];
+    where.push(`"id" = ?`);
+    params.push(query.id);
+  }
+  if (query.consumer) {
+    where.push(`"consumer" = ?`);
+    params.push(query.consumer);
+  }
+  if (!query.all && !query.id) where.push(`"replayed_at" is null`);
+  const rows = await orm.em.fork().getConnection().execute<DeadLetterRow[]>(
+    `select * from "${schemaOf(orm)}"."dead_letter" ${where.length ? `where ${where.join(' and ')}` : ''}
+     order by "failed_at" desc, "id" desc limit ${Math.max(1, Math.min(query.limit ?? 100, 1000))}`,
+    params,
+  );
+  return rows.map((row) => ({
+    id: row.id,
+    consumer: row.consumer,
+    eventId: row.event_id,
+    eventType: row.event_type,
+    envelope: row.envelope,
+    error: row.error,
+    attempts: row.attempts,
+    failedAt: new Date(row.failed_at),
+    replayedAt: row.replayed_at ? new Date(row.replayed_at) : null,
+  }));
+}
+
+interface DeadLetterRow {
+  id: string;
+  consumer: string;
+  event_id: string;
+  event_type: string;
+  envelope: EventEnvelope;
+  error: string;
+  attempts: number;
+  failed_at: string | Date;
+  replayed_at: string | Date | null;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function schemaOf(orm: MikroORM): string {
+  const schema = orm.config.get('schema');
+  if (!schema) throw new Error('event consumers need the ORM `schema` option');
+  return schema;
+}
+
+/** What an operator reads: the message, and the stack's first frames for where. */
+function describe(error: unknown): string {
+  if (error instanceof Error) return (error.stack ?? `${error.name}: ${error.message}`).split('\n').slice(0, 6).join('\n');
+  return String(error);
+}
