@@ -196,7 +196,8 @@ export class EventConsumer {
     const fresh = await this.claim(em, events);
     let emitted = 0;
     for (const [index, event] of events.entries()) {
-      if (!fresh.has(event.id)) {
+      // Deleted on first use: the same event twice in one batch is handled once too.
+      if (!fresh.delete(event.id)) {
         this.log.debug({ eventId: event.id, type: event.type }, 'event already handled; skipped');
         continue;
       }
