@@ -28,6 +28,8 @@ const schema = z.object({
   DATA_DIR: z.string().min(1).default('.data'),
   EMBEDDED_PG_PORT: port.default(54329),
   NATS_URL: z.string().regex(/^(nats|tls|wss?):\/\/.+/, 'must be a nats:// URL').optional(),
+  EVENTS_STREAM: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('EVENTS'),
+  EVENTS_SUBJECT_PREFIX: z.string().regex(/^([A-Za-z0-9_-]+\.)+$/, "dot-separated tokens ending with '.'").default('events.'),
   INTERNAL_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   CORS_ORIGINS: list.default(['*']),
   MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),

@@ -6,8 +6,7 @@ import { startAllInOne, type AllInOne } from '../gateway/all-in-one.js';
 import { loadConfigOrExit } from '../platform/config.js';
 import { databaseFor } from '../platform/db/connect.js';
 import { stopEmbeddedPostgres } from '../platform/db/embedded.js';
-import { InProcessTransport } from '../platform/events/in-process.js';
-import { JetStreamTransport } from '../platform/events/jetstream.js';
+import { eventTransportFor } from '../platform/events/connect.js';
 import type { EventTransport } from '../platform/events/transport.js';
 import { Shutdown } from '../platform/lifecycle.js';
 import { createLogger } from '../platform/log.js';
@@ -52,7 +51,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 try {
   database = await databaseFor(config, logger);
-  transport = config.NATS_URL ? await JetStreamTransport.connect({ url: config.NATS_URL, logger }) : new InProcessTransport({ logger });
+  transport = await eventTransportFor(config, logger);
   logger.info({ transport: transport.kind }, 'event transport ready');
   if (!stopping) app = await startAllInOne({ config, databaseUrl: database.url, transport, logger });
 } catch (error) {

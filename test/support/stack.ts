@@ -49,10 +49,14 @@ export async function startTestStack(options: { env?: Record<string, string>; re
     INTERNAL_SECRET: randomBytes(32).toString('base64url'),
     PORT: '0',
     OUTBOX_SWEEP_MS: '200',
+    // What scripts run against this stack (npm run replay) need to find its stream.
+    NATS_URL: inject('natsUrl'),
+    EVENTS_STREAM: `T_${suffix}`,
+    EVENTS_SUBJECT_PREFIX: subjectPrefix,
     ...options.env,
   });
   const logger = createLogger(config.LOG_LEVEL);
-  const transport = await JetStreamTransport.connect({ url: inject('natsUrl'), stream: `T_${suffix}`, subjectPrefix, logger });
+  const transport = await JetStreamTransport.connect({ url: inject('natsUrl'), stream: config.EVENTS_STREAM, subjectPrefix: config.EVENTS_SUBJECT_PREFIX, logger });
   let app: AllInOne;
   try {
     app = await startAllInOne({ config, databaseUrl: db.url, transport, logger, relay: options.relay });
