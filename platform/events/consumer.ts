@@ -61,6 +61,8 @@ class HandlerFailed extends Error {
  */
 export class EventConsumer {
   private consumption: Consumption | null = null;
+  /** When this process last committed a batch. */
+  lastHandledAt: Date | null = null;
   private readonly log: Logger;
   private readonly schema: string;
 
@@ -98,6 +100,7 @@ export class EventConsumer {
     const events = batch.map((delivery) => delivery.event);
     try {
       await this.apply(events);
+      this.lastHandledAt = new Date();
       return { done: events.length };
     } catch (error) {
       if (!(error instanceof HandlerFailed)) return { done: 0, error };
@@ -113,11 +116,12 @@ export class EventConsumer {
     await this.options.orm.em.fork().getConnection().execute(
       `insert into "${this.schema}"."dead_letter"
          ("id", "consumer", "event_id", "event_type", "envelope", "error", "attempts", "failed_at")
-       values (?, ?, ?, ?, ?, ?, ?, now())
+       values (?, ?, ?, ?, ?, ?, ?, ?)
        on conflict ("consumer", "event_id") do update
          set "error" = excluded."error", "attempts" = "dead_letter"."attempts" + excluded."attempts",
              "failed_at" = excluded."failed_at", "replayed_at" = null`,
-      [randomUUID(), this.name, event.id, event.type, JSON.stringify(event), describe(error), attempts],
+      // Times in milliseconds, as JavaScript holds them: page cursors compare them exactly.
+      [randomUUID(), this.name, event.id, event.type, JSON.stringify(event), describe(error), attempts, new Date()],
     );
   }
 
@@ -136,8 +140,8 @@ export class EventConsumer {
     } catch (error) {
       const cause = error instanceof HandlerFailed ? error.cause : error;
       await this.options.orm.em.fork().getConnection().execute(
-        `update "${this.schema}"."dead_letter" set "error" = ?, "attempts" = "attempts" + 1, "failed_at" = now() where "id" = ?`,
-        [describe(cause), id],
+        `update "${this.schema}"."dead_letter" set "error" = ?, "attempts" = "attempts" + 1, "failed_at" = ? where "id" = ?`,
+        [describe(cause), new Date(), id],
       );
       this.log.warn({ err: cause, deadLetterId: id, eventId: deadLetter.eventId }, 'dead letter replay failed');
       return { ok: false, code: 'HANDLER_FAILED', message: describe(cause) };
@@ -250,6 +254,8 @@ export interface DeadLetterQuery {
   /** Include replayed ones. Default false. */
   all?: boolean;
   limit?: number;
+  /** Only those before this (failedAt, id), in the listing order: the next page. */
+  before?: { failedAt: string; id: string };
 }
 
 /** The subgraph's dead letters, newest first. */
@@ -267,6 +273,10 @@ export async function listDeadLetters(orm: MikroORM, query: DeadLetterQuery = {}
     params.push(query.consumer);
   }
   if (!query.all && !query.id) where.push(`"replayed_at" is null`);
+  if (query.before) {
+    where.push(`("failed_at", "id") < (?::timestamptz, ?::uuid)`);
+    params.push(query.before.failedAt, UUID.test(query.before.id) ? query.before.id : '00000000-0000-0000-0000-000000000000');
+  }
   const rows = await orm.em.fork().getConnection().execute<DeadLetterRow[]>(
     `select * from "${schemaOf(orm)}"."dead_letter" ${where.length ? `where ${where.join(' and ')}` : ''}
      order by "failed_at" desc, "id" desc limit ${Math.max(1, Math.min(query.limit ?? 100, 1000))}`,
@@ -283,6 +293,15 @@ export async function listDeadLetters(orm: MikroORM, query: DeadLetterQuery = {}
     failedAt: new Date(row.failed_at),
     replayedAt: row.replayed_at ? new Date(row.replayed_at) : null,
   }));
+}
+
+/** Open (not replayed) dead letters per consumer. */
+export async function countOpenDeadLetters(orm: MikroORM): Promise<Map<string, number>> {
+  const rows = await orm.em
+    .fork()
+    .getConnection()
+    .execute<{ consumer: string; open: number }[]>(`select "consumer", count(*)::int as "open" from "${schemaOf(orm)}"."dead_letter" where "replayed_at" is null group by "consumer"`);
+  return new Map(rows.map((row) => [row.consumer, row.open]));
 }
 
 interface DeadLetterRow {

@@ -8,7 +8,7 @@ import type { EventTransport } from '../events/transport.js';
 import { listen } from '../http/server.js';
 import { Shutdown } from '../lifecycle.js';
 import type { Logger } from '../log.js';
-import { DEAD_LETTERS_PATH, deadLetterRoute } from './dead-letters.js';
+import { CONSUMER_ADMIN_PATH, consumerAdminRoute } from './consumer-admin.js';
 import { subgraphTypeDefs, type SubgraphModule, type Topology } from './module.js';
 import { createSubgraphServer } from './server.js';
 
@@ -77,7 +77,7 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
       logger,
       routes: {
         ...built.routes,
-        [DEAD_LETTERS_PATH]: deadLetterRoute({ subgraph: module.name, orm, consumers, internalSecret: options.config.INTERNAL_SECRET, logger }),
+        [CONSUMER_ADMIN_PATH]: consumerAdminRoute({ subgraph: module.name, orm, consumers, internalSecret: options.config.INTERNAL_SECRET, logger }),
       },
     });
     // Stopping Apollo drains the HTTP server: in-flight requests finish before the ORM closes.
