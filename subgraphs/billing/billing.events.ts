@@ -1,0 +1,66 @@
+import type { Entitlements, MembershipStatus, PlanTier, UsageMetric } from './billing.rules.js';
+
+/**
+ * What billing publishes and what it reads of the events it consumes (catalog:
+ * schema/events/catalog.json). Consumed types are named here rather than imported from their
+ * publishers: subgraphs share the catalog, not code.
+ */
+export const SUBSCRIPTION_CREATED = 'subscription.created';
+export const SUBSCRIPTION_UPGRADED = 'subscription.upgraded';
+export const SUBSCRIPTION_DOWNGRADED = 'subscription.downgraded';
+export const SUBSCRIPTION_CANCELLED = 'subscription.cancelled';
+export const USAGE_LIMIT_REACHED = 'usage.limit.reached';
+
+export interface SubscriptionCreated {
+  userId: string;
+  tier: PlanTier;
+  status: MembershipStatus;
+  /** ISO-8601. */
+  currentPeriodEnd: string;
+  entitlements: Entitlements;
+}
+
+export interface SubscriptionUpgraded {
+  userId: string;
+  fromTier: PlanTier;
+  toTier: PlanTier;
+  invoiceId: string;
+  amountCents: number;
+  currency: string;
+  entitlements: Entitlements;
+}
+
+export interface SubscriptionDowngraded {
+  userId: string;
+  fromTier: PlanTier;
+  toTier: PlanTier;
+  entitlements: Entitlements;
+}
+
+export interface SubscriptionCancelled {
+  userId: string;
+  tier: PlanTier;
+  /** Nothing more is allowed: stories and collaborators 0. */
+  entitlements: Entitlements;
+}
+
+export interface UsageLimitReached {
+  userId: string;
+  metric: UsageMetric;
+  limit: number;
+  count: number;
+  /** ISO-8601: the start of the calendar month counted. */
+  periodStart: string;
+  tier: PlanTier;
+}
+
+/** Consumed: identity's account lifecycle (payload.userId) and the events usage counts (envelope userId). */
+export const USER_REGISTERED = 'user.registered';
+export const USER_DELETED = 'user.deleted';
+export const STORY_CREATED = 'story.created';
+export const VOICE_CLONED = 'voice.cloned';
+export const COLLABORATION_INVITATION_SENT = 'collaboration.invitation.sent';
+
+export interface UserLifecycle {
+  userId: string;
+}

@@ -1,0 +1,97 @@
+import { userError } from '../../platform/errors.js';
+import type { Membership, Plan } from './billing.entities.js';
+
+/**
+ * Billing's rules as plain functions of input, state and clock (STYLE 2): no I/O, so each is
+ * unit-tested directly and the service and the consumer only load, call, and persist.
+ */
+export type PlanTier = 'FREE' | 'SILVER' | 'GOLD' | 'PLATINUM';
+export type MembershipStatus = 'ACTIVE' | 'CANCELLED' | 'PAST_DUE';
+export type InvoiceStatus = 'OPEN' | 'PAID' | 'VOID';
+export type UsageMetric = 'storiesCreated' | 'voiceClones' | 'collaboratorsInvited';
+
+/** The tier every account starts on. */
+export const FREE_TIER: PlanTier = 'FREE';
+
+/** A billing period: `start` inclusive, `end` exclusive (the first instant of the next period). */
+export interface Period {
+  start: Date;
+  end: Date;
+}
+
+/** Periods are UTC calendar months; the one containing `at`. */
+export function billingPeriod(at: Date): Period {
+  const year = at.getUTCFullYear();
+  const month = at.getUTCMonth();
+  return { start: new Date(Date.UTC(year, month, 1)), end: new Date(Date.UTC(year, month + 1, 1)) };
+}
+
+/**
+ * The period a membership is in now. A membership that is not cancelled renews with every
+ * calendar month, so it is always in the month containing `now` (the stored period is the one of
+ * its last change); a cancelled one stays in the period it ended in.
+ */
+export function currentPeriod(membership: Pick<Membership, 'status' | 'currentPeriodStart' | 'currentPeriodEnd'>, now: Date): Period {
+  if (membership.status === 'CANCELLED') return { start: membership.currentPeriodStart, end: membership.currentPeriodEnd };
+  return billingPeriod(now);
+}
+
+/** Plans are ordered by rank: a move to a higher rank is an upgrade. */
+export function isUpgrade(from: Pick<Plan, 'rank'>, to: Pick<Plan, 'rank'>): boolean {
+  return to.rank > from.rank;
+}
+
+/** What a plan allows, as other subgraphs learn it from subscription.* events (null: unlimited). */
+export interface Entitlements {
+  tier: PlanTier;
+  storiesPerMonth: number | null;
+  collaboratorsPerStory: number | null;
+}
+
+export function entitlements(plan: Pick<Plan, 'tier' | 'storiesPerMonth' | 'collaboratorsPerStory'>): Entitlements {
+  return { tier: plan.tier, storiesPerMonth: plan.storiesPerMonth, collaboratorsPerStory: plan.collaboratorsPerStory };
+}
+
+/** A cancelled membership allows nothing more, whatever its tier was. */
+export function cancelledEntitlements(tier: PlanTier): Entitlements {
+  return { tier, storiesPerMonth: 0, collaboratorsPerStory: 0 };
+}
+
+// A Map, not an object literal: event types come from the wire, and `toString` is no metric.
+const METRIC_OF_EVENT = new Map<string, UsageMetric>([
+  ['story.created', 'storiesCreated'],
+  ['voice.cloned', 'voiceClones'],
+  ['collaboration.invitation.sent', 'collaboratorsInvited'],
+]);
+
+/** The usage counter an event type adds one to, or null if it counts nothing. */
+export function usageMetricOf(eventType: string): UsageMetric | null {
+  return METRIC_OF_EVENT.get(eventType) ?? null;
+}
+
+/**
+ * The limit a usage count has just reached, or null. Only stories have a monthly limit
+ * (collaborators are limited per story, which a monthly count cannot tell); the count goes up
+ * by one per event, so `count === limit` holds for exactly one event of a period.
+ */
+export function limitReached(plan: Pick<Plan, 'storiesPerMonth'>, metric: UsageMetric, count: number): number | null {
+  if (metric !== 'storiesCreated' || plan.storiesPerMonth === null) return null;
+  return count === plan.storiesPerMonth ? plan.storiesPerMonth : null;
+}
+
+export type PlanChange =
+  | { kind: 'upgrade'; period: Period; invoice: { amountCents: number; currency: string } }
+  | { kind: 'downgrade'; period: Period };
+
+/**
+ * Moving a membership from plan `from` to plan `to` at `now`. Either way it takes effect at
+ * once, for the period containing `now`; an upgrade is invoiced the new plan's full price for
+ * that period, a downgrade issues nothing.
+ */
+export function decidePlanChange(membership: Pick<Membership, 'status'>, from: Plan, to: Plan, now: Date): PlanChange {
+  if (membership.status === 'CANCELLED') throw userError('MEMBERSHIP_CANCELLED', 'This membership is cancelled');
+  if (from.tier === to.tier) throw userError('SAME_PLAN', `You are already on the ${to.name} plan`, 'tier');
+  const period = billingPeriod(now);
+  if (!isUpgrade(from, to)) return { kind: 'downgrade', period };
+  return { kind: 'upgrade', period, invoice: { amountCents: to.priceCents, currency: to.currency } };
+}

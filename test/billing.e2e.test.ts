@@ -1,0 +1,294 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createEnvelope } from '../platform/events/envelope.js';
+import { signCaller, type Caller } from '../platform/internal-auth.js';
+import { captureEvents } from './support/capture.js';
+import { clientOperation } from './support/clients.js';
+import { startTestStack, type TestStack } from './support/stack.js';
+
+/** ../shared/clients/billing.graphql and the membership of Me, through the gateway, on real PostgreSQL and JetStream. */
+const op = {
+  register: clientOperation('Register'),
+  me: clientOperation('Me'),
+  delete: clientOperation('DeleteAccount'),
+  plans: clientOperation('Plans'),
+  changePlan: clientOperation('ChangePlan'),
+  invoices: clientOperation('MyInvoices'),
+};
+
+let stack: TestStack;
+let events: Awaited<ReturnType<typeof captureEvents>>;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  events = await captureEvents(stack.transport, ['user.registered', 'subscription.>', 'usage.>']);
+});
+
+afterAll(async () => {
+  await events?.stop();
+  await stack?.close();
+});
+
+const thisMonth = () => {
+  const now = new Date();
+  return { start: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)), end: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)) };
+};
+
+/** A new account, once billing has given it its FREE membership (user.registered, handled by billing's consumer). */
+async function member(email: string) {
+  const res = await stack.gql(op.register, { input: { email, password: 'correct horse battery', displayName: 'Member' } });
+  expect(res.data.register.userErrors).toEqual([]);
+  const { session, user } = res.data.register;
+  const token: string = session.accessToken;
+  const me = await vi.waitFor(
+    async () => {
+      const { data } = await stack.gql(op.me, {}, { token });
+      if (!data?.me?.membership) throw new Error('no membership yet');
+      return data.me;
+    },
+    { timeout: 5000, interval: 50 },
+  );
+  return { id: user.id as string, token, me };
+}
+
+const changePlan = (token: string | undefined, tier: string, headers?: Record<string, string>) =>
+  stack.gql(op.changePlan, { tier }, { ...(token ? { token } : {}), ...(headers ? { headers } : {}) });
+
+/** Publishes an event as its (future) publisher would, straight onto the stack's stream. */
+const publish = (type: string, userId: string | null, payload: unknown, at?: Date) =>
+  stack.transport.publish(createEnvelope({ type, userId, payload }, { serviceName: type.split('.')[0]!, correlationId: randomUUID() }, at));
+
+async function query<T extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<T[]> {
+  const client = new pg.Client({ connectionString: stack.databaseUrl });
+  await client.connect();
+  try {
+    return (await client.query<T>(sql, params)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+describe('plans', () => {
+  it('lists the four plans, cheapest first, null meaning unlimited', async () => {
+    const res = await stack.gql(op.plans);
+    expect(res.errors).toBeUndefined();
+    expect(res.data.plans).toEqual([
+      { tier: 'FREE', name: 'Free', priceCents: 0, currency: 'USD', storiesPerMonth: 3, collaboratorsPerStory: 1 },
+      { tier: 'SILVER', name: 'Silver', priceCents: 999, currency: 'USD', storiesPerMonth: 10, collaboratorsPerStory: 5 },
+      { tier: 'GOLD', name: 'Gold', priceCents: 1999, currency: 'USD', storiesPerMonth: 30, collaboratorsPerStory: 10 },
+      { tier: 'PLATINUM', name: 'Platinum', priceCents: 3999, currency: 'USD', storiesPerMonth: null, collaboratorsPerStory: null },
+    ]);
+  });
+});
+
+describe('membership', () => {
+  it('gives a new account the FREE plan (subscription.created, caused by user.registered)', async () => {
+    const { id, me } = await member('new@example.com');
+    expect(me.membership).toEqual({
+      status: 'ACTIVE',
+      currentPeriodEnd: thisMonth().end.toISOString(),
+      plan: { tier: 'FREE', name: 'Free', priceCents: 0, currency: 'USD', storiesPerMonth: 3, collaboratorsPerStory: 1 },
+      usage: { storiesCreated: 0, voiceClones: 0, collaboratorsInvited: 0 },
+    });
+    const registered = await events.waitFor((e) => e.type === 'user.registered' && e.userId === id);
+    const created = await events.waitFor((e) => e.type === 'subscription.created' && e.userId === id);
+    expect(created).toMatchObject({ serviceName: 'billing', causationId: registered.id, correlationId: registered.correlationId });
+    expect(created.payload).toEqual({
+      userId: id,
+      tier: 'FREE',
+      status: 'ACTIVE',
+      currentPeriodEnd: thisMonth().end.toISOString(),
+      entitlements: { tier: 'FREE', storiesPerMonth: 3, collaboratorsPerStory: 1 },
+    });
+  });
+
+  it('upgrades with an OPEN invoice (subscription.upgraded), refuses the same plan, downgrades without one', async () => {
+    const { id, token } = await member('changer@example.com');
+    const correlationId = `test-${randomUUID()}`;
+    const up = await changePlan(token, 'SILVER', { 'x-correlation-id': correlationId });
+    expect(up.errors).toBeUndefined();
+    const { membership, invoice, userErrors } = up.data.changePlan;
+    expect(userErrors).toEqual([]);
+    expect(membership).toEqual({ status: 'ACTIVE', plan: { tier: 'SILVER' }, currentPeriodEnd: thisMonth().end.toISOString() });
+    expect(invoice).toEqual({ id: expect.any(String), amountCents: 999, currency: 'USD', status: 'OPEN', issuedAt: expect.any(String) });
+    const upgraded = await events.waitFor((e) => e.type === 'subscription.upgraded' && e.userId === id);
+    expect(upgraded.correlationId).toBe(correlationId);
+    expect(upgraded.payload).toEqual({
+      userId: id,
+      fromTier: 'FREE',
+      toTier: 'SILVER',
+      invoiceId: invoice.id,
+      amountCents: 999,
+      currency: 'USD',
+      entitlements: { tier: 'SILVER', storiesPerMonth: 10, collaboratorsPerStory: 5 },
+    });
+    expect((await stack.gql(op.me, {}, { token })).data.me.membership.plan.tier).toBe('SILVER');
+
+    const same = await changePlan(token, 'SILVER');
+    expect(same.data.changePlan).toEqual({ membership: null, invoice: null, userErrors: [{ code: 'SAME_PLAN', field: 'tier', message: expect.any(String) }] });
+
+    const down = await changePlan(token, 'FREE');
+    expect(down.data.changePlan).toMatchObject({ membership: { status: 'ACTIVE', plan: { tier: 'FREE' } }, invoice: null, userErrors: [] });
+    const downgraded = await events.waitFor((e) => e.type === 'subscription.downgraded' && e.userId === id);
+    expect(downgraded.payload).toEqual({ userId: id, fromTier: 'SILVER', toTier: 'FREE', entitlements: { tier: 'FREE', storiesPerMonth: 3, collaboratorsPerStory: 1 } });
+    // The downgrade issued nothing: the upgrade's invoice is the only one.
+    expect((await stack.gql(op.invoices, {}, { token })).data.me.invoices.totalCount).toBe(1);
+  });
+
+  it('needs a signed-in user to change plans', async () => {
+    const res = await changePlan(undefined, 'GOLD');
+    expect(res.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('cancels the membership when the account is deleted (subscription.cancelled)', async () => {
+    const { id, token } = await member('leaver@example.com');
+    await changePlan(token, 'GOLD');
+    expect((await stack.gql(op.delete, {}, { token })).data.deleteAccount.userErrors).toEqual([]);
+    const cancelled = await events.waitFor((e) => e.type === 'subscription.cancelled' && e.userId === id);
+    expect(cancelled.payload).toEqual({ userId: id, tier: 'GOLD', entitlements: { tier: 'GOLD', storiesPerMonth: 0, collaboratorsPerStory: 0 } });
+    const [row] = await query<{ status: string; cancelled_at: Date | null }>('select "status", "cancelled_at" from "billing"."membership" where "user_id" = $1', [id]);
+    expect(row).toEqual({ status: 'CANCELLED', cancelled_at: expect.any(Date) });
+    // The access token outlives the account for a while: it can change nothing any more.
+    const late = await changePlan(token, 'PLATINUM');
+    expect(late.data.changePlan.userErrors).toEqual([{ code: 'MEMBERSHIP_CANCELLED', field: null, message: expect.any(String) }]);
+  });
+});
+
+describe('invoices', () => {
+  it('pages newest first with keyset cursors', async () => {
+    const { token } = await member('payer@example.com');
+    await changePlan(token, 'SILVER');
+    await changePlan(token, 'GOLD');
+    const all = (await stack.gql(op.invoices, {}, { token })).data.me.invoices;
+    expect(all.totalCount).toBe(2);
+    expect(all.edges.map((e: { node: { plan: { tier: string } } }) => e.node.plan.tier)).toEqual(['GOLD', 'SILVER']);
+
+    const first = (await stack.gql(op.invoices, { first: 1 }, { token })).data.me.invoices;
+    expect(first).toMatchObject({ totalCount: 2, pageInfo: { hasNextPage: true }, edges: [{ node: { amountCents: 1999, status: 'OPEN', plan: { tier: 'GOLD' } } }] });
+    expect(first.pageInfo.endCursor).toBe(first.edges[0].cursor);
+    const second = (await stack.gql(op.invoices, { first: 1, after: first.pageInfo.endCursor }, { token })).data.me.invoices;
+    expect(second).toMatchObject({ totalCount: 2, pageInfo: { hasNextPage: false }, edges: [{ node: { amountCents: 999, plan: { tier: 'SILVER' } } }] });
+    const past = (await stack.gql(op.invoices, { first: 1, after: second.pageInfo.endCursor }, { token })).data.me.invoices;
+    expect(past).toEqual({ totalCount: 2, pageInfo: { hasNextPage: false, endCursor: null }, edges: [] });
+  });
+
+  it('refuses a cursor that is not from the list, and pages larger than 100', async () => {
+    const { token } = await member('cursor@example.com');
+    const forged = Buffer.from(JSON.stringify(['yesterday', 'not-a-uuid'])).toString('base64url');
+    for (const variables of [{ after: 'garbage' }, { after: forged }, { first: 101 }]) {
+      const res = await stack.gql(op.invoices, variables, { token });
+      expect(res.errors?.[0]?.extensions?.code, JSON.stringify(variables)).toBe('BAD_USER_INPUT');
+    }
+  });
+});
+
+describe('usage', () => {
+  it('counts stories, voices and invitations per calendar month, and tells when the FREE limit is reached', async () => {
+    const { id, token } = await member('writer@example.com');
+    const lastMonth = new Date(thisMonth().start.getTime() - 86_400_000);
+    // Counted in its own month, not this one.
+    await publish('story.created', id, { storyId: randomUUID(), title: 'Old' }, lastMonth);
+    // Nobody to count it for: skipped, and the consumer carries on.
+    await publish('story.created', null, { storyId: randomUUID(), title: 'Nobody’s' });
+    for (const title of ['One', 'Two', 'Three']) await publish('story.created', id, { storyId: randomUUID(), title });
+    await publish('voice.cloned', id, { voiceId: randomUUID() });
+    await publish('collaboration.invitation.sent', id, { invitationId: randomUUID(), storyId: randomUUID(), inviteeEmail: 'friend@example.com' });
+
+    const usage = await vi.waitFor(
+      async () => {
+        const { data } = await stack.gql(op.me, {}, { token });
+        const counted = data.me.membership.usage;
+        if (counted.collaboratorsInvited < 1) throw new Error(`not counted yet: ${JSON.stringify(counted)}`);
+        return counted;
+      },
+      { timeout: 5000, interval: 50 },
+    );
+    expect(usage).toEqual({ storiesCreated: 3, voiceClones: 1, collaboratorsInvited: 1 });
+    const rows = await query<{ period_start: Date; stories_created: number }>(
+      'select "period_start", "stories_created" from "billing"."usage" where "user_id" = $1 order by "period_start"',
+      [id],
+    );
+    expect(rows.map((r) => [r.period_start.toISOString(), r.stories_created])).toEqual([
+      [new Date(Date.UTC(lastMonth.getUTCFullYear(), lastMonth.getUTCMonth(), 1)).toISOString(), 1],
+      [thisMonth().start.toISOString(), 3],
+    ]);
+
+    const reached = await events.waitFor((e) => e.type === 'usage.limit.reached' && e.userId === id);
+    expect(reached.payload).toEqual({ userId: id, metric: 'storiesCreated', limit: 3, count: 3, periodStart: thisMonth().start.toISOString(), tier: 'FREE' });
+    // Exactly once: the month's first story (last month's one included) did not reach it, nor will a fourth.
+    await publish('story.created', id, { storyId: randomUUID(), title: 'Four' });
+    await vi.waitFor(
+      async () => {
+        const { data } = await stack.gql(op.me, {}, { token });
+        if (data.me.membership.usage.storiesCreated < 4) throw new Error('fourth story not counted yet');
+      },
+      { timeout: 5000, interval: 50 },
+    );
+    expect(events.received.filter((e) => e.type === 'usage.limit.reached' && e.userId === id)).toHaveLength(1);
+  });
+});
+
+describe('User as a federated entity in billing', () => {
+  /** What the gateway sends billing when a list of users (a story's collaborators, say) needs their plans. */
+  const entities = async (caller: Caller, ids: string[], selection: string) => {
+    const billing = stack.app.subgraphs.find((s) => s.name === 'billing')!;
+    const operation = {
+      query: `query ($r: [_Any!]!) { _entities(representations: $r) { ... on User { ${selection} } } }`,
+      variables: { r: ids.map((id) => ({ __typename: 'User', id })) },
+    };
+    const signed = signCaller(stack.config.INTERNAL_SECRET, { audience: 'billing', caller, correlationId: randomUUID(), operation });
+    const res = await fetch(`${billing.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...signed }, body: JSON.stringify(operation) });
+    return (await res.json()) as { data: { _entities: ({ id: string; membership?: { plan: { tier: string } } | null } | null)[] } | null; errors?: any[] };
+  };
+
+  it('shows a membership to its user and admins only, and refuses others the invoices', async () => {
+    const a = await member('ent-a@example.com');
+    const b = await member('ent-b@example.com');
+    const asA = await entities({ userId: a.id, roles: ['USER'] }, [a.id, b.id], 'id membership { plan { tier } }');
+    expect(asA.errors).toBeUndefined();
+    expect(asA.data!._entities).toEqual([{ id: a.id, membership: { plan: { tier: 'FREE' } } }, { id: b.id, membership: null }]);
+
+    const forbidden = await entities({ userId: a.id, roles: ['USER'] }, [b.id], 'invoices { totalCount }');
+    expect(forbidden.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+
+    const asAdmin = await entities({ userId: randomUUID(), roles: ['USER', 'ADMIN'] }, [b.id], 'membership { plan { tier } } invoices { totalCount }');
+    expect(asAdmin.errors).toBeUndefined();
+    expect(asAdmin.data!._entities).toEqual([{ membership: { plan: { tier: 'FREE' } }, invoices: { totalCount: 0 } }]);
+  });
+
+  it('batches: many users cost one query per table, not one per user', async () => {
+    const ids: string[] = [];
+    for (const n of [1, 2, 3]) ids.push((await member(`billing-batch-${n}@example.com`)).id);
+    const knex = stack.app.subgraphs.find((s) => s.name === 'billing')!.orm.em.getConnection().getKnex();
+    const tables: string[] = [];
+    const onQuery = (q: { sql: string }) => {
+      // Only the tables this resolution reads (the relay and consumer may query meanwhile).
+      const table = /from "billing"\."(membership|plan|usage)"/.exec(q.sql)?.[1];
+      if (table) tables.push(table);
+    };
+    knex.on('query', onQuery);
+    try {
+      const res = await entities({ userId: randomUUID(), roles: ['USER', 'ADMIN'] }, ids, 'membership { plan { tier } usage { storiesCreated } }');
+      expect(res.data!._entities.map((u) => u?.membership)).toEqual(ids.map(() => ({ plan: { tier: 'FREE' }, usage: { storiesCreated: 0 } })));
+    } finally {
+      knex.off('query', onQuery);
+    }
+    expect(tables.sort()).toEqual(['membership', 'plan', 'usage']);
+  });
+});
+
+describe('the event catalog', () => {
+  it('lists every event billing publishes, with exactly its payload fields', async () => {
+    const catalog = JSON.parse(readFileSync(new URL('../schema/events/catalog.json', import.meta.url), 'utf8'));
+    // The tests above published each type.
+    const types = ['subscription.created', 'subscription.upgraded', 'subscription.downgraded', 'subscription.cancelled', 'usage.limit.reached'];
+    for (const type of types) await events.waitFor((e) => e.type === type);
+    for (const event of events.received.filter((e) => e.serviceName === 'billing')) {
+      expect(catalog[event.type]?.publisher, event.type).toBe('billing');
+      expect(Object.keys(event.payload).sort(), event.type).toEqual(Object.keys(catalog[event.type].payload).sort());
+      expect(event.version).toBe(catalog[event.type].version);
+    }
+  });
+});
