@@ -13,14 +13,11 @@ const schema = supergraphApiSchema();
 const operations = loadClientOperations();
 
 // `Int` is missing only because no field of the current subgraphs uses it yet.
-const NO_INT = 'Unknown type "Int". Did you mean "ID"?';
 const PENDING: Record<string, string[]> = {
-  Me: ['Cannot query field "membership" on type "User".'], // billing
-  MyInvoices: [NO_INT, 'Cannot query field "invoices" on type "User".'], // billing
-  MyStories: [NO_INT, 'Unknown type "StoryStatus".', 'Cannot query field "stories" on type "User".'], // story
-  MyVoice: ['Cannot query field "voice" on type "User". Did you mean "role"?'], // narration
+  MyStories: ['Unknown type "StoryStatus". Did you mean "SystemStatus"?', 'Cannot query field "stories" on type "User".'], // story
+  MyVoice: ['Cannot query field "voice" on type "User". Did you mean "invoices" or "role"?'], // narration
   MyNotificationPreferences: ['Cannot query field "notificationPreferences" on type "User".'], // notification
-  MyDeliveries: [NO_INT, 'Cannot query field "deliveries" on type "User".'], // notification
+  MyDeliveries: ['Cannot query field "deliveries" on type "User".'], // notification
 };
 const NOT_YET_BUILT = [/^Cannot query field "\w+" on type "\w+"\./, /^Unknown type "\w+"\./];
 const notYetBuilt = (error: GraphQLError) => NOT_YET_BUILT.some((re) => re.test(error.message));

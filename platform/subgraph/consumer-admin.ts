@@ -37,6 +37,8 @@ export interface ConsumerReport {
 /** What crosses the wire: dates as ISO strings. */
 export type DeadLetterJson = Omit<DeadLetter, 'failedAt' | 'replayedAt'> & { failedAt: string; replayedAt: string | null };
 
+export type ReplayOutcomeJson = { ok: true; deadLetter: DeadLetterJson } | Extract<ReplayOutcome, { ok: false }>;
+
 const MAX_REQUEST_BYTES = 16 * 1024;
 
 export function consumerAdminRoute(options: { subgraph: string; orm: MikroORM; consumers: EventConsumer[]; internalSecret: string; logger: Logger }): Handler {
@@ -58,8 +60,10 @@ export function consumerAdminRoute(options: { subgraph: string; orm: MikroORM; c
     }
     if (!caller.roles.includes('ADMIN')) return sendError(res, 403, 'FORBIDDEN', 'Consumer administration is for admins');
 
+    // A subgraph without consumers has no inbox or dead-letter tables, and nothing to report.
+    const none = options.consumers.length === 0;
     if (body?.action === 'status') {
-      const open = await countOpenDeadLetters(options.orm);
+      const open = none ? new Map<string, number>() : await countOpenDeadLetters(options.orm);
       const consumers: ConsumerReport[] = options.consumers.map((consumer) => ({
         name: consumer.name,
         lastHandledAt: consumer.lastHandledAt?.toISOString() ?? null,
@@ -68,11 +72,11 @@ export function consumerAdminRoute(options: { subgraph: string; orm: MikroORM; c
       return sendJson(res, 200, { consumers });
     }
     if (body?.action === 'dead-letters') {
-      const deadLetters = await listDeadLetters(options.orm, { consumer: body.consumer, all: body.all, limit: body.limit, before: body.before });
+      const deadLetters = none ? [] : await listDeadLetters(options.orm, { consumer: body.consumer, all: body.all, limit: body.limit, before: body.before });
       return sendJson(res, 200, { deadLetters });
     }
     if (body?.action === 'replay' && typeof body.id === 'string') {
-      const [deadLetter] = await listDeadLetters(options.orm, { id: body.id });
+      const [deadLetter] = none ? [] : await listDeadLetters(options.orm, { id: body.id });
       const consumer = deadLetter && options.consumers.find((candidate) => candidate.name === deadLetter.consumer);
       const outcome: ReplayOutcome = consumer
         ? await consumer.replayDeadLetter(body.id)

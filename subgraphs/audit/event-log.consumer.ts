@@ -1,0 +1,44 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { ConsumerDefinition } from '../../platform/events/consumer.types.js';
+import type { EventEnvelope } from '../../platform/events/envelope.js';
+import { EventLogEntry } from './audit.entities.js';
+
+/** The event_log table, schema-qualified: raw SQL does not get the ORM's schema by itself. */
+const eventLogTable = (em: EntityManager) => `"${em.config.get('schema')}"."event_log"`;
+
+/**
+ * Keeps every domain event in the event log, as it arrived. A replay (`npm run replay --
+ * audit-event-log`) empties the table and feeds the stream through `handle` again.
+ */
+export const eventLogConsumer: ConsumerDefinition = {
+  name: 'audit-event-log',
+  types: ['>'],
+  async handle(event: EventEnvelope, { em }) {
+    // One statement, no ORM unit of work. The inbox already keeps a redelivered event out;
+    // `on conflict do nothing` also lets an event the table already holds pass without
+    // failing (a replay run over rows that were not reset, say). The payload goes as JSON
+    // text so that any JSON value, a bare string or null included, is stored as that value
+    // (the ORM would store a JS null as SQL NULL).
+    await em.execute(
+      `insert into ${eventLogTable(em)}
+        ("id", "type", "service_name", "timestamp", "version", "correlation_id", "causation_id", "user_id", "payload")
+        values (?, ?, ?, ?, ?, ?, ?, ?, ?::jsonb)
+        on conflict ("id") do nothing`,
+      [
+        event.id,
+        event.type,
+        event.serviceName,
+        event.timestamp,
+        event.version,
+        event.correlationId,
+        event.causationId,
+        event.userId,
+        JSON.stringify(event.payload),
+      ],
+      'run',
+    );
+  },
+  async reset(em) {
+    await em.nativeDelete(EventLogEntry, {});
+  },
+};
