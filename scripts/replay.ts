@@ -45,14 +45,14 @@ try {
     const started = Date.now();
     let lastReport = started;
     logger.info({ consumer: name }, 'replay started');
-    const { events } = await new EventConsumer({ definition, orm, transport, logger, serviceName: module.name }).rebuild((handled) => {
+    const { events, skipped } = await new EventConsumer({ definition, orm, transport, logger, serviceName: module.name }).rebuild((handled) => {
       if (Date.now() - lastReport < 1000) return;
       lastReport = Date.now();
       logger.info({ consumer: name, handled }, 'replay progress');
     });
     const ms = Date.now() - started;
-    logger.info({ consumer: name, events, ms }, 'replay finished');
-    process.stderr.write(`Replayed ${events} events into ${name} in ${ms} ms.\n`);
+    logger.info({ consumer: name, events, skipped, ms }, 'replay finished');
+    process.stderr.write(`Replayed ${events} events into ${name} in ${ms} ms.${skipped.length ? ` Left out ${skipped.length} its handler fails on: ${skipped.join(', ')}` : ''}\n`);
   } finally {
     await transport.close();
     await orm.close();

@@ -235,6 +235,31 @@ describe.each(harnesses)('EventConsumer over the %s transport', (name, make) => 
     expect(await tally(`${scope}-x`)).toBe(3);
   });
 
+  it('records no dead letter for an event the inbox shows handled, and reopens no replayed one', async () => {
+    const scope = `${ns}g`;
+    const consumer = start(tallyConsumer(scope));
+    await consumer.start();
+    const handled = add(scope, 'handled');
+    await harness.transport.publish(handled);
+    await eventually(async () => expect(await tally(`${scope}-handled`)).toBe(1));
+    await consumer.recordDeadLetter(handled, new Error('a late, wrong verdict'));
+    expect(await listDeadLetters(orm, { consumer: `tally-${scope}`, all: true })).toEqual([]);
+  });
+
+  it('a rebuild leaves out an event its handler fails on, and rebuilds the rest', async () => {
+    const scope = `${ns}h`;
+    const consumer = start(tallyConsumer(scope, (event) => (event.payload as { key: string }).key.endsWith('-bad')), { maxDeliver: 2 });
+    await consumer.start();
+    const bad = add(scope, 'bad');
+    for (const event of [add(scope, 'p'), bad, add(scope, 'q'), add(scope, 'p')]) await harness.transport.publish(event);
+    await eventually(async () => expect(await tally(`${scope}-q`)).toBe(1));
+    await eventually(async () => expect(await tally(`${scope}-p`)).toBe(2));
+    const { events, skipped } = await consumer.rebuild();
+    expect(skipped).toEqual([bad.id]);
+    expect(events).toBe(3);
+    expect([await tally(`${scope}-p`), await tally(`${scope}-q`), await tally(`${scope}-bad`)]).toEqual([2, 1, 0]);
+  });
+
   it(`(${name}) refuses to rebuild a consumer without reset()`, async () => {
     const { reset: _reset, ...definition } = tallyConsumer(`${ns}f`);
     await expect(start(definition).rebuild()).rejects.toThrow(/cannot be replayed/);

@@ -103,25 +103,39 @@ export class EventConsumer {
       this.lastHandledAt = new Date();
       return { done: events.length };
     } catch (error) {
-      if (!(error instanceof HandlerFailed)) return { done: 0, error };
-      if (error.index === 0) return { done: 0, error: error.cause };
-      const before = await this.handleBatch(batch.slice(0, error.index));
-      return before.done === error.index ? { done: error.index, error: error.cause } : before;
+      if (error instanceof HandlerFailed) {
+        if (error.index === 0) return { done: 0, error: error.cause };
+        const before = await this.handleBatch(batch.slice(0, error.index));
+        return before.done === error.index ? { done: error.index, error: error.cause } : before;
+      }
+      // The inbox, the lock or the commit failed. With the database down, no event is to blame.
+      if (!(await this.databaseReachable())) return { done: 0, error, systemic: true };
+      if (batch.length === 1) return { done: 0, error };
+      // With it up, one of the events is (a deferred constraint at commit, say): one at a time finds which.
+      for (const [index, delivery] of batch.entries()) {
+        const alone = await this.handleBatch([delivery]);
+        if (alone.done === 0) return { ...alone, done: index };
+      }
+      return { done: batch.length };
     }
   }
 
-  /** Writes (or refreshes) the dead letter of an event this consumer gave up on. */
+  /**
+   * Writes (or refreshes) the dead letter of an event this consumer gave up on. Not for an
+   * event the inbox shows handled meanwhile, and a replayed dead letter stays replayed.
+   */
   async recordDeadLetter(event: EventEnvelope, error: unknown): Promise<void> {
     const attempts = this.options.maxDeliver ?? 5;
     await this.options.orm.em.fork().getConnection().execute(
       `insert into "${this.schema}"."dead_letter"
          ("id", "consumer", "event_id", "event_type", "envelope", "error", "attempts", "failed_at")
-       values (?, ?, ?, ?, ?, ?, ?, ?)
+       select ?, ?, ?, ?, ?, ?, ?, ?
+       where not exists (select 1 from "${this.schema}"."inbox" where "consumer" = ? and "event_id" = ?)
        on conflict ("consumer", "event_id") do update
-         set "error" = excluded."error", "attempts" = "dead_letter"."attempts" + excluded."attempts",
-             "failed_at" = excluded."failed_at", "replayed_at" = null`,
+         set "error" = excluded."error", "attempts" = "dead_letter"."attempts" + excluded."attempts", "failed_at" = excluded."failed_at"
+         where "dead_letter"."replayed_at" is null`,
       // Times in milliseconds, as JavaScript holds them: page cursors compare them exactly.
-      [randomUUID(), this.name, event.id, event.type, JSON.stringify(event), describe(error), attempts, new Date()],
+      [randomUUID(), this.name, event.id, event.type, JSON.stringify(event), describe(error), attempts, new Date(), this.name, event.id],
     );
   }
 
@@ -154,31 +168,53 @@ export class EventConsumer {
   /**
    * Rebuilds the consumer's read model from the stream: in one transaction, `reset`, forget the
    * inbox, and handle every event the stream holds from the start. Live handling of this
-   * consumer waits on the same lock meanwhile, and resumes with what came after.
+   * consumer waits on the same lock meanwhile, and resumes with what came after. An event whose
+   * handler fails is left out (as it was live: it is a dead letter) and reported in `skipped`.
    */
-  async rebuild(onProgress?: (handled: number) => void): Promise<{ events: number }> {
+  async rebuild(onProgress?: (handled: number) => void): Promise<{ events: number; skipped: string[] }> {
     const { definition, orm, transport } = this.options;
     const reset = definition.reset;
     if (!reset) throw new Error(`consumer ${definition.name} has no reset(): it cannot be replayed`);
     let handled = 0;
+    const skipped: string[] = [];
     await orm.em.fork().transactional(async (em) => {
       await this.lock(em, 'exclusive');
       await reset.call(definition, em);
       await em.getConnection().execute(`delete from "${this.schema}"."inbox" where "consumer" = ?`, [this.name], 'run', em.getTransactionContext());
-      let batch: EventEnvelope[] = [];
-      const flush = async () => {
-        await this.applyIn(em, batch, true);
-        handled += batch.length;
-        batch = [];
+      // Each chunk in a savepoint, so a failing event rolls back alone and the rebuild goes on.
+      const applyChunk = async (events: EventEnvelope[]) => {
+        let rest = events;
+        while (rest.length) {
+          try {
+            await em.transactional((inner) => this.applyIn(inner, rest, true));
+            handled += rest.length;
+            rest = [];
+          } catch (error) {
+            if (!(error instanceof HandlerFailed)) throw error;
+            const before = rest.slice(0, error.index);
+            if (before.length) await em.transactional((inner) => this.applyIn(inner, before, true));
+            handled += before.length;
+            const failed = rest[error.index]!;
+            skipped.push(failed.id);
+            this.log.warn({ err: error.cause, eventId: failed.id, type: failed.type }, 'rebuild left out an event its handler fails on');
+            rest = rest.slice(error.index + 1);
+          }
+        }
+        // The identity map would otherwise hold every entity of the rebuild.
+        em.clear();
         onProgress?.(handled);
       };
+      let batch: EventEnvelope[] = [];
       for await (const { event } of transport.history(definition.types)) {
         batch.push(event);
-        if (batch.length === 500) await flush();
+        if (batch.length === 500) {
+          await applyChunk(batch);
+          batch = [];
+        }
       }
-      if (batch.length) await flush();
+      if (batch.length) await applyChunk(batch);
     });
-    return { events: handled };
+    return { events: handled, skipped };
   }
 
   /** One transaction: inbox, handlers, outbox. `also` runs last in it. */
@@ -242,9 +278,19 @@ export class EventConsumer {
     return new Set(rows.map((row) => row.event_id));
   }
 
+  /** Two-key advisory lock: (this schema's consumers, this consumer), apart from single-key locks. */
   private async lock(em: EntityManager, mode: 'shared' | 'exclusive'): Promise<void> {
     const fn = mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock';
-    await em.getConnection().execute(`select ${fn}(hashtext(?))`, [`${this.schema}.consumer.${this.name}`], 'all', em.getTransactionContext());
+    await em.getConnection().execute(`select ${fn}(hashtext(?), hashtext(?))`, [`${this.schema}.consumers`, this.name], 'all', em.getTransactionContext());
+  }
+
+  private async databaseReachable(): Promise<boolean> {
+    try {
+      await this.options.orm.em.fork().getConnection().execute('select 1');
+      return true;
+    } catch {
+      return false;
+    }
   }
 }
 
@@ -324,8 +370,11 @@ function schemaOf(orm: MikroORM): string {
   return schema;
 }
 
-/** What an operator reads: the message, and the stack's first frames for where. */
+/**
+ * What an operator reads: the message, and the stack's first frames for where. Bounded, and
+ * without NUL (which PostgreSQL text refuses), so recording it cannot fail on its content.
+ */
 function describe(error: unknown): string {
-  if (error instanceof Error) return (error.stack ?? `${error.name}: ${error.message}`).split('\n').slice(0, 6).join('\n');
-  return String(error);
+  const text = error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`).split('\n').slice(0, 6).join('\n') : String(error);
+  return text.replaceAll('\u0000', '').slice(0, 4000);
 }

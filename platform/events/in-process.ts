@@ -243,6 +243,7 @@ class DurableRunner {
   /** Hands the batch over until every event in it is done or dead-lettered, or the runner stops. */
   private async deliver(batch: StoredEvent[]): Promise<void> {
     let pending = batch;
+    let outages = 0;
     while (pending.length && !this.stopped) {
       const deliveries = pending.map(({ sequence, event }, i) => ({
         event,
@@ -250,12 +251,19 @@ class DurableRunner {
         deliveryCount: i === 0 ? this.state.deliveriesOfNext + 1 : 1,
       }));
       this.state.inFlight = pending.length;
-      const { done, error } = await this.handle(deliveries);
+      const { done, error, systemic } = await this.handle(deliveries);
       this.state.inFlight = 0;
       if (done > 0) this.markDone(pending[done - 1]!.sequence);
       pending = pending.slice(done);
       if (!pending.length) return;
 
+      if (systemic) {
+        // Not the event's fault (the database is down): wait and retry, spending no attempt.
+        this.logger?.warn({ err: error, durable: this.options.durable }, 'event consumer cannot handle events now; will retry');
+        await this.pause(this.backoffMs(++outages));
+        continue;
+      }
+      outages = 0;
       const failed = pending[0]!;
       const attempts = ++this.state.deliveriesOfNext;
       if (attempts >= this.maxDeliver) {
@@ -265,8 +273,6 @@ class DurableRunner {
         continue;
       }
       this.logger?.warn({ err: error, eventId: failed.event.id, type: failed.event.type, deliveryCount: attempts }, 'event handler failed; will redeliver');
-      // Stopped mid-handler: leave the event undone; the next consume() redelivers it.
-      if (this.stopped) return;
       await this.pause(this.backoffMs(attempts));
       this.state.redelivered++;
     }
@@ -300,6 +306,8 @@ class DurableRunner {
    * stop() when pausing before a redelivery. A publish must not cut a backoff short.
    */
   private pause(ms: number | null): Promise<void> {
+    // A wait begun after stop() (a backoff after a failure in flight at the time) ends at once.
+    if (this.stopped) return Promise.resolve();
     return new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       const finish = () => {

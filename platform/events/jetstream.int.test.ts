@@ -62,10 +62,59 @@ describe('JetStreamTransport', () => {
     const js = jetstream(nc);
     await js.publish(subjectPrefix + type, new TextEncoder().encode('not json'));
     await js.publish(subjectPrefix + type, new TextEncoder().encode(JSON.stringify({ hello: 'world' })));
+    // Ids PostgreSQL could not store (NUL) or index (too long) never reach a consumer.
+    await js.publish(subjectPrefix + type, new TextEncoder().encode(JSON.stringify({ ...createEnvelope({ type, payload: {} }, { serviceName: 'test' }), id: 'a\u0000b' })));
+    await js.publish(subjectPrefix + type, new TextEncoder().encode(JSON.stringify({ ...createEnvelope({ type, payload: {} }, { serviceName: 'test' }), id: 'x'.repeat(500) })));
     const good = createEnvelope({ type, payload: {} }, { serviceName: 'test' });
     await transport.publish(good);
     await vi.waitFor(() => expect(received).toEqual([good.id]), { timeout: 10_000, interval: 10 });
     await consumption.stop();
     await transport.close();
+  });
+
+  it('keeps queued events alive through a batch slower than ack_wait: no duplicates, no false dead letters', async () => {
+    const type = `slow${token}.page.read`;
+    const transport = await JetStreamTransport.connect({ url, stream, subjectPrefix, ackWaitMs: 300 });
+    const published = Array.from({ length: 4 }, () => createEnvelope({ type, payload: {} }, { serviceName: 'test' }));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const seen: Array<[string, number]> = [];
+    const deadLetters: string[] = [];
+    const consumption = await transport.consume({
+      durable: `slow${token}`,
+      types: [type],
+      maxBatch: 1,
+      maxDeliver: 2,
+      handleBatch: async (batch) => {
+        seen.push([batch[0]!.event.id, batch[0]!.deliveryCount]);
+        if (seen.length === 1) await gate;
+        return { done: batch.length };
+      },
+      onDeadLetter: (e) => void deadLetters.push(e.id),
+    });
+    for (const event of published) await transport.publish(event);
+    await vi.waitFor(() => expect(seen).toHaveLength(1), { timeout: 10_000, interval: 10 });
+    // Several ack_waits pass while the first batch holds the rest in the queue (ack_wait is
+    // about time, so this test has to let some pass).
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    release();
+    await vi.waitFor(() => expect(seen.map(([id]) => id)).toEqual(published.map((e) => e.id)), { timeout: 10_000, interval: 10 });
+    expect(seen.every(([, count]) => count === 1)).toBe(true);
+    expect(deadLetters).toEqual([]);
+    await consumption.stop();
+    await transport.close();
+  });
+
+  it('reads the history to its end when the last sequence was deleted', async () => {
+    const own = { url, stream: `${stream}_HIST`, subjectPrefix: `h${token}.events.` };
+    const transport = await JetStreamTransport.connect(own);
+    const events = Array.from({ length: 3 }, () => createEnvelope({ type: 'story.created', payload: {} }, { serviceName: 'test' }));
+    for (const event of events) await transport.publish(event);
+    await jsm.streams.deleteMessage(own.stream, 3);
+    const read: string[] = [];
+    for await (const delivery of transport.history(['>'])) read.push(delivery.event.id);
+    expect(read).toEqual(events.slice(0, 2).map((e) => e.id));
+    await transport.close();
+    await jsm.streams.delete(own.stream);
   });
 });

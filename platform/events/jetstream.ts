@@ -96,9 +96,9 @@ export class JetStreamTransport implements EventTransport {
       durable_name: options.durable,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      // One delivery more than the handler gets, so an attempt that never reported back (a
-      // crash, an ack_wait expiry) still ends in onDeadLetter instead of a silent skip.
-      max_deliver: maxDeliver + 1,
+      // The server never gives up on a message by itself (that would drop it silently): the
+      // client counts attempts and dead-letters (see ConsumerRun).
+      max_deliver: -1,
       ack_wait: nanos(this.settings.ackWaitMs),
       // Room for the batch being handled and the next one, so the server is never idle while
       // the handler works. Redeliveries after a failure are held back here, in the client,
@@ -155,7 +155,8 @@ export class JetStreamTransport implements EventTransport {
         if (event && types.some((pattern) => subjectMatches(pattern, event.type))) {
           yield { event, sequence: msg.seq, deliveryCount: 1 };
         }
-        if (msg.seq >= last) break;
+        // pending 0: nothing after this one, even if the last sequence was deleted.
+        if (msg.seq >= last || msg.info.pending === 0) break;
       }
     } finally {
       await messages.close();
@@ -171,7 +172,7 @@ export class JetStreamTransport implements EventTransport {
 interface Pending {
   msg: JsMsg;
   event: EventEnvelope;
-  /** The server's delivery count plus the failures handled here since. */
+  /** Attempts so far in this process that failed, plus one: what the handler is told. */
   deliveryCount: number;
 }
 
@@ -179,9 +180,15 @@ interface Pending {
  * One consume() of a durable: a pump moves messages from the server into a queue, and the loop
  * hands whatever is queued (up to maxBatch) to the handler, acknowledges what it finished, and
  * holds a failed event (and those behind it) through its backoff before offering it again.
+ *
+ * Attempts are counted here, not by the server: a graceful stop hands messages back (nak),
+ * which the server counts as deliveries. Only a message the server has delivered far more
+ * often than maxDeliver (the process keeps dying on it) is dead-lettered without an attempt.
  */
 class ConsumerRun {
   private readonly queue: JsMsg[] = [];
+  /** Messages held (queued or being handled), by stream sequence: kept alive, never held twice. */
+  private readonly held = new Map<number, JsMsg>();
   private stopping = false;
   private ended = false;
   /** Set while the loop waits for messages or a backoff; resolves the wait early. */
@@ -203,23 +210,34 @@ class ConsumerRun {
   async run(): Promise<void> {
     const pump = this.pump();
     this.logStatus().catch(() => undefined);
-    while (!this.stopping) {
-      if (!this.queue.length) {
-        if (this.ended) break;
-        await this.pause(null);
-        continue;
+    // Everything held waits on this process: tell the server so, or it redelivers behind our back.
+    const keepAlive = setInterval(() => this.held.forEach((msg) => msg.working()), Math.max(100, this.settings.ackWaitMs / 3));
+    keepAlive.unref();
+    try {
+      while (!this.stopping) {
+        if (!this.queue.length) {
+          if (this.ended) break;
+          await this.pause(null);
+          continue;
+        }
+        await this.handleBatch(this.queue.splice(0, this.batching.maxBatch));
       }
-      await this.handleBatch(this.queue.splice(0, this.batching.maxBatch));
+      await pump;
+    } finally {
+      clearInterval(keepAlive);
+      // Handed back at once rather than left to ack_wait, so the next consume() of this
+      // durable gets them without delay (after the pump ended: nothing arrives later).
+      for (const msg of this.queue.splice(0)) this.release(msg).nak();
     }
-    // Messages already buffered go back at once rather than waiting out ack_wait, so the next
-    // consume() of this durable gets them without delay.
-    for (const msg of this.queue.splice(0)) msg.nak();
-    await pump;
   }
 
   private async pump(): Promise<void> {
     try {
       for await (const msg of this.messages) {
+        // A redelivery of a message still held here (the server's ack_wait ran out): the held
+        // copy is the one being worked on.
+        if (this.held.has(msg.seq)) continue;
+        this.held.set(msg.seq, msg);
         this.queue.push(msg);
         this.wake?.();
       }
@@ -231,46 +249,47 @@ class ConsumerRun {
     }
   }
 
-  private async handleBatch(msgs: JsMsg[]): Promise<void> {
-    const { logger, ackWaitMs } = this.settings;
-    const { maxDeliver, handle } = this.batching;
-    let pending = msgs.flatMap((msg) => this.admit(msg));
-    // A batch slower than ack_wait must not be redelivered behind the handler's back.
-    const keepAlive = setInterval(() => pending.forEach(({ msg }) => msg.working()), Math.max(100, ackWaitMs / 3));
-    keepAlive.unref();
-    try {
-      while (pending.length) {
-        if (this.stopping) {
-          pending.forEach(({ msg }) => msg.nak());
-          return;
-        }
-        const head = pending[0]!;
-        if (head.deliveryCount > maxDeliver) {
-          // The extra delivery the consumer allows (see consume()): the last attempt never
-          // reported back, e.g. the process died mid-handler, so dead-letter without retrying.
-          if (!(await this.deadLetter(head, new Error(`no successful handling in ${maxDeliver} deliveries`)))) continue;
-          pending = pending.slice(1);
-          continue;
-        }
-        // A later event that exhausted its deliveries waits for its turn at the head.
-        const exhausted = pending.findIndex((entry, i) => i > 0 && entry.deliveryCount > maxDeliver);
-        const offered = exhausted === -1 ? pending : pending.slice(0, exhausted);
-        const { done, error } = await handle(offered.map(({ msg, event, deliveryCount }) => ({ event, deliveryCount, sequence: msg.seq })));
-        await this.acknowledge(offered.slice(0, done));
-        pending = pending.slice(done);
-        if (done === offered.length) continue;
+  private release(msg: JsMsg): JsMsg {
+    this.held.delete(msg.seq);
+    return msg;
+  }
 
-        const failed = pending[0]!;
-        if (failed.deliveryCount >= maxDeliver) {
-          if (await this.deadLetter(failed, error)) pending = pending.slice(1);
-          continue;
-        }
-        logger?.warn({ err: error, eventId: failed.event.id, type: failed.event.type, deliveryCount: failed.deliveryCount }, 'event handler failed; will redeliver');
-        await this.pause((this.options.backoffMs ?? defaultBackoffMs)(failed.deliveryCount));
-        failed.deliveryCount++;
+  private async handleBatch(msgs: JsMsg[]): Promise<void> {
+    const { maxDeliver, handle } = this.batching;
+    const backoffMs = this.options.backoffMs ?? defaultBackoffMs;
+    let pending = msgs.flatMap((msg) => this.admit(msg));
+    let outages = 0;
+    while (pending.length) {
+      if (this.stopping) {
+        pending.forEach(({ msg }) => this.release(msg).nak());
+        return;
       }
-    } finally {
-      clearInterval(keepAlive);
+      const head = pending[0]!;
+      if (head.msg.info.deliveryCount > maxDeliver * CRASH_FACTOR) {
+        // Delivered this often without ever being finished: the process handling it dies.
+        if (await this.deadLetter(head, new Error(`delivered ${head.msg.info.deliveryCount} times without being handled (the consumer keeps stopping on it)`))) pending = pending.slice(1);
+        continue;
+      }
+      const { done, error, systemic } = await handle(pending.map(({ msg, event, deliveryCount }) => ({ event, deliveryCount, sequence: msg.seq })));
+      await this.acknowledge(pending.slice(0, done));
+      pending = pending.slice(done);
+      if (!pending.length) return;
+
+      if (systemic) {
+        // Not the event's fault (the database is down): wait and retry, spending no attempt.
+        this.settings.logger?.warn({ err: error, durable: this.options.durable }, 'event consumer cannot handle events now; will retry');
+        await this.pause(backoffMs(++outages));
+        continue;
+      }
+      outages = 0;
+      const failed = pending[0]!;
+      if (failed.deliveryCount >= maxDeliver) {
+        if (await this.deadLetter(failed, error)) pending = pending.slice(1);
+        continue;
+      }
+      this.settings.logger?.warn({ err: error, eventId: failed.event.id, type: failed.event.type, deliveryCount: failed.deliveryCount }, 'event handler failed; will redeliver');
+      await this.pause(backoffMs(failed.deliveryCount));
+      failed.deliveryCount++;
     }
   }
 
@@ -280,15 +299,15 @@ class ConsumerRun {
     if (!event) {
       this.settings.logger?.error({ subject: msg.subject, sequence: msg.seq, durable: this.options.durable }, 'malformed event payload; terminated');
       // No term reason: servers before 2.10.4 do not parse '+TERM <reason>' and keep the message pending.
-      msg.term();
+      this.release(msg).term();
       return [];
     }
     // Needed where the server cannot filter by type itself (see filterConfig).
     if (!this.options.types.some((pattern) => subjectMatches(pattern, event.type))) {
-      msg.ack();
+      this.release(msg).ack();
       return [];
     }
-    return [{ msg, event, deliveryCount: msg.info.deliveryCount }];
+    return [{ msg, event, deliveryCount: 1 }];
   }
 
   /**
@@ -298,9 +317,11 @@ class ConsumerRun {
    */
   private async acknowledge(done: Pending[]): Promise<void> {
     if (!done.length) return;
-    done.slice(0, -1).forEach(({ msg }) => msg.ack());
+    done.slice(0, -1).forEach(({ msg }) => this.release(msg).ack());
     const last = done.at(-1)!;
-    await last.msg.ackAck().catch((error: unknown) => this.settings.logger?.warn({ err: error, eventId: last.event.id }, 'ack not confirmed; events may be redelivered'));
+    await this.release(last.msg)
+      .ackAck()
+      .catch((error: unknown) => this.settings.logger?.warn({ err: error, eventId: last.event.id }, 'ack not confirmed; events may be redelivered'));
   }
 
   /**
@@ -313,7 +334,7 @@ class ConsumerRun {
       try {
         await this.options.onDeadLetter?.(entry.event, error);
         logger?.error({ err: error, eventId: entry.event.id, type: entry.event.type, durable: this.options.durable }, 'event dead-lettered after max deliveries');
-        entry.msg.term();
+        this.release(entry.msg).term();
         return true;
       } catch (deadLetterError) {
         logger?.error({ err: deadLetterError, eventId: entry.event.id }, 'could not record a dead letter; will retry');
@@ -323,8 +344,9 @@ class ConsumerRun {
     return false;
   }
 
-  /** Waits for a message (ms null) or the backoff; stop() ends either early. */
+  /** Waits for a message (ms null) or the backoff; stop() ends either early, even one begun after it. */
   private pause(ms: number | null): Promise<void> {
+    if (this.stopping) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = ms === null ? undefined : setTimeout(finish, ms);
       timer?.unref();
@@ -349,6 +371,9 @@ class ConsumerRun {
     }
   }
 }
+
+/** How many times maxDeliver the server may deliver a message before it counts as a crash loop. */
+const CRASH_FACTOR = 3;
 
 async function ensureStream(jsm: JetStreamManager, name: string, subjects: string[], duplicateWindowMs: number) {
   const duplicateWindow = nanos(duplicateWindowMs);
@@ -406,12 +431,27 @@ function isApiError(error: unknown, code: number): boolean {
   return error instanceof JetStreamApiError && error.code === code;
 }
 
+const MAX_ID_LENGTH = 200;
+
+/**
+ * The envelope in a message, or null if it is not one: what a consumer cannot even record as a
+ * dead letter (PostgreSQL refuses NUL in text and jsonb, and an id must fit an index) is refused
+ * here. The payload may be any JSON value.
+ */
 function parseEnvelope(data: Uint8Array): EventEnvelope | null {
+  const text = decoder.decode(data);
+  if (text.includes('\\u0000')) return null;
   try {
-    const value: unknown = JSON.parse(decoder.decode(data));
-    if (typeof value !== 'object' || value === null) return null;
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
     const candidate = value as Partial<EventEnvelope>;
-    const ok = typeof candidate.id === 'string' && typeof candidate.type === 'string' && typeof candidate.payload === 'object' && candidate.payload !== null;
+    const ok =
+      typeof candidate.id === 'string' &&
+      candidate.id.length > 0 &&
+      candidate.id.length <= MAX_ID_LENGTH &&
+      typeof candidate.type === 'string' &&
+      candidate.type.length > 0 &&
+      'payload' in candidate;
     return ok ? (value as EventEnvelope) : null;
   } catch {
     return null;

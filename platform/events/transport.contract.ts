@@ -278,6 +278,65 @@ export function transportContract(name: string, make: () => Promise<EventTranspo
       expect(history).toEqual(published.slice(0, 2).map((e) => e.id));
     });
 
+    it('delivers any JSON payload, not only objects', async () => {
+      const ns = uniqueToken();
+      const type = `${ns}.odd.payload`;
+      const published = [event(type), { ...event(type), payload: 'a bare string' }, { ...event(type), payload: null }, { ...event(type), payload: [1, 2] }];
+      const consumer = await record({ durable: `d${ns}`, types: [type] });
+      for (const e of published) await transport.publish(e as EventEnvelope);
+      await eventually(() => expect(ids(consumer.deliveries)).toEqual(published.map((e) => e.id)));
+    });
+
+    it('retries a systemic failure without spending the event\'s attempts', async () => {
+      const ns = uniqueToken();
+      const type = `${ns}.db.down`;
+      const offers: number[] = [];
+      const deadLetters: string[] = [];
+      running.push(
+        await transport.consume({
+          durable: `d${ns}`,
+          types: [type],
+          maxDeliver: 2,
+          backoffMs: () => 5,
+          handleBatch: async (batch) => {
+            offers.push(batch[0]!.deliveryCount);
+            // The "database" is down for the first four tries: more than maxDeliver.
+            return offers.length <= 4 ? { done: 0, error: new Error('connection refused'), systemic: true } : { done: batch.length };
+          },
+          onDeadLetter: (e) => void deadLetters.push(e.id),
+        }),
+      );
+      await transport.publish(event(type));
+      await eventually(() => expect(offers).toHaveLength(5));
+      expect(offers).toEqual([1, 1, 1, 1, 1]);
+      expect(deadLetters).toEqual([]);
+    });
+
+    it('stops at once even when a retry backoff begins after stop()', async () => {
+      const ns = uniqueToken();
+      const type = `${ns}.slow.failure`;
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let calls = 0;
+      const consumption = await transport.consume({
+        durable: `d${ns}`,
+        types: [type],
+        // A backoff no test would wait out.
+        backoffMs: () => 10 * 60_000,
+        handler: async () => {
+          calls++;
+          await gate;
+          throw new Error('fails after stop() was called');
+        },
+      });
+      await transport.publish(event(type));
+      await eventually(() => expect(calls).toBe(1));
+      const stopped = consumption.stop();
+      release();
+      await stopped;
+      expect(calls).toBe(1);
+    });
+
     it('publishes without waiting for a busy handler, and stop() waits for it', async () => {
       const ns = uniqueToken();
       const type = `${ns}.job.progressed`;

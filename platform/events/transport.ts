@@ -63,6 +63,11 @@ export interface Delivery extends DeliveryInfo {
 export interface BatchResult {
   done: number;
   error?: unknown;
+  /**
+   * The failure is not the next event's fault (the database is unreachable, say): the batch
+   * is retried with backoff without spending that event's attempts.
+   */
+  systemic?: boolean;
 }
 
 export interface ConsumeOptions {
@@ -100,7 +105,8 @@ export function batchHandlerOf(options: ConsumeOptions): { maxBatch: number; han
       handle: async (batch) => {
         try {
           const result = await handleBatch(batch);
-          return { done: Math.max(0, Math.min(batch.length, result.done)), error: result.error };
+          const done = Number.isInteger(result.done) ? Math.max(0, Math.min(batch.length, result.done)) : 0;
+          return { done, error: result.error, systemic: result.systemic };
         } catch (error) {
           return { done: 0, error };
         }

@@ -51,6 +51,8 @@ export function consumerAdminRoute(options: { subgraph: string; orm: MikroORM; c
       if (error instanceof BodyTooLargeError) return sendError(res, 413, 'PAYLOAD_TOO_LARGE', 'Request body too large');
       return sendError(res, 400, 'BAD_REQUEST', 'Body must be JSON');
     }
+    const problem = invalid(body);
+    if (problem) return sendError(res, 400, 'BAD_REQUEST', problem);
     let caller: Caller;
     try {
       ({ caller } = verifyCaller(options.internalSecret, { audience: options.subgraph, headers: req.headers, operation: { query: CONSUMER_ADMIN_PATH, variables: body } }));
@@ -86,6 +88,20 @@ export function consumerAdminRoute(options: { subgraph: string; orm: MikroORM; c
     }
     return sendError(res, 400, 'BAD_REQUEST', 'action must be status, dead-letters, or replay (with id)');
   };
+}
+
+/** What is wrong with a request's fields, if anything (the signature says who sent it, not that it is well formed). */
+function invalid(body: ConsumerAdminRequest): string | null {
+  if (typeof body !== 'object' || body === null) return 'body must be an object';
+  if (body.action === 'dead-letters') {
+    if (body.limit !== undefined && !(Number.isInteger(body.limit) && body.limit > 0 && body.limit <= 1000)) return 'limit must be 1..1000';
+    if (body.consumer !== undefined && typeof body.consumer !== 'string') return 'consumer must be a string';
+    const before = body.before;
+    if (before !== undefined && (typeof before !== 'object' || before === null || typeof before.id !== 'string' || Number.isNaN(Date.parse(before.failedAt)))) {
+      return 'before must be { failedAt, id }';
+    }
+  }
+  return null;
 }
 
 /** The caller side, used by the audit subgraph. */
