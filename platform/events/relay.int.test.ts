@@ -60,6 +60,32 @@ describe('OutboxRelay', () => {
     expect(await relay.flush()).toBe(0);
   });
 
+  it('marks what the transport confirmed when one event is refused late, and retries only that one', async () => {
+    const refused: string[] = [];
+    const published: string[] = [];
+    let refuse = true;
+    // Like a server refusing one event (too large, say) after the ones behind it were sent.
+    const transport = {
+      async publish(event: EventEnvelope) {
+        const n = String((event.payload as { n: number }).n);
+        await new Promise((resolve) => setImmediate(resolve));
+        if (n === '10' && refuse) {
+          refused.push(n);
+          throw new Error('refused by the server');
+        }
+        published.push(n);
+      },
+    };
+    const relay = new OutboxRelay(orm, transport, logger);
+    await write(9, 10, 11);
+    expect(await relay.flush()).toBe(0);
+    expect([published, refused]).toEqual([['9', '11'], ['10']]);
+    refuse = false;
+    expect(await relay.flush()).toBe(1);
+    expect(published).toEqual(['9', '11', '10']);
+    expect(await relay.flush()).toBe(0);
+  });
+
   it('lets one relay of a subgraph publish at a time', async () => {
     const transport = new FlakyTransport();
     const relay = new OutboxRelay(orm, transport, logger);
@@ -78,5 +104,17 @@ describe('OutboxRelay', () => {
     }
     expect(await relay.flush()).toBe(2);
     expect(transport.published).toEqual(['5', '6']);
+  });
+
+  it('publishes every retained row again, in order, for a new in-process stream', async () => {
+    await write(7, 8);
+    await new OutboxRelay(orm, new FlakyTransport(), logger).flush();
+    const published = (await orm.em.fork().getConnection().execute<{ n: number }[]>(
+      `select ("envelope" -> 'payload' ->> 'n')::int as n from relay_test.outbox where "published_at" is not null order by "position"`,
+    )).map((row) => String(row.n));
+    expect(published.slice(-2)).toEqual(['7', '8']);
+    const fresh = new FlakyTransport();
+    expect(await new OutboxRelay(orm, fresh, logger).republishRetained()).toBe(published.length);
+    expect(fresh.published).toEqual(published);
   });
 });
