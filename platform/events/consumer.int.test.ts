@@ -260,6 +260,37 @@ describe.each(harnesses)('EventConsumer over the %s transport', (name, make) => 
     expect([await tally(`${scope}-p`), await tally(`${scope}-q`), await tally(`${scope}-bad`)]).toEqual([2, 1, 0]);
   });
 
+  it('applies waiting events with handleMany, and falls back to one at a time when it fails', async () => {
+    const scope = `${ns}i`;
+    const base = tallyConsumer(scope);
+    const batches: number[] = [];
+    let refusedTogether = false;
+    const consumer = start({
+      ...base,
+      async handleMany(events, ctx) {
+        batches.push(events.length);
+        // Fails on a batch holding a "refused" key; handle() accepts it.
+        if (events.some((event) => (event.payload as { key: string }).key.endsWith('-refused'))) {
+          refusedTogether = true;
+          throw new Error('handleMany refuses');
+        }
+        for (const event of events) await base.handle(event, { ...ctx, event, emit: () => undefined });
+      },
+    });
+    const first = ['a', 'b', 'c'].map((key) => add(scope, key));
+    for (const event of first) await harness.transport.publish(event);
+    await consumer.start();
+    await eventually(async () => expect(await tally(`${scope}-c`)).toBe(1));
+    expect(Math.max(...batches)).toBeGreaterThan(1);
+
+    await consumer.stop();
+    for (const key of ['d', 'refused', 'e']) await harness.transport.publish(add(scope, key));
+    await consumer.start();
+    await eventually(async () => expect(await tally(`${scope}-e`)).toBe(1));
+    expect(refusedTogether).toBe(true);
+    expect([await tally(`${scope}-a`), await tally(`${scope}-d`), await tally(`${scope}-refused`)]).toEqual([1, 1, 1]);
+  });
+
   it(`(${name}) refuses to rebuild a consumer without reset()`, async () => {
     const { reset: _reset, ...definition } = tallyConsumer(`${ns}f`);
     await expect(start(definition).rebuild()).rejects.toThrow(/cannot be replayed/);

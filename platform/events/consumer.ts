@@ -36,6 +36,13 @@ export interface DeadLetter {
 
 export type ReplayOutcome = { ok: true; deadLetter: DeadLetter } | { ok: false; code: 'NOT_FOUND' | 'ALREADY_REPLAYED' | 'HANDLER_FAILED'; message: string };
 
+/** Thrown inside the handling transaction when handleMany failed: go one at a time. */
+class ManyFailed extends Error {
+  constructor(override readonly cause: unknown) {
+    super('handleMany failed');
+  }
+}
+
 /** Thrown inside the handling transaction to say which event failed. */
 class HandlerFailed extends Error {
   constructor(
@@ -96,16 +103,20 @@ export class EventConsumer {
   }
 
   /** Applies a batch in one transaction; see the class comment for what happens on failure. */
-  async handleBatch(batch: Delivery[]): Promise<BatchResult> {
+  async handleBatch(batch: Delivery[], together = true): Promise<BatchResult> {
     const events = batch.map((delivery) => delivery.event);
     try {
-      await this.apply(events);
+      await this.apply(events, undefined, together);
       this.lastHandledAt = new Date();
       return { done: events.length };
     } catch (error) {
+      if (error instanceof ManyFailed) {
+        this.log.warn({ err: error.cause, events: events.length }, 'handleMany failed; handling the events one at a time');
+        return this.handleBatch(batch, false);
+      }
       if (error instanceof HandlerFailed) {
         if (error.index === 0) return { done: 0, error: error.cause };
-        const before = await this.handleBatch(batch.slice(0, error.index));
+        const before = await this.handleBatch(batch.slice(0, error.index), false);
         return before.done === error.index ? { done: error.index, error: error.cause } : before;
       }
       // The inbox, the lock or the commit failed. With the database down, no event is to blame.
@@ -113,7 +124,7 @@ export class EventConsumer {
       if (batch.length === 1) return { done: 0, error };
       // With it up, one of the events is (a deferred constraint at commit, say): one at a time finds which.
       for (const [index, delivery] of batch.entries()) {
-        const alone = await this.handleBatch([delivery]);
+        const alone = await this.handleBatch([delivery], false);
         if (alone.done === 0) return { ...alone, done: index };
       }
       return { done: batch.length };
@@ -184,12 +195,17 @@ export class EventConsumer {
       // Each chunk in a savepoint, so a failing event rolls back alone and the rebuild goes on.
       const applyChunk = async (events: EventEnvelope[]) => {
         let rest = events;
+        let together = true;
         while (rest.length) {
           try {
-            await em.transactional((inner) => this.applyIn(inner, rest, true));
+            await em.transactional((inner) => this.applyIn(inner, rest, true, together));
             handled += rest.length;
             rest = [];
           } catch (error) {
+            if (error instanceof ManyFailed) {
+              together = false;
+              continue;
+            }
             if (!(error instanceof HandlerFailed)) throw error;
             const before = rest.slice(0, error.index);
             if (before.length) await em.transactional((inner) => this.applyIn(inner, before, true));
@@ -218,22 +234,36 @@ export class EventConsumer {
   }
 
   /** One transaction: inbox, handlers, outbox. `also` runs last in it. */
-  private async apply(events: EventEnvelope[], also?: (em: EntityManager) => Promise<void>): Promise<void> {
+  private async apply(events: EventEnvelope[], also?: (em: EntityManager) => Promise<void>, together = false): Promise<void> {
     const emitted = await this.options.orm.em.fork().transactional(async (em) => {
       // Shared: replicas of this consumer do not wait on each other, only on a rebuild.
       await this.lock(em, 'shared');
-      const count = await this.applyIn(em, events, false);
+      const count = await this.applyIn(em, events, false, together);
       await also?.(em);
       return count;
     });
     if (emitted) this.options.onEventsCommitted?.();
   }
 
-  /** Handles the events not yet in the inbox; returns how many events the handlers emitted. */
-  private async applyIn(em: EntityManager, events: EventEnvelope[], replaying: boolean): Promise<number> {
+  /**
+   * Handles the events not yet in the inbox, `together` with the definition's handleMany when
+   * it has one; returns how many events the handlers emitted.
+   */
+  private async applyIn(em: EntityManager, events: EventEnvelope[], replaying: boolean, together = false): Promise<number> {
     if (!events.length) return 0;
     const { definition, serviceName } = this.options;
     const fresh = await this.claim(em, events);
+    if (together && definition.handleMany && fresh.size > 1) {
+      // Deleted on first use: the same event twice in one batch is handled once.
+      const todo = events.filter((event) => fresh.delete(event.id));
+      try {
+        await definition.handleMany(todo, { em, log: this.log, replaying });
+        await em.flush();
+      } catch (error) {
+        throw new ManyFailed(error);
+      }
+      return 0;
+    }
     let emitted = 0;
     for (const [index, event] of events.entries()) {
       // Deleted on first use: the same event twice in one batch is handled once too.

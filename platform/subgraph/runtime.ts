@@ -83,7 +83,12 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
     // Stopping Apollo drains the HTTP server: in-flight requests finish before the ORM closes.
     shutdown.add('http server', () => apollo.stop());
     const url = await listen(http, options.port, options.host);
-    if (options.relay !== false) relay.start();
+    if (options.relay !== false) {
+      // The in-process stream is new with each process: what the last one published may not
+      // have been handled. Inboxes make the handled ones no-ops.
+      if (options.transport.kind === 'IN_PROCESS') await relay.republishRetained();
+      relay.start();
+    }
     // Stopped before the database closes; a batch in flight finishes (or rolls back) first.
     shutdown.add('event consumers', () => Promise.all(consumers.map((consumer) => consumer.stop())).then(() => undefined));
     for (const consumer of consumers) await consumer.start();
