@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { jetstream } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEnvelope } from '../platform/events/envelope.js';
@@ -60,7 +62,7 @@ const changePlan = (token: string | undefined, tier: string, headers?: Record<st
 const publish = (type: string, userId: string | null, payload: unknown, at?: Date) =>
   stack.transport.publish(createEnvelope({ type, userId, payload }, { serviceName: type.split('.')[0]!, correlationId: randomUUID() }, at));
 
-async function query<T extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<T[]> {
+async function query<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
   const client = new pg.Client({ connectionString: stack.databaseUrl });
   await client.connect();
   try {
@@ -227,6 +229,43 @@ describe('usage', () => {
       { timeout: 5000, interval: 50 },
     );
     expect(events.received.filter((e) => e.type === 'usage.limit.reached' && e.userId === id)).toHaveLength(1);
+  });
+});
+
+describe('exactly-once usage', () => {
+  it('counts a story published twice once, and one redelivered after a handler crash once', async () => {
+    const { id, token } = await member('once@example.com');
+    // The handler crashes on its first write to usage, once: a sequence is not rolled back.
+    await query(`create sequence billing.crash_once`);
+    await query(`create function billing.crash_once() returns trigger language plpgsql as $$
+      begin if nextval('billing.crash_once') = 1 then raise exception 'handler crashed'; end if; return new; end $$`);
+    await query(`create trigger crash_once before insert or update on billing.usage for each row execute function billing.crash_once()`);
+    try {
+      const story = createEnvelope({ type: 'story.created', userId: id, payload: { storyId: randomUUID(), title: 'Twice' } }, { serviceName: 'story' });
+      await stack.transport.publish(story);
+      // The same event again, past JetStream's de-duplication (no message id): a publisher bug.
+      const nc = await connect({ servers: stack.config.NATS_URL });
+      await jetstream(nc).publish(`${stack.subjectPrefix}story.created`, JSON.stringify(story));
+      await nc.close();
+      await publish('voice.cloned', id, { voiceId: randomUUID() });
+
+      const usage = await vi.waitFor(
+        async () => {
+          const { data } = await stack.gql(op.me, {}, { token });
+          const counted = data.me.membership.usage;
+          if (counted.voiceClones < 1) throw new Error(`not counted yet: ${JSON.stringify(counted)}`);
+          return counted;
+        },
+        { timeout: 10_000, interval: 50 },
+      );
+      expect(usage).toEqual({ storiesCreated: 1, voiceClones: 1, collaboratorsInvited: 0 });
+      // The crash happened (and was retried): the sequence moved past its first value.
+      expect((await query<{ last_value: string }>(`select last_value from billing.crash_once`))[0]?.last_value).not.toBe('1');
+    } finally {
+      await query(`drop trigger crash_once on billing.usage`);
+      await query(`drop function billing.crash_once()`);
+      await query(`drop sequence billing.crash_once`);
+    }
   });
 });
 
