@@ -179,6 +179,8 @@ describe('the operator views', () => {
     for (const consumer of status.consumers) {
       expect(consumer).toMatchObject({ pending: expect.any(Number), redelivered: expect.any(Number) });
     }
+    // The event log has handled the sign-ups of beforeAll.
+    expect(status.consumers.find((c: { name: string }) => c.name === 'audit-event-log').lastEventAt).toEqual(expect.any(String));
     expect((await stack.gql(systemStatus, {}, { token: ada.token })).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
   });
 
