@@ -17,7 +17,7 @@ const token = randomBytes(4).toString('hex');
 const stream = `CRASH_${token}`;
 const subjectPrefix = `k${token}.events.`;
 const durable = `tally-${token}`;
-const TOTAL = 400;
+const TOTAL = 1000;
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let orm: MikroORM;
