@@ -8,6 +8,7 @@ import { createEnvelope } from '../platform/events/envelope.js';
 import { signCaller, type Caller } from '../platform/internal-auth.js';
 import { captureEvents } from './support/capture.js';
 import { clientOperation } from './support/clients.js';
+import { runNpm } from './support/npm.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 /** ../shared/clients/billing.graphql and the membership of Me, through the gateway, on real PostgreSQL and JetStream. */
@@ -157,6 +158,26 @@ describe('membership', () => {
     expect((await stack.gql(op.invoices, {}, { token })).data.me.invoices.totalCount).toBe(1);
   });
 
+  it('keeps a user deleted before billing knew them cancelled, in the month the account ended', async () => {
+    const id = randomUUID();
+    const nextMonth = new Date(thisMonth().end.getTime() + 86_400_000);
+    const deleted = createEnvelope({ type: 'user.deleted', userId: id, payload: { userId: id } }, { serviceName: 'identity' }, nextMonth);
+    // Late, as from a replayed dead letter: must not bring the membership back.
+    const registered = createEnvelope(
+      { type: 'user.registered', userId: id, payload: { userId: id, email: 'late@example.com', displayName: 'Late', locale: 'en', provider: 'local' } },
+      { serviceName: 'identity' },
+    );
+    await stack.transport.publish(deleted);
+    await stack.transport.publish(registered);
+    await vi.waitFor(
+      async () => expect(await query('select 1 from "billing"."inbox" where "consumer" = $1 and "event_id" = any($2)', ['billing', [deleted.id, registered.id]])).toHaveLength(2),
+      { timeout: 5000, interval: 50 },
+    );
+    const [row] = await query<{ status: string; current_period_start: Date }>('select "status", "current_period_start" from "billing"."membership" where "user_id" = $1', [id]);
+    expect(row).toEqual({ status: 'CANCELLED', current_period_start: new Date(Date.UTC(nextMonth.getUTCFullYear(), nextMonth.getUTCMonth(), 1)) });
+    expect(events.received.filter((e) => e.userId === id && e.type.startsWith('subscription.'))).toEqual([]);
+  });
+
   it('needs a signed-in user to change plans', async () => {
     const res = await changePlan(undefined, 'GOLD');
     expect(res.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
@@ -238,7 +259,35 @@ describe('usage', () => {
       },
       { timeout: 5000, interval: 50 },
     );
-    expect(events.received.filter((e) => e.type === 'usage.limit.reached' && e.userId === id)).toHaveLength(1);
+    // The outbox row of an announcement commits with the count, so it is there if the count is.
+    const announced = await query('select 1 from "billing"."outbox" where "type" = $1 and "envelope" ->> \'userId\' = $2', ['usage.limit.reached', id]);
+    expect(announced).toHaveLength(1);
+  });
+
+  it('announces a higher limit after an upgrade, and a passed one at the next story after a downgrade', async () => {
+    const announcements = async (userId: string) =>
+      (await query<{ payload: { limit: number; count: number; tier: string } }>(
+        'select "envelope" -> \'payload\' as "payload" from "billing"."outbox" where "type" = $1 and "envelope" ->> \'userId\' = $2 order by "position"',
+        ['usage.limit.reached', userId],
+      )).map((row) => [row.payload.tier, row.payload.limit, row.payload.count]);
+    const stories = async (userId: string, token: string, n: number, total: number) => {
+      for (let i = 0; i < n; i++) await publish('story.created', userId, { storyId: randomUUID(), title: `Story ${i}` });
+      await usageOnce(token, (usage) => usage.storiesCreated >= total);
+    };
+
+    const climber = await member('climber@example.com');
+    await stories(climber.id, climber.token, 3, 3);
+    await changePlan(climber.token, 'SILVER');
+    await stories(climber.id, climber.token, 8, 11);
+    expect(await announcements(climber.id)).toEqual([['FREE', 3, 3], ['SILVER', 10, 10]]);
+
+    const faller = await member('faller@example.com');
+    await changePlan(faller.token, 'GOLD');
+    await stories(faller.id, faller.token, 12, 12);
+    expect(await announcements(faller.id)).toEqual([]);
+    await changePlan(faller.token, 'SILVER');
+    await stories(faller.id, faller.token, 2, 14);
+    expect(await announcements(faller.id)).toEqual([['SILVER', 10, 13]]);
   });
 });
 
@@ -269,6 +318,29 @@ describe('exactly-once usage', () => {
       await query(`drop function billing.crash_once()`);
       await query(`drop sequence billing.crash_once`);
     }
+  });
+});
+
+describe('replay', () => {
+  it('npm run replay -- billing-usage rebuilds the usage counters from the stream', async () => {
+    const { id, token } = await member('replayed@example.com');
+    for (const title of ['A', 'B']) await publish('story.created', id, { storyId: randomUUID(), title });
+    await publish('voice.cloned', id, { voiceId: randomUUID() });
+    await usageOnce(token, (usage) => usage.voiceClones >= 1 && usage.storiesCreated >= 2);
+    const snapshot = () => query('select * from "billing"."usage" order by "user_id", "period_start"');
+    const before = await snapshot();
+    await query('update "billing"."usage" set "stories_created" = 99');
+
+    const { config } = stack;
+    const { code, output } = await runNpm(['run', 'replay', '--', 'billing-usage'], {
+      DATABASE_URL: stack.databaseUrl,
+      NATS_URL: config.NATS_URL!,
+      EVENTS_STREAM: config.EVENTS_STREAM,
+      EVENTS_SUBJECT_PREFIX: config.EVENTS_SUBJECT_PREFIX,
+    });
+    expect(code, output).toBe(0);
+    expect(await snapshot()).toEqual(before);
+    expect((await usageOnce(token, () => true)).storiesCreated).toBe(2);
   });
 });
 

@@ -7,33 +7,59 @@ import * as rules from './billing.rules.js';
 import { ensureMembership } from './billing.service.js';
 
 /**
- * How billing reacts to the rest of the platform: accounts get the FREE plan and lose it with
- * the account; stories, voice clones and invitations are counted per calendar month.
+ * How billing reacts to accounts: they get the FREE plan, and lose it with the account.
  *
  * Times come from the events, never the clock, so handling an event late (a backlog, a
  * redelivery) has the effect it would have had on time. No `reset`: memberships are not a read
  * model the stream can rebuild (changePlan writes them too).
  */
-export const billingConsumer: ConsumerDefinition = {
+export const membershipConsumer: ConsumerDefinition = {
   name: 'billing',
-  types: [events.USER_REGISTERED, events.USER_DELETED, events.STORY_CREATED, events.VOICE_CLONED, events.COLLABORATION_INVITATION_SENT],
+  types: [events.USER_REGISTERED, events.USER_DELETED],
   async handle(event, ctx) {
     const at = new Date(event.timestamp);
+    const { userId } = event.payload as events.UserLifecycle;
     if (event.type === events.USER_REGISTERED) {
-      await ensureMembership(ctx.em, (created) => ctx.emit(created), (event.payload as events.UserLifecycle).userId, at);
-    } else if (event.type === events.USER_DELETED) {
-      await cancelMembership(ctx, (event.payload as events.UserLifecycle).userId, at);
+      await ensureMembership(ctx.em, (created) => ctx.emit(created), userId, at);
     } else {
-      await countUsage(ctx, event, at);
+      await cancelMembership(ctx, userId, at);
     }
   },
 };
 
-/** The account is gone: so is what its plan allowed. Nothing to do if it was never a member or already cancelled. */
+/**
+ * Counts stories, voice clones and invitations per user and calendar month: a read model of
+ * the stream, so `npm run replay -- billing-usage` rebuilds it (announcing nothing again).
+ */
+export const usageConsumer: ConsumerDefinition = {
+  name: 'billing-usage',
+  types: [events.STORY_CREATED, events.VOICE_CLONED, events.COLLABORATION_INVITATION_SENT],
+  handle: (event, ctx) => countUsage(ctx, event, new Date(event.timestamp)),
+  async reset(em) {
+    await em.nativeDelete(Usage, {});
+  },
+};
+
+/**
+ * The account is gone: so is what its plan allowed, from the month it ended in. A user billing
+ * never gave a membership gets a cancelled one, so that nothing (a late user.registered, a
+ * changePlan with a token still valid) can give them an active one afterwards.
+ */
 async function cancelMembership(ctx: EventHandlerContext, userId: string, at: Date): Promise<void> {
+  const period = rules.billingPeriod(at);
+  const cancelled = { status: 'CANCELLED' as const, cancelledAt: at, updatedAt: at, currentPeriodStart: period.start, currentPeriodEnd: period.end };
   const membership = await ctx.em.findOne(Membership, { userId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-  if (!membership || membership.status === 'CANCELLED') return;
-  Object.assign(membership, { status: 'CANCELLED', cancelledAt: at, updatedAt: at });
+  if (!membership) {
+    await ctx.em
+      .createQueryBuilder(Membership)
+      .insert({ userId, tier: rules.FREE_TIER, createdAt: at, ...cancelled })
+      .onConflict('userId')
+      .ignore()
+      .execute('run');
+    return;
+  }
+  if (membership.status === 'CANCELLED') return;
+  Object.assign(membership, cancelled);
   const payload: events.SubscriptionCancelled = { userId, tier: membership.tier, entitlements: rules.cancelledEntitlements(membership.tier) };
   ctx.emit({ type: events.SUBSCRIPTION_CANCELLED, userId, payload });
 }
@@ -51,25 +77,35 @@ async function countUsage(ctx: EventHandlerContext, event: EventEnvelope, at: Da
     return;
   }
   const periodStart = rules.billingPeriod(at).start;
-  const count = await incrementUsage(ctx.em, userId, periodStart, metric);
+  const { count, announced } = await incrementUsage(ctx.em, userId, periodStart, metric);
   const membership = await ctx.em.findOne(Membership, { userId });
   if (!membership || membership.status === 'CANCELLED') return;
   const plan = await ctx.em.findOneOrFail(Plan, { tier: membership.tier });
-  const limit = rules.limitReached(plan, metric, count);
+  const limit = rules.limitReached(plan, metric, count, announced);
   if (limit === null) return;
+  // Claimed with a condition, so two events racing past the limit announce it once.
+  const claimed = await ctx.em.nativeUpdate(
+    Usage,
+    { userId, periodStart, $or: [{ storiesLimitReached: null }, { storiesLimitReached: { $lt: limit } }] },
+    { storiesLimitReached: limit },
+  );
+  if (!claimed) return;
   const payload: events.UsageLimitReached = { userId, metric, limit, count, periodStart: periodStart.toISOString(), tier: plan.tier };
   ctx.emit({ type: events.USAGE_LIMIT_REACHED, userId, payload });
 }
 
-/** One statement, so concurrent events of one user and month never lose a count. Returns the new count. */
-async function incrementUsage(em: EntityManager, userId: string, periodStart: Date, metric: rules.UsageMetric): Promise<number> {
+/**
+ * One statement, so concurrent events of one user and month never lose a count. Returns the
+ * new count and the limit the period has announced so far.
+ */
+async function incrementUsage(em: EntityManager, userId: string, periodStart: Date, metric: rules.UsageMetric): Promise<{ count: number; announced: number | null }> {
   const column = em.getMetadata().get<Usage>(Usage.name).properties[metric].fieldNames[0];
   const row = await em
     .createQueryBuilder(Usage)
     .insert({ userId, periodStart, storiesCreated: 0, voiceClones: 0, collaboratorsInvited: 0, [metric]: 1 })
     .onConflict(['userId', 'periodStart'])
     .merge({ [metric]: raw(`"usage"."${column}" + 1`) })
-    .returning([metric])
-    .execute<Pick<Usage, rules.UsageMetric>>('get');
-  return row[metric];
+    .returning([metric, 'storiesLimitReached'])
+    .execute<Pick<Usage, rules.UsageMetric | 'storiesLimitReached'>>('get');
+  return { count: row[metric], announced: row.storiesLimitReached };
 }

@@ -64,6 +64,8 @@ export interface Usage {
   storiesCreated: number;
   voiceClones: number;
   collaboratorsInvited: number;
+  /** The highest stories limit announced for this period (usage.limit.reached), if any. */
+  storiesLimitReached: number | null;
 }
 
 export const Usage = new EntitySchema<Usage>({
@@ -75,6 +77,7 @@ export const Usage = new EntitySchema<Usage>({
     storiesCreated: { type: 'integer', fieldName: 'stories_created' },
     voiceClones: { type: 'integer', fieldName: 'voice_clones' },
     collaboratorsInvited: { type: 'integer', fieldName: 'collaborators_invited' },
+    storiesLimitReached: { type: 'integer', nullable: true, fieldName: 'stories_limit_reached' },
   },
 });
 

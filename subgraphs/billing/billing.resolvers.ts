@@ -1,7 +1,7 @@
 import { forbidden, mutationPayload } from '../../platform/errors.js';
 import type { PageArgs } from '../../platform/graphql/connection.js';
 import { DateTime } from '../../platform/graphql/scalars.js';
-import type { SubgraphContext } from '../../platform/subgraph/context.js';
+import { requireUser, type SubgraphContext } from '../../platform/subgraph/context.js';
 import type { Resolvers } from '../../platform/subgraph/server.js';
 import { Membership, Plan, Usage, type Invoice } from './billing.entities.js';
 import { currentPeriod, type Period, type PlanTier } from './billing.rules.js';
@@ -33,6 +33,14 @@ const usageOf = (ctx: SubgraphContext) =>
 
 const usageKey = (userId: string, period: Pick<Period, 'start'>) => `${userId}|${period.start.toISOString()}`;
 
+/** One clock reading per request: every field of a membership is about the same month. */
+const requestTimes = new WeakMap<SubgraphContext, Date>();
+const requestTime = (ctx: SubgraphContext, clock: () => Date) => {
+  let at = requestTimes.get(ctx);
+  if (!at) requestTimes.set(ctx, (at = clock()));
+  return at;
+};
+
 /** Plans and invoices are for the user and admins; anyone else (another member, a guest) is refused. */
 const canSee = (userId: string, ctx: SubgraphContext) => ctx.caller.userId === userId || ctx.caller.roles.includes('ADMIN');
 
@@ -49,17 +57,18 @@ export function billingResolvers(billing: BillingService): Resolvers {
       // Null rather than an error for others, so a list of users (a story's collaborators) still resolves.
       membership: (user: { id: string }, _: unknown, ctx: SubgraphContext) => (canSee(user.id, ctx) ? membershipByUser(ctx).load(user.id) : null),
       invoices: (user: { id: string }, args: PageArgs, ctx: SubgraphContext) => {
+        requireUser(ctx);
         if (!canSee(user.id, ctx)) throw forbidden('Only the user and admins see their invoices');
         return billing.invoices(ctx, user.id, args);
       },
     },
     Membership: {
-      currentPeriodStart: (m: Membership) => currentPeriod(m, billing.clock()).start,
-      currentPeriodEnd: (m: Membership) => currentPeriod(m, billing.clock()).end,
+      currentPeriodStart: (m: Membership, _: unknown, ctx: SubgraphContext) => currentPeriod(m, requestTime(ctx, billing.clock)).start,
+      currentPeriodEnd: (m: Membership, _: unknown, ctx: SubgraphContext) => currentPeriod(m, requestTime(ctx, billing.clock)).end,
       plan: (m: Membership, _: unknown, ctx: SubgraphContext) => planByTier(ctx).load(m.tier),
       // A period without a row is one with nothing used yet: that is how usage resets each month.
       usage: async (m: Membership, _: unknown, ctx: SubgraphContext) =>
-        (await usageOf(ctx).load(usageKey(m.userId, currentPeriod(m, billing.clock())))) ?? { storiesCreated: 0, voiceClones: 0, collaboratorsInvited: 0 },
+        (await usageOf(ctx).load(usageKey(m.userId, currentPeriod(m, requestTime(ctx, billing.clock))))) ?? { storiesCreated: 0, voiceClones: 0, collaboratorsInvited: 0 },
     },
     Invoice: {
       plan: (invoice: Invoice, _: unknown, ctx: SubgraphContext) => planByTier(ctx).load(invoice.tier),

@@ -70,13 +70,15 @@ export function usageMetricOf(eventType: string): UsageMetric | null {
 }
 
 /**
- * The limit a usage count has just reached, or null. Only stories have a monthly limit
- * (collaborators are limited per story, which a monthly count cannot tell); the count goes up
- * by one per event, so `count === limit` holds for exactly one event of a period.
+ * The limit of the plan that a usage count has reached, or null: to be announced unless this
+ * period already announced it (or a higher one). Only stories have a monthly limit
+ * (collaborators are limited per story, which a monthly count cannot tell). `>=`, not `===`:
+ * after a downgrade the count may already be past the new plan's limit.
  */
-export function limitReached(plan: Pick<Plan, 'storiesPerMonth'>, metric: UsageMetric, count: number): number | null {
+export function limitReached(plan: Pick<Plan, 'storiesPerMonth'>, metric: UsageMetric, count: number, announced: number | null): number | null {
   if (metric !== 'storiesCreated' || plan.storiesPerMonth === null) return null;
-  return count === plan.storiesPerMonth ? plan.storiesPerMonth : null;
+  if (count < plan.storiesPerMonth) return null;
+  return announced !== null && announced >= plan.storiesPerMonth ? null : plan.storiesPerMonth;
 }
 
 export type PlanChange =

@@ -99,17 +99,23 @@ describe('usageMetricOf', () => {
 });
 
 describe('limitReached', () => {
-  it('is the limit exactly when the count reaches it', () => {
-    expect(limitReached(PLANS.FREE, 'storiesCreated', 2)).toBeNull();
-    expect(limitReached(PLANS.FREE, 'storiesCreated', 3)).toBe(3);
-    expect(limitReached(PLANS.FREE, 'storiesCreated', 4)).toBeNull();
-    expect(limitReached(PLANS.SILVER, 'storiesCreated', 10)).toBe(10);
+  it('is the limit once the count reaches it, until announced', () => {
+    expect(limitReached(PLANS.FREE, 'storiesCreated', 2, null)).toBeNull();
+    expect(limitReached(PLANS.FREE, 'storiesCreated', 3, null)).toBe(3);
+    expect(limitReached(PLANS.FREE, 'storiesCreated', 4, 3)).toBeNull();
+    expect(limitReached(PLANS.SILVER, 'storiesCreated', 10, null)).toBe(10);
+  });
+
+  it('announces a higher limit after an upgrade, and a passed one after a downgrade', () => {
+    expect(limitReached(PLANS.SILVER, 'storiesCreated', 10, 3)).toBe(10);
+    expect(limitReached(PLANS.SILVER, 'storiesCreated', 13, null)).toBe(10);
+    expect(limitReached(PLANS.FREE, 'storiesCreated', 11, 10)).toBeNull();
   });
 
   it('never fires for unlimited plans or metrics without a monthly limit', () => {
-    expect(limitReached(PLANS.PLATINUM, 'storiesCreated', 1000)).toBeNull();
-    expect(limitReached(PLANS.FREE, 'collaboratorsInvited', 1)).toBeNull();
-    expect(limitReached(PLANS.FREE, 'voiceClones', 3)).toBeNull();
+    expect(limitReached(PLANS.PLATINUM, 'storiesCreated', 1000, null)).toBeNull();
+    expect(limitReached(PLANS.FREE, 'collaboratorsInvited', 1, null)).toBeNull();
+    expect(limitReached(PLANS.FREE, 'voiceClones', 3, null)).toBeNull();
   });
 });
 

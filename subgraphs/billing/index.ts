@@ -1,5 +1,5 @@
 import type { SubgraphModule } from '../../platform/subgraph/module.js';
-import { billingConsumer } from './billing.consumer.js';
+import { membershipConsumer, usageConsumer } from './billing.consumer.js';
 import { billingEntities } from './billing.entities.js';
 import { billingResolvers } from './billing.resolvers.js';
 import { BillingService } from './billing.service.js';
@@ -11,6 +11,6 @@ export const billing: SubgraphModule = {
   entities: billingEntities,
   migrations: billingMigrations,
   build() {
-    return { resolvers: billingResolvers(new BillingService()), consumers: [billingConsumer] };
+    return { resolvers: billingResolvers(new BillingService()), consumers: [membershipConsumer, usageConsumer] };
   },
 };

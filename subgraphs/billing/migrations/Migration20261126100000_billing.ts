@@ -40,6 +40,8 @@ export class Migration20261126100000_billing extends SchemaMigration {
         "stories_created" integer not null default 0,
         "voice_clones" integer not null default 0,
         "collaborators_invited" integer not null default 0,
+        -- The highest stories limit announced (usage.limit.reached) for this period, if any.
+        "stories_limit_reached" integer null,
         primary key ("user_id", "period_start")
       )`,
       // Checked at commit, as in identity: the unit of work does not order inserts of entities
