@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEnvelope } from '../platform/events/envelope.js';
 import { startFakeOidcIssuer, type FakeOidcIssuer } from './fakes/oidc-issuer.js';
 import { clientOperation } from './support/clients.js';
+import { runNpm } from './support/npm.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 /** The admin event log (../shared/clients/admin.graphql `Events`), fed by the audit consumer. */
@@ -145,6 +144,38 @@ describe('the event log through the gateway', () => {
     }
   });
 
+  it('serves any JSON payload, null included', async () => {
+    const type = `odd${randomUUID().slice(0, 8)}.payload`;
+    const published = [null, 'a bare string', [1, { b: true }]].map((payload) => createEnvelope({ type, payload }, { serviceName: 'test' }));
+    for (const event of published) await stack.transport.publish(event);
+    const found = await vi.waitFor(
+      async () => {
+        const res = await events({ type });
+        expect(res.errors).toBeUndefined();
+        expect(nodes(res)).toHaveLength(3);
+        return nodes(res);
+      },
+      { timeout: 5000, interval: 50 },
+    );
+    expect(found.map((e) => e.payload).sort()).toEqual(published.map((e) => e.payload).sort());
+  });
+
+  it('pages through events whose publisher gave microseconds, none falling between pages', async () => {
+    const type = `micro${randomUUID().slice(0, 8)}.tick`;
+    for (const timestamp of ['2026-11-01T10:00:00.123400Z', '2026-11-01T10:00:00.123456Z', '2026-11-01T10:00:00.123500Z']) {
+      await stack.transport.publish({ ...createEnvelope({ type, payload: {} }, { serviceName: 'test' }), timestamp });
+    }
+    await vi.waitFor(async () => expect((await events({ type })).data.events.totalCount).toBe(3), { timeout: 5000, interval: 50 });
+    const seen: string[] = [];
+    let after: string | null = null;
+    do {
+      const page: any = (await events({ type, first: 1, after })).data.events;
+      seen.push(...page.edges.map((edge: { node: EventNode }) => edge.node.id));
+      after = page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null;
+    } while (after);
+    expect(new Set(seen).size).toBe(3);
+  });
+
   it('is for admins only', async () => {
     const notAdmin = await events({}, ada.token);
     expect(notAdmin.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
@@ -257,7 +288,7 @@ describe('the operator views', () => {
       await db.query(`delete from audit.event_log where type like 'user.%'`);
       await db.query(`update audit.event_log set payload = '{"tampered": true}'`);
 
-      const { code, output } = await run(['run', 'replay', '--', 'audit-event-log'], {
+      const { code, output } = await runNpm(['run', 'replay', '--', 'audit-event-log'], {
         DATABASE_URL: stack.databaseUrl,
         NATS_URL: stack.config.NATS_URL!,
         EVENTS_STREAM: stack.config.EVENTS_STREAM,
@@ -274,23 +305,13 @@ describe('the operator views', () => {
 
   it('npm run replay refuses a consumer it cannot rebuild, and runs without NATS_URL', async () => {
     const env = { DATABASE_URL: stack.databaseUrl, NATS_URL: stack.config.NATS_URL!, EVENTS_STREAM: stack.config.EVENTS_STREAM, EVENTS_SUBJECT_PREFIX: stack.config.EVENTS_SUBJECT_PREFIX };
-    const billing = await run(['run', 'replay', '--', 'billing'], env);
+    const billing = await runNpm(['run', 'replay', '--', 'billing'], env);
     expect(billing.code).toBe(1);
     expect(billing.output).toContain('cannot be replayed');
-    const unknown = await run(['run', 'replay', '--', 'nobody'], env);
+    const unknown = await runNpm(['run', 'replay', '--', 'nobody'], env);
     expect(unknown.code).toBe(2);
-    const noNats = await run(['run', 'replay', '--', 'audit-event-log'], { ...env, NATS_URL: '' });
+    const noNats = await runNpm(['run', 'replay', '--', 'audit-event-log'], { ...env, NATS_URL: '' });
     expect(noNats.code).toBe(2);
     expect(noNats.output).toContain('set NATS_URL');
   });
 });
-
-function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('npm', args, { cwd: fileURLToPath(new URL('..', import.meta.url)), env: { ...process.env, ...env } });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('close', (code) => resolve({ code, output }));
-  });
-}

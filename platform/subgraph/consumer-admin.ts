@@ -51,8 +51,6 @@ export function consumerAdminRoute(options: { subgraph: string; orm: MikroORM; c
       if (error instanceof BodyTooLargeError) return sendError(res, 413, 'PAYLOAD_TOO_LARGE', 'Request body too large');
       return sendError(res, 400, 'BAD_REQUEST', 'Body must be JSON');
     }
-    const problem = invalid(body);
-    if (problem) return sendError(res, 400, 'BAD_REQUEST', problem);
     let caller: Caller;
     try {
       ({ caller } = verifyCaller(options.internalSecret, { audience: options.subgraph, headers: req.headers, operation: { query: CONSUMER_ADMIN_PATH, variables: body } }));
@@ -61,6 +59,8 @@ export function consumerAdminRoute(options: { subgraph: string; orm: MikroORM; c
       return sendError(res, 401, 'UNAUTHENTICATED', error.message);
     }
     if (!caller.roles.includes('ADMIN')) return sendError(res, 403, 'FORBIDDEN', 'Consumer administration is for admins');
+    const problem = invalid(body);
+    if (problem) return sendError(res, 400, 'BAD_REQUEST', problem);
 
     // A subgraph without consumers has no inbox or dead-letter tables, and nothing to report.
     const none = options.consumers.length === 0;
@@ -93,11 +93,12 @@ export function consumerAdminRoute(options: { subgraph: string; orm: MikroORM; c
 /** What is wrong with a request's fields, if anything (the signature says who sent it, not that it is well formed). */
 function invalid(body: ConsumerAdminRequest): string | null {
   if (typeof body !== 'object' || body === null) return 'body must be an object';
+  if (body.action === 'replay' && typeof body.id !== 'string') return 'id must be a string';
   if (body.action === 'dead-letters') {
     if (body.limit !== undefined && !(Number.isInteger(body.limit) && body.limit > 0 && body.limit <= 1000)) return 'limit must be 1..1000';
     if (body.consumer !== undefined && typeof body.consumer !== 'string') return 'consumer must be a string';
     const before = body.before;
-    if (before !== undefined && (typeof before !== 'object' || before === null || typeof before.id !== 'string' || Number.isNaN(Date.parse(before.failedAt)))) {
+    if (before !== undefined && (typeof before !== 'object' || before === null || typeof before.id !== 'string' || !isIsoTime(before.failedAt))) {
       return 'before must be { failedAt, id }';
     }
   }
@@ -121,3 +122,5 @@ export async function consumerAdmin<T>(target: { subgraph: string; url: string }
   if (!response.ok) throw new Error(`${target.subgraph} answered ${response.status} to ${request.action}`);
   return (await response.json()) as T;
 }
+
+const isIsoTime = (value: unknown) => typeof value === 'string' && !Number.isNaN(Date.parse(value)) && new Date(value).toISOString() === value;

@@ -14,6 +14,9 @@ import { eventLogKey } from './audit.rules.js';
 
 const HEALTH_TIMEOUT_MS = 2_000;
 
+/** One subgraph's part of a dead-letter page, or its name if it did not answer. */
+type SubgraphDeadLetters = { views: DeadLetterView[]; open: number } | { unavailable: string };
+
 /** A dead letter as the API shows it: its id names the subgraph that holds it. */
 export type DeadLetterView = DeadLetterJson & { subgraph: string; rowId: string };
 
@@ -61,30 +64,33 @@ export class OperationsService {
   async deadLetters(ctx: SubgraphContext, args: { first: number; after?: string | null; consumer?: string | null }) {
     const key = eventLogKey(decodeCursor(args.after, 2));
     const before = key ? { failedAt: key.timestamp, id: key.id } : undefined;
-    const subgraphs = this.deps.topology.subgraphs();
-    const [pages, statuses] = await Promise.all([
-      Promise.all(
-        subgraphs.map(async (subgraph) => {
-          const { deadLetters } = await this.ask<{ deadLetters: DeadLetterJson[] }>(ctx, subgraph, {
-            action: 'dead-letters',
-            consumer: args.consumer ?? undefined,
-            limit: args.first + 1,
-            before,
-          });
-          return deadLetters.map((deadLetter): DeadLetterView => ({ ...deadLetter, subgraph: subgraph.name, rowId: deadLetter.id, id: `${subgraph.name}:${deadLetter.id}` }));
-        }),
-      ),
-      Promise.all(subgraphs.map((subgraph) => this.ask<{ consumers: ConsumerReport[] }>(ctx, subgraph, { action: 'status' }))),
-    ]);
-    const merged = pages
-      .flat()
+    // Each subgraph on its own: one that does not answer leaves its dead letters out, not the page.
+    const answers = await Promise.all(
+      this.deps.topology.subgraphs().map(async (subgraph): Promise<SubgraphDeadLetters> => {
+        try {
+          const [{ deadLetters }, { consumers }] = await Promise.all([
+            this.ask<{ deadLetters: DeadLetterJson[] }>(ctx, subgraph, { action: 'dead-letters', consumer: args.consumer ?? undefined, limit: args.first + 1, before }),
+            this.ask<{ consumers: ConsumerReport[] }>(ctx, subgraph, { action: 'status' }),
+          ]);
+          const views = deadLetters.map((deadLetter): DeadLetterView => ({ ...deadLetter, subgraph: subgraph.name, rowId: deadLetter.id, id: `${subgraph.name}:${deadLetter.id}` }));
+          const open = consumers.filter((consumer) => !args.consumer || consumer.name === args.consumer).reduce((sum, consumer) => sum + consumer.openDeadLetters, 0);
+          return { views, open };
+        } catch (error) {
+          ctx.log.warn({ err: error, subgraph: subgraph.name }, 'subgraph did not answer for its dead letters');
+          return { unavailable: subgraph.name };
+        }
+      }),
+    );
+    // The order of the SQL listing: failedAt, then id, both descending (uuids compare as their text).
+    const merged = answers
+      .flatMap((answer) => ('views' in answer ? answer.views : []))
       .sort((a, b) => (a.failedAt === b.failedAt ? b.rowId.localeCompare(a.rowId) : b.failedAt.localeCompare(a.failedAt)))
       .slice(0, args.first + 1);
-    const totalCount = statuses
-      .flatMap((status) => status.consumers)
-      .filter((consumer) => !args.consumer || consumer.name === args.consumer)
-      .reduce((sum, consumer) => sum + consumer.openDeadLetters, 0);
-    return toConnection(merged, args.first, totalCount, (deadLetter) => [deadLetter.failedAt, deadLetter.rowId]);
+    const totalCount = answers.reduce((sum, answer) => sum + ('open' in answer ? answer.open : 0), 0);
+    return {
+      ...toConnection(merged, args.first, totalCount, (deadLetter) => [deadLetter.failedAt, deadLetter.rowId]),
+      unavailableSubgraphs: answers.flatMap((answer) => ('unavailable' in answer ? [answer.unavailable] : [])),
+    };
   }
 
   /** Has the subgraph holding the dead letter run its event through the handler again. */
