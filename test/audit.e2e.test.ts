@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEnvelope } from '../platform/events/envelope.js';
+import { signCaller, type Caller } from '../platform/internal-auth.js';
 import { startFakeOidcIssuer, type FakeOidcIssuer } from './fakes/oidc-issuer.js';
 import { clientOperation } from './support/clients.js';
 import { runNpm } from './support/npm.js';
@@ -213,6 +214,7 @@ describe('the operator views', () => {
     // The event log has handled the sign-ups of beforeAll.
     expect(status.consumers.find((c: { name: string }) => c.name === 'audit-event-log').lastEventAt).toEqual(expect.any(String));
     expect((await stack.gql(systemStatus, {}, { token: ada.token })).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect((await stack.gql(systemStatus, {})).errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
   });
 
   it('an event the event log keeps failing on becomes a dead letter an admin sees, and replays once fixed', async () => {
@@ -258,6 +260,65 @@ describe('the operator views', () => {
     } finally {
       await db.end();
     }
+  });
+
+  it('pages dead letters of several subgraphs newest first, merged, with a consumer filter', async () => {
+    const db = new pg.Client({ connectionString: stack.databaseUrl });
+    await db.connect();
+    try {
+      // Dead letters as consumers record them, in two subgraphs' schemas.
+      const rows = [
+        ['billing', 'billing-usage', '2026-11-02T10:00:00.000Z'],
+        ['audit', 'audit-event-log', '2026-11-02T09:00:00.000Z'],
+        ['billing', 'billing', '2026-11-02T08:00:00.000Z'],
+      ] as const;
+      const ids: string[] = [];
+      for (const [schema, consumer, failedAt] of rows) {
+        const event = createEnvelope({ type: 'paging.probe', payload: { consumer } }, { serviceName: 'test' });
+        const id = randomUUID();
+        ids.push(`${schema}:${id}`);
+        await db.query(
+          `insert into ${schema}.dead_letter (id, consumer, event_id, event_type, envelope, error, attempts, failed_at) values ($1, $2, $3, $4, $5, 'boom', 5, $6)`,
+          [id, consumer, event.id, event.type, JSON.stringify(event), failedAt],
+        );
+      }
+      const seen: string[] = [];
+      let after: string | null = null;
+      do {
+        const res: any = await stack.gql(deadLettersQuery, { first: 1, after }, { token: adminToken });
+        expect(res.errors).toBeUndefined();
+        expect(res.data.deadLetters.totalCount).toBe(3);
+        seen.push(...res.data.deadLetters.edges.map((edge: { node: { id: string } }) => edge.node.id));
+        after = res.data.deadLetters.pageInfo.hasNextPage ? res.data.deadLetters.pageInfo.endCursor : null;
+      } while (after);
+      expect(seen).toEqual(ids);
+      const filtered = await stack.gql(deadLettersQuery, { consumer: 'billing-usage' }, { token: adminToken });
+      expect(filtered.data.deadLetters).toMatchObject({ totalCount: 1, edges: [{ node: { id: ids[0], subgraph: 'billing', consumer: 'billing-usage' } }] });
+      expect((await stack.gql(deadLettersQuery, { after: 'not-a-cursor' }, { token: adminToken })).errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    } finally {
+      await db.query(`delete from billing.dead_letter where event_type = 'paging.probe'`);
+      await db.query(`delete from audit.dead_letter where event_type = 'paging.probe'`);
+      await db.end();
+    }
+  });
+
+  it('the internal consumer route answers signed admin requests only', async () => {
+    const billing = stack.app.subgraphs.find((s) => s.name === 'billing')!;
+    const post = (body: unknown, caller?: Caller) =>
+      fetch(`${billing.url}/internal/consumers`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(caller ? signCaller(stack.config.INTERNAL_SECRET, { audience: 'billing', caller, correlationId: 'test', operation: { query: '/internal/consumers', variables: body } }) : {}),
+        },
+        body: JSON.stringify(body),
+      });
+    expect((await post({ action: 'status' })).status).toBe(401);
+    expect((await post({ action: 'status' }, { userId: ada.id, roles: ['USER'] })).status).toBe(403);
+    expect((await post({ action: 'dead-letters', limit: 5000 }, { userId: ada.id, roles: ['ADMIN'] })).status).toBe(400);
+    const status = await post({ action: 'status' }, { userId: ada.id, roles: ['ADMIN'] });
+    expect(status.status).toBe(200);
+    expect(((await status.json()) as { consumers: { name: string }[] }).consumers.map((c) => c.name)).toEqual(['billing', 'billing-usage']);
   });
 
   it('events caused by an event carry its correlation id and name it as their cause', async () => {
