@@ -117,4 +117,20 @@ describe('JetStreamTransport', () => {
     await transport.close();
     await jsm.streams.delete(own.stream);
   });
+
+  it('re-creates a durable consumer deleted under it, and goes on delivering', async () => {
+    const type = `gone${token}.story.created`;
+    const transport = await JetStreamTransport.connect({ url, stream, subjectPrefix });
+    const received: string[] = [];
+    const consumption = await transport.consume({ durable: `gone${token}`, types: [type], backoffMs: () => 50, handler: async (e) => void received.push(e.id) });
+    const [before, after] = [createEnvelope({ type, payload: {} }, { serviceName: 'test' }), createEnvelope({ type, payload: {} }, { serviceName: 'test' })];
+    await transport.publish(before);
+    await vi.waitFor(() => expect(received).toEqual([before.id]), { timeout: 10_000, interval: 10 });
+    await jsm.consumers.delete(stream, `gone${token}`);
+    await transport.publish(after);
+    // Re-created from the start of the stream: `before` comes again (consumers' inboxes absorb that), then `after`.
+    await vi.waitFor(() => expect(received).toContain(after.id), { timeout: 20_000, interval: 50 });
+    await consumption.stop();
+    await transport.close();
+  });
 });

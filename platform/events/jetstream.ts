@@ -94,7 +94,7 @@ export class JetStreamTransport implements EventTransport {
     const { stream, prefix } = this.settings;
     const { handle, maxBatch } = batchHandlerOf(options);
     const maxDeliver = options.maxDeliver ?? 5;
-    await ensureConsumer(this.jsm, stream, {
+    const config = {
       durable_name: options.durable,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
@@ -107,14 +107,50 @@ export class JetStreamTransport implements EventTransport {
       // ahead of the later events, which keeps stream order.
       max_ack_pending: maxBatch * 2,
       ...filterConfig(prefix, options.types, this.nc.info?.version),
-    });
-    const consumer = await this.js.consumers.get(stream, options.durable);
-    const messages = await consumer.consume({ max_messages: Math.max(maxBatch * 2, 16) });
-    const run = new ConsumerRun(messages, options, { handle, maxBatch, maxDeliver }, this.settings);
-    const loop = run.run();
+    };
+    await ensureConsumer(this.jsm, stream, config);
+    const open = async () => {
+      const consumer = await this.js.consumers.get(stream, options.durable);
+      // Ends, rather than waiting for them to come back, if the consumer or the stream is deleted.
+      const messages = await consumer.consume({ max_messages: Math.max(maxBatch * 2, 16), abort_on_missing_resource: true });
+      return new ConsumerRun(messages, options, { handle, maxBatch, maxDeliver }, this.settings);
+    };
+    let run = await open();
+    const state: { stopping: boolean; wake: (() => void) | null } = { stopping: false, wake: null };
+    const loop = (async () => {
+      for (;;) {
+        await run.run();
+        if (state.stopping) return;
+        // The messages ended without stop(): someone deleted the durable (or its stream). It
+        // is created again, from the start of the stream; consumers' inboxes make what they
+        // see again a no-op.
+        for (let attempt = 1; !state.stopping; attempt++) {
+          this.settings.logger?.warn({ durable: options.durable, attempt }, 'event consumer lost its server-side consumer; creating it again');
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, defaultBackoffMs(attempt));
+            state.wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          if (state.stopping) return;
+          try {
+            await ensureConsumer(this.jsm, stream, config);
+            run = await open();
+            // stop() came while this was being opened: it stopped the old run, not this one.
+            if (state.stopping) await run.stop();
+            break;
+          } catch (error) {
+            this.settings.logger?.error({ err: error, durable: options.durable }, 'could not create the event consumer again; will retry');
+          }
+        }
+      }
+    })();
     const consumption: Consumption = {
       stop: async () => {
         this.consumptions.delete(consumption);
+        state.stopping = true;
+        state.wake?.();
         await run.stop();
         await loop;
       },
@@ -244,7 +280,7 @@ class ConsumerRun {
         this.wake?.();
       }
     } catch (error) {
-      this.settings.logger?.error({ err: error, durable: this.options.durable }, 'event consumer stopped on error');
+      this.settings.logger?.error({ err: error, durable: this.options.durable }, 'event consumer messages ended on error');
     } finally {
       this.ended = true;
       this.wake?.();
