@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import { isUuid } from '../formats.js';
 import type { Logger } from '../log.js';
 import type { ConsumerDefinition } from './consumer.types.js';
 import type { EventEnvelope, NewEvent } from './envelope.js';
@@ -340,7 +341,7 @@ export async function listDeadLetters(orm: MikroORM, query: DeadLetterQuery = {}
   const params: unknown[] = [];
   if (query.id) {
     // Ids are UUIDs; anything else cannot match, and must not reach the uuid cast.
-    if (!UUID.test(query.id)) return [];
+    if (!isUuid(query.id)) return [];
     where.push(`"id" = ?`);
     params.push(query.id);
   }
@@ -351,7 +352,7 @@ export async function listDeadLetters(orm: MikroORM, query: DeadLetterQuery = {}
   if (!query.all && !query.id) where.push(`"replayed_at" is null`);
   if (query.before) {
     where.push(`("failed_at", "id") < (?::timestamptz, ?::uuid)`);
-    params.push(query.before.failedAt, UUID.test(query.before.id) ? query.before.id : '00000000-0000-0000-0000-000000000000');
+    params.push(query.before.failedAt, isUuid(query.before.id) ? query.before.id : '00000000-0000-0000-0000-000000000000');
   }
   const rows = await orm.em.fork().getConnection().execute<DeadLetterRow[]>(
     `select * from "${schemaOf(orm)}"."dead_letter" ${where.length ? `where ${where.join(' and ')}` : ''}
@@ -391,8 +392,6 @@ interface DeadLetterRow {
   failed_at: string | Date;
   replayed_at: string | Date | null;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function schemaOf(orm: MikroORM): string {
   const schema = orm.config.get('schema');

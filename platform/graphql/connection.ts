@@ -1,4 +1,5 @@
 import { badInput } from '../errors.js';
+import { isIsoTime, isUuid } from '../formats.js';
 
 /**
  * Relay connections (clients/README: `edges { cursor node }`, `pageInfo`, `totalCount`, `first`
@@ -45,6 +46,19 @@ export function decodeCursor(after: string | null | undefined, arity: number): (
     // falls through to the error below
   }
   throw badInput('after is not a cursor from this list', 'after');
+}
+
+/**
+ * The sort key of a cursor over rows ordered by a time and a uuid (the usual keyset: newest
+ * first, the id breaking ties), or null without one. Checked strictly, so a well-formed cursor
+ * of another list is BAD_USER_INPUT rather than a bad timestamp or uuid reaching SQL.
+ */
+export function timeIdCursor(after: string | null | undefined): { at: string; id: string } | null {
+  const key = decodeCursor(after, 2);
+  if (!key) return null;
+  const [at, id] = key;
+  if (!isIsoTime(at) || !isUuid(id)) throw badInput('after is not a cursor from this list', 'after');
+  return { at, id };
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
+import { isIsoTime } from '../formats.js';
 import { BodyTooLargeError, readBody } from '../http/body.js';
 import { sendError, sendJson } from '../http/graphql-http.js';
 import type { Handler } from '../http/server.js';
@@ -122,5 +123,3 @@ export async function consumerAdmin<T>(target: { subgraph: string; url: string }
   if (!response.ok) throw new Error(`${target.subgraph} answered ${response.status} to ${request.action}`);
   return (await response.json()) as T;
 }
-
-const isIsoTime = (value: unknown) => typeof value === 'string' && !Number.isNaN(Date.parse(value)) && new Date(value).toISOString() === value;

@@ -1,10 +1,11 @@
 import { badInput, forbidden, mutationPayload } from '../../platform/errors.js';
-import { decodeCursor, pageSize, toConnection, type PageArgs } from '../../platform/graphql/connection.js';
+import { pageSize, timeIdCursor, toConnection, type PageArgs } from '../../platform/graphql/connection.js';
 import { DateTime } from '../../platform/graphql/scalars.js';
 import { requireUser, type SubgraphContext } from '../../platform/subgraph/context.js';
 import type { Resolvers } from '../../platform/subgraph/server.js';
 import { EventLogEntry } from './audit.entities.js';
-import { eventLogKey, isUuid, typeMatch } from './audit.rules.js';
+import { typeMatch } from './audit.rules.js';
+import { isUuid } from '../../platform/formats.js';
 import { JSONScalar } from './json.scalar.js';
 import type { DeadLetterView, OperationsService } from './operations.service.js';
 
@@ -27,7 +28,7 @@ function requireAdmin(ctx: SubgraphContext): void {
 async function events(ctx: SubgraphContext, args: EventsArgs) {
   requireAdmin(ctx);
   const first = pageSize(args.first);
-  const after = eventLogKey(decodeCursor(args.after, 2));
+  const after = timeIdCursor(args.after);
   if (args.userId != null && !isUuid(args.userId)) throw badInput('userId is not a user id', 'userId');
 
   const filtered = ctx.em.createQueryBuilder(EventLogEntry, 'e');
@@ -38,7 +39,7 @@ async function events(ctx: SubgraphContext, args: EventsArgs) {
   if (args.userId != null) filtered.andWhere({ userId: args.userId });
 
   const page = filtered.clone();
-  if (after) page.andWhere(`("e"."timestamp", "e"."id") < (?::timestamptz, ?::uuid)`, [after.timestamp, after.id]);
+  if (after) page.andWhere(`("e"."timestamp", "e"."id") < (?::timestamptz, ?::uuid)`, [after.at, after.id]);
   const [rows, totalCount] = await Promise.all([
     page.orderBy({ timestamp: 'desc', id: 'desc' }).limit(first + 1).getResultList(),
     filtered.getCount(),

@@ -29,23 +29,3 @@ export function typeMatch(pattern: string): TypeMatch {
   const parts = tokens.map((token) => (token === '*' ? '[^.]+' : token === '>' ? '.+' : token.replace(REGEX_SPECIAL, '\\$&')));
   return { regex: `^${parts.join('\\.')}$` };
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export const isUuid = (value: string) => UUID.test(value);
-
-const isIsoTimestamp = (value: string) => !Number.isNaN(Date.parse(value)) && new Date(value).toISOString() === value;
-
-/**
- * The sort key inside a decoded cursor of the event log: the row's timestamp (as toISOString
- * wrote it) and id. Checked here, since a well-formed cursor of another list would otherwise
- * reach SQL as a bad timestamp or uuid: BAD_USER_INPUT, not an internal error.
- */
-export function eventLogKey(key: (string | number)[] | null): { timestamp: string; id: string } | null {
-  if (!key) return null;
-  const [timestamp, id] = key;
-  if (typeof timestamp !== 'string' || !isIsoTimestamp(timestamp) || typeof id !== 'string' || !isUuid(id)) {
-    throw badInput('after is not a cursor from this list', 'after');
-  }
-  return { timestamp, id };
-}

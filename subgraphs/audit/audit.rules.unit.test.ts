@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { subjectMatches } from '../../platform/events/envelope.js';
 import { DomainError } from '../../platform/errors.js';
-import { decodeCursor, encodeCursor } from '../../platform/graphql/connection.js';
-import { eventLogKey, typeMatch } from './audit.rules.js';
+import { typeMatch } from './audit.rules.js';
 
 const codeOf = (fn: () => unknown) => {
   try {
@@ -46,22 +45,6 @@ describe('type patterns', () => {
   it('refuses empty tokens, partial wildcards, ">" before the end, white space, and huge patterns', () => {
     for (const bad of ['', '.', 'user.', '.user', 'user..login', 'user.>.x', '>.user', 'us*r', 'user.log>', 'user.**', 'user. login', 'a'.repeat(201)]) {
       expect(codeOf(() => typeMatch(bad)), bad).toBe('BAD_USER_INPUT:type');
-    }
-  });
-});
-
-describe('event log cursors', () => {
-  const id = '0b6c7c2e-3f0e-4d7a-9a51-1c2d3e4f5a6b';
-  const timestamp = '2026-11-26T20:00:00.123Z';
-
-  it('round-trips the sort key', () => {
-    expect(eventLogKey(decodeCursor(encodeCursor([timestamp, id]), 2))).toEqual({ timestamp, id });
-    expect(eventLogKey(null)).toBeNull();
-  });
-
-  it('refuses a well-formed cursor whose key is not a timestamp and an id', () => {
-    for (const key of [[timestamp, 'nope'], ['yesterday', id], ['1', id], [1, id], [timestamp, 7]]) {
-      expect(codeOf(() => eventLogKey(key)), JSON.stringify(key)).toBe('BAD_USER_INPUT:after');
     }
   });
 });

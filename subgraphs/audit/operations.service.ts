@@ -1,7 +1,7 @@
 import type { Config } from '../../platform/config.js';
 import { badInput, userError } from '../../platform/errors.js';
 import type { EventTransport } from '../../platform/events/transport.js';
-import { decodeCursor, toConnection } from '../../platform/graphql/connection.js';
+import { timeIdCursor, toConnection } from '../../platform/graphql/connection.js';
 import {
   consumerAdmin,
   type ConsumerReport,
@@ -10,7 +10,6 @@ import {
 } from '../../platform/subgraph/consumer-admin.js';
 import type { SubgraphContext } from '../../platform/subgraph/context.js';
 import type { Topology } from '../../platform/subgraph/module.js';
-import { eventLogKey } from './audit.rules.js';
 
 const HEALTH_TIMEOUT_MS = 2_000;
 
@@ -62,8 +61,8 @@ export class OperationsService {
    * the cursor, and the merge keeps the first+1 overall.
    */
   async deadLetters(ctx: SubgraphContext, args: { first: number; after?: string | null; consumer?: string | null }) {
-    const key = eventLogKey(decodeCursor(args.after, 2));
-    const before = key ? { failedAt: key.timestamp, id: key.id } : undefined;
+    const key = timeIdCursor(args.after);
+    const before = key ? { failedAt: key.at, id: key.id } : undefined;
     // Each subgraph on its own: one that does not answer leaves its dead letters out, not the page.
     const answers = await Promise.all(
       this.deps.topology.subgraphs().map(async (subgraph): Promise<SubgraphDeadLetters> => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { LockMode, type EntityManager } from '@mikro-orm/postgresql';
 import { badInput } from '../../platform/errors.js';
 import type { NewEvent } from '../../platform/events/envelope.js';
-import { decodeCursor, pageSize, toConnection, type Connection, type PageArgs } from '../../platform/graphql/connection.js';
+import { pageSize, timeIdCursor, toConnection, type Connection, type PageArgs } from '../../platform/graphql/connection.js';
 import { requireUser, type SubgraphContext } from '../../platform/subgraph/context.js';
 import { Invoice, Membership, Plan } from './billing.entities.js';
 import * as events from './billing.events.js';
@@ -13,8 +13,6 @@ export interface PlanChangeResult {
   /** null on a downgrade. */
   invoice: Invoice | null;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Gives `userId` the FREE plan unless they have a membership already, and announces it
@@ -105,26 +103,15 @@ export class BillingService {
   /** A user's invoices, newest first; the caller has been checked to be allowed to see them. */
   async invoices(ctx: SubgraphContext, userId: string, args: PageArgs): Promise<Connection<Invoice>> {
     const first = pageSize(args.first);
-    const after = invoiceCursor(decodeCursor(args.after, 2));
+    const after = timeIdCursor(args.after);
     const page = ctx.em
       .createQueryBuilder(Invoice)
       .where({ userId })
       .orderBy({ issuedAt: 'desc', id: 'desc' })
       .limit(first + 1);
     // A row comparison, so the page is one range scan of invoice_user_issued_idx.
-    if (after) page.andWhere('(issued_at, id) < (?, ?)', [after.issuedAt, after.id]);
+    if (after) page.andWhere('(issued_at, id) < (?::timestamptz, ?::uuid)', [after.at, after.id]);
     const [rows, totalCount] = await Promise.all([page.getResultList(), ctx.em.count(Invoice, { userId })]);
     return toConnection(rows, first, totalCount, (invoice) => [invoice.issuedAt.toISOString(), invoice.id]);
   }
-}
-
-/** The (issuedAt, id) of an invoices cursor; one that does not hold them was not ours. */
-function invoiceCursor(key: (string | number)[] | null): { issuedAt: Date; id: string } | null {
-  if (!key) return null;
-  const [issuedAt, id] = key;
-  const date = typeof issuedAt === 'string' ? new Date(issuedAt) : null;
-  if (!date || Number.isNaN(date.getTime()) || typeof id !== 'string' || !UUID.test(id)) {
-    throw badInput('after is not a cursor from this list', 'after');
-  }
-  return { issuedAt: date, id };
 }
