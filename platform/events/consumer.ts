@@ -283,7 +283,7 @@ export class EventConsumer {
         });
         if (!replaying && caused.length) {
           const origin = { serviceName, correlationId: event.correlationId, causationId: event.id };
-          recordEvents(em, origin, caused.map((newEvent) => ({ ...newEvent, userId: newEvent.userId === undefined ? event.userId : newEvent.userId })));
+          await recordEvents(em, origin, caused.map((newEvent) => ({ ...newEvent, userId: newEvent.userId === undefined ? event.userId : newEvent.userId })));
           emitted += caused.length;
         }
         await em.flush();

@@ -44,7 +44,7 @@ afterAll(async () => {
 
 const write = async (...ns: number[]) => {
   const em = orm.em.fork();
-  await em.transactional(async (tx) => void recordEvents(tx, { serviceName: 'test' }, ns.map((n) => ({ type: 'relay.probe', payload: { n } }))));
+  await em.transactional(async (tx) => void (await recordEvents(tx, { serviceName: 'test' }, ns.map((n) => ({ type: 'relay.probe', payload: { n } })))));
 };
 
 describe('OutboxRelay', () => {

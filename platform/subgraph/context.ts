@@ -61,7 +61,7 @@ export function createSubgraphContext(deps: ContextDeps): SubgraphContext {
             pending.push({ ...event, userId: event.userId ?? deps.caller.userId });
           },
         });
-        recordEvents(em, origin, pending);
+        await recordEvents(em, origin, pending);
         emitted = pending.length;
         return out;
       });
