@@ -4,7 +4,7 @@ import type { EventEnvelope } from './envelope.js';
 import { OutboxRecord } from './outbox.entity.js';
 import type { EventTransport } from './transport.js';
 
-const BATCH = 100;
+const BATCH = 250;
 /** Published rows are kept this long for inspection, then deleted by the sweep. */
 const RETENTION_MS = 7 * 24 * 3600_000;
 const PRUNE_EVERY_MS = 3600_000;
