@@ -4,23 +4,15 @@ import { connect } from '@nats-io/transport-node';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { createTestDatabase } from '../../test/support/database.js';
-import { migrate, openDatabase } from '../db/database.js';
-import { SchemaMigration } from '../db/migration.js';
+import { openTallyDatabase } from '../../test/support/tally.js';
+import { migrate } from '../db/database.js';
 import { createLogger } from '../log.js';
 import { EventConsumer, listDeadLetters } from './consumer.js';
 import type { ConsumerDefinition } from './consumer.types.js';
 import { createEnvelope, type EventEnvelope } from './envelope.js';
 import { InProcessTransport } from './in-process.js';
-import { CONSUMER_DDL } from './inbox.js';
 import { JetStreamTransport } from './jetstream.js';
-import { OUTBOX_DDL } from './outbox.entity.js';
 import type { EventTransport } from './transport.js';
-
-class ConsumerTables extends SchemaMigration {
-  override up(): void {
-    this.sql(...OUTBOX_DDL, ...CONSUMER_DDL, `create table "tally" ("key" text primary key, "count" integer not null)`);
-  }
-}
 
 const logger = createLogger('silent');
 const eventually = <T>(check: () => T | Promise<T>) => vi.waitFor(check, { timeout: 10_000, interval: 20 });
@@ -32,7 +24,7 @@ let orm: MikroORM;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  orm = await openDatabase({ url: db.url, schema: 'consumer_test', entities: [], migrations: [{ name: 'tables', class: ConsumerTables }], logger });
+  orm = await openTallyDatabase(db.url, logger);
   await migrate(orm);
 });
 afterAll(async () => {
@@ -41,7 +33,7 @@ afterAll(async () => {
 });
 
 const sql = <T = Record<string, unknown>>(query: string, params: unknown[] = []) => orm.em.fork().getConnection().execute<T[]>(query, params);
-const tally = async (key: string) => Number((await sql<{ count: number }>(`select "count" from consumer_test.tally where "key" = ?`, [key]))[0]?.count ?? 0);
+const tally = async (key: string) => Number((await sql<{ count: number }>(`select "count" from tally_test.tally where "key" = ?`, [key]))[0]?.count ?? 0);
 
 /**
  * A consumer counting `<ns>.tally.add` events per payload key. `fail` may throw inside the
@@ -57,7 +49,7 @@ function tallyConsumer(ns: string, fail: (event: EventEnvelope, attempt: number)
       await ctx.em
         .getConnection()
         .execute(
-          `insert into consumer_test.tally ("key", "count") values (?, 1) on conflict ("key") do update set "count" = tally."count" + 1`,
+          `insert into tally_test.tally ("key", "count") values (?, 1) on conflict ("key") do update set "count" = tally."count" + 1`,
           [key],
           'run',
           ctx.em.getTransactionContext(),
@@ -68,7 +60,7 @@ function tallyConsumer(ns: string, fail: (event: EventEnvelope, attempt: number)
       if (key.endsWith('-echo')) ctx.emit({ type: `${ns}.echo.sent`, payload: { key } });
     },
     async reset(em) {
-      await em.getConnection().execute(`delete from consumer_test.tally where "key" like ?`, [`${ns}%`], 'run', em.getTransactionContext());
+      await em.getConnection().execute(`delete from tally_test.tally where "key" like ?`, [`${ns}%`], 'run', em.getTransactionContext());
     },
   };
 }
@@ -154,7 +146,7 @@ describe.each(harnesses)('EventConsumer over the %s transport', (name, make) => 
     await eventually(async () => expect(await tally(`${scope}-sentinel`)).toBe(1));
     expect(await tally(`${scope}-twice`)).toBe(1);
     expect(await tally(`${scope}-crashy`)).toBe(1);
-    const inbox = await sql(`select "event_id" from consumer_test.inbox where "consumer" = ?`, [`tally-${scope}`]);
+    const inbox = await sql(`select "event_id" from tally_test.inbox where "consumer" = ?`, [`tally-${scope}`]);
     expect(inbox).toHaveLength(3);
   });
 
@@ -166,7 +158,7 @@ describe.each(harnesses)('EventConsumer over the %s transport', (name, make) => 
     const cause = add(scope, 'echo', { userId: '3f1c1b9e-9a53-4a36-9a3e-3c1bd0c1b1a1' });
     await harness.transport.publish(cause);
     await eventually(async () => expect(await tally(`${scope}-echo`)).toBe(1));
-    const [row] = await sql<{ envelope: EventEnvelope }>(`select "envelope" from consumer_test.outbox where "type" = ?`, [`${scope}.echo.sent`]);
+    const [row] = await sql<{ envelope: EventEnvelope }>(`select "envelope" from tally_test.outbox where "type" = ?`, [`${scope}.echo.sent`]);
     expect(row?.envelope).toMatchObject({
       serviceName: 'consumer-test',
       correlationId: 'corr-1',
@@ -223,9 +215,9 @@ describe.each(harnesses)('EventConsumer over the %s transport', (name, make) => 
     for (const key of ['x', 'y', 'x', 'z', 'x']) await harness.transport.publish(add(scope, key));
     await eventually(async () => expect(await tally(`${scope}-z`)).toBe(1));
     await eventually(async () => expect(await tally(`${scope}-x`)).toBe(3));
-    const snapshot = () => sql(`select * from consumer_test.tally where "key" like ? order by "key"`, [`${scope}%`]);
+    const snapshot = () => sql(`select * from tally_test.tally where "key" like ? order by "key"`, [`${scope}%`]);
     const before = await snapshot();
-    await sql(`update consumer_test.tally set "count" = 99 where "key" like ?`, [`${scope}%`]);
+    await sql(`update tally_test.tally set "count" = 99 where "key" like ?`, [`${scope}%`]);
     const { events } = await consumer.rebuild();
     expect(events).toBe(5);
     expect(await snapshot()).toEqual(before);

@@ -76,7 +76,7 @@ export class OutboxRelay {
 
   /** Publishes one batch of unpublished events in order; returns how many were published. */
   async flush(): Promise<number> {
-    const table = `"${this.orm.config.get('schema')}"."outbox"`;
+    const table = this.outboxTable;
     return this.orm.em.fork().transactional(async (em) => {
       const connection = em.getConnection();
       const tx = em.getTransactionContext();
@@ -160,7 +160,7 @@ export class OutboxRelay {
    * many went out.
    */
   async republishRetained(): Promise<number> {
-    const table = `"${this.orm.config.get('schema')}"."outbox"`;
+    const table = this.outboxTable;
     const connection = this.orm.em.fork().getConnection();
     let after = '0';
     let total = 0;
@@ -178,6 +178,11 @@ export class OutboxRelay {
     }
     if (total) this.logger.info({ events: total }, 'republished retained outbox events for the in-process transport');
     return total;
+  }
+
+  /** The subgraph's outbox, schema-qualified for plain SQL. */
+  private get outboxTable(): string {
+    return `"${this.orm.config.get('schema')}"."outbox"`;
   }
 
   private async prune(): Promise<void> {

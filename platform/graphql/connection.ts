@@ -17,7 +17,7 @@ export interface Connection<T> {
   edges: { cursor: string; node: T }[];
 }
 
-export const MAX_PAGE_SIZE = 100;
+const MAX_PAGE_SIZE = 100;
 const DEFAULT_PAGE_SIZE = 20;
 
 /** `first` checked against 0..100 (default 20). */
@@ -35,7 +35,7 @@ export function encodeCursor(key: readonly (string | number)[]): string {
 }
 
 /** The sort key inside `after`, or null without one; a cursor that is not ours is BAD_USER_INPUT. */
-export function decodeCursor(after: string | null | undefined, arity: number): (string | number)[] | null {
+function decodeCursor(after: string | null | undefined, arity: number): (string | number)[] | null {
   if (after === null || after === undefined) return null;
   try {
     const key: unknown = JSON.parse(Buffer.from(after, 'base64url').toString('utf8'));

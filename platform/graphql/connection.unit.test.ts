@@ -1,22 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { DomainError } from '../errors.js';
+import { domainErrorOf } from '../../test/support/domain-error.js';
 import { encodeCursor, pageSize, timeIdCursor, toConnection } from './connection.js';
-
-const codeOf = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof DomainError) return `${error.code}:${error.field}`;
-    throw error;
-  }
-  return 'no error';
-};
 
 describe('Relay connections', () => {
   it('takes first between 0 and 100, 20 by default', () => {
     expect(pageSize(undefined)).toBe(20);
     expect(pageSize(100)).toBe(100);
-    for (const first of [-1, 101, 1.5]) expect(codeOf(() => pageSize(first)), String(first)).toBe('BAD_USER_INPUT:first');
+    for (const first of [-1, 101, 1.5]) expect(domainErrorOf(() => pageSize(first)), String(first)).toBe('BAD_USER_INPUT:first');
   });
 
   it('has a next page when the extra row came back, and ends at the last edge', () => {
@@ -39,6 +29,6 @@ describe('time-and-id cursors', () => {
 
   it('refuses what is not a cursor, or one whose key is not a time and an id', () => {
     const bad = ['not-a-cursor', encodeCursor([at]), ...[[at, 'nope'], ['yesterday', id], ['1', id], [1, id], [at, 7]].map((key) => encodeCursor(key))];
-    for (const after of bad) expect(codeOf(() => timeIdCursor(after)), after).toBe('BAD_USER_INPUT:after');
+    for (const after of bad) expect(domainErrorOf(() => timeIdCursor(after)), after).toBe('BAD_USER_INPUT:after');
   });
 });

@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { domainErrorOf } from '../../test/support/domain-error.js';
 import { subjectMatches } from '../../platform/events/envelope.js';
-import { DomainError } from '../../platform/errors.js';
 import { typeMatch } from './audit.rules.js';
-
-const codeOf = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof DomainError) return `${error.code}:${error.field}`;
-    throw error;
-  }
-  return 'ok';
-};
 
 const TYPES = [
   'user.registered', 'user.login', 'user.oauth.linked', 'user', 'users.registered', 'story.created',
@@ -44,7 +34,7 @@ describe('type patterns', () => {
 
   it('refuses empty tokens, partial wildcards, ">" before the end, white space, and huge patterns', () => {
     for (const bad of ['', '.', 'user.', '.user', 'user..login', 'user.>.x', '>.user', 'us*r', 'user.log>', 'user.**', 'user. login', 'a'.repeat(201)]) {
-      expect(codeOf(() => typeMatch(bad)), bad).toBe('BAD_USER_INPUT:type');
+      expect(domainErrorOf(() => typeMatch(bad)), bad).toBe('BAD_USER_INPUT:type');
     }
   });
 });

@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { DomainError } from '../../platform/errors.js';
+import { domainErrorOf } from '../../test/support/domain-error.js';
 import type { User } from './identity.entities.js';
 import * as rules from './identity.rules.js';
-
-const codeOf = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof DomainError) return `${error.code}:${error.field}`;
-    throw error;
-  }
-  return 'ok';
-};
 
 const user: User = {
   id: 'u1', email: 'a@example.com', emailVerified: false, passwordHash: null, displayName: 'Ada', avatarUrl: null, locale: 'en', role: 'USER',
@@ -22,26 +12,26 @@ describe('identity rules', () => {
   it('normalises emails and refuses malformed ones', () => {
     expect(rules.checkEmail('  Ada@Example.COM ')).toBe('ada@example.com');
     for (const bad of ['', 'ada', 'ada@', '@example.com', 'ada@example', 'a da@example.com', 'ada@example.c', `${'x'.repeat(65)}@example.com`]) {
-      expect(codeOf(() => rules.checkEmail(bad)), bad).toBe('INVALID_EMAIL:email');
+      expect(domainErrorOf(() => rules.checkEmail(bad)), bad).toBe('INVALID_EMAIL:email');
     }
   });
 
   it('wants passwords of 10 to 1024 characters', () => {
-    expect(codeOf(() => rules.checkPassword('x'.repeat(9)))).toBe('WEAK_PASSWORD:password');
-    expect(codeOf(() => rules.checkPassword('x'.repeat(10)))).toBe('ok');
-    expect(codeOf(() => rules.checkPassword('x'.repeat(1025)))).toBe('WEAK_PASSWORD:password');
+    expect(domainErrorOf(() => rules.checkPassword('x'.repeat(9)))).toBe('WEAK_PASSWORD:password');
+    expect(domainErrorOf(() => rules.checkPassword('x'.repeat(10)))).toBe('ok');
+    expect(domainErrorOf(() => rules.checkPassword('x'.repeat(1025)))).toBe('WEAK_PASSWORD:password');
   });
 
   it('canonicalises BCP 47 locales and refuses others', () => {
     expect(rules.checkLocale('pt-br')).toBe('pt-BR');
     expect(rules.checkLocale('EN')).toBe('en');
-    expect(codeOf(() => rules.checkLocale('not a locale'))).toBe('INVALID_LOCALE:locale');
+    expect(domainErrorOf(() => rules.checkLocale('not a locale'))).toBe('INVALID_LOCALE:locale');
   });
 
   it('accepts only absolute http(s) avatar URLs', () => {
     expect(rules.checkAvatarUrl('https://cdn.example.com/a.png')).toBe('https://cdn.example.com/a.png');
     for (const bad of ['javascript:alert(1)', '/relative.png', 'ftp://x.example.com/a']) {
-      expect(codeOf(() => rules.checkAvatarUrl(bad)), bad).toBe('INVALID_AVATAR_URL:avatarUrl');
+      expect(domainErrorOf(() => rules.checkAvatarUrl(bad)), bad).toBe('INVALID_AVATAR_URL:avatarUrl');
     }
   });
 
@@ -49,7 +39,7 @@ describe('identity rules', () => {
     expect(rules.profileUpdate(user, { displayName: ' Ada ', locale: 'fr' })).toEqual({ locale: 'fr' });
     expect(rules.profileUpdate({ ...user, avatarUrl: 'https://x.example.com/a' }, { avatarUrl: '' })).toEqual({ avatarUrl: null });
     expect(rules.profileUpdate(user, {})).toEqual({});
-    expect(codeOf(() => rules.profileUpdate(user, { displayName: '   ' }))).toBe('INVALID_DISPLAY_NAME:displayName');
+    expect(domainErrorOf(() => rules.profileUpdate(user, { displayName: '   ' }))).toBe('INVALID_DISPLAY_NAME:displayName');
   });
 
   it('decides what presenting a refresh token means', () => {
