@@ -32,7 +32,8 @@ const schema = z.object({
   EVENTS_SUBJECT_PREFIX: z.string().regex(/^([A-Za-z0-9_-]+\.)+$/, "dot-separated tokens ending with '.'").default('events.'),
   INTERNAL_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   CORS_ORIGINS: list.default(['*']),
-  MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  // Room for a story at its maximum (200,000 characters) in any script, JSON-escaped.
+  MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
   OUTBOX_SWEEP_MS: z.coerce.number().int().min(50).default(1000),
   ADMIN_EMAILS: list.default([]),
   JWT_ISSUER: z.string().min(1).default('storyloom-identity'),
@@ -49,6 +50,19 @@ const schema = z.object({
   FACEBOOK_APP_ID: z.string().optional(),
   FACEBOOK_APP_SECRET: z.string().optional(),
   FACEBOOK_GRAPH_URL: url.default('https://graph.facebook.com/v19.0'),
+  // Story analysis: `local` works offline; `openai` needs OPENAI_API_KEY.
+  STORY_ANALYSER: z.enum(['local', 'openai']).default('local'),
+  STORY_ANALYSIS_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  STORY_ANALYSIS_POLL_MS: z.coerce.number().int().min(50).default(2000),
+  STORY_ANALYSIS_LEASE_MS: z.coerce.number().int().min(500).default(60_000),
+  OPENAI_API_KEY: z.string().optional(),
+  OPENAI_BASE_URL: url.optional(),
+  OPENAI_ANALYSIS_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  OPENAI_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
+  OPENAI_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  // About 12k tokens at 4 characters a token: well inside the context of current models.
+  OPENAI_MAX_INPUT_CHARS: z.coerce.number().int().min(1000).default(48_000),
+  OPENAI_MAX_CHUNKS: z.coerce.number().int().min(1).max(50).default(8),
 });
 
 export type Env = z.infer<typeof schema>;
@@ -85,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
     if (!c.INTERNAL_SECRET && !options.generateSecrets) problems.push('INTERNAL_SECRET: required (at least 32 characters)');
     if (Boolean(c.FACEBOOK_APP_ID) !== Boolean(c.FACEBOOK_APP_SECRET))
       problems.push('FACEBOOK_APP_ID / FACEBOOK_APP_SECRET: set both or neither');
+    if (c.STORY_ANALYSER === 'openai' && !c.OPENAI_API_KEY) problems.push('OPENAI_API_KEY: required when STORY_ANALYSER is openai');
   }
   if (problems.length || !parsed.success) throw new ConfigError(problems);
   return { ...parsed.data, INTERNAL_SECRET: parsed.data.INTERNAL_SECRET ?? randomBytes(32).toString('base64url') };

@@ -36,7 +36,8 @@ try {
   const orm = await openDatabase({ url: database.url, schema: module.name, entities: module.entities, migrations: module.migrations, logger });
   const transport = await JetStreamTransport.connect({ url: config.NATS_URL, stream: config.EVENTS_STREAM, subjectPrefix: config.EVENTS_SUBJECT_PREFIX, logger });
   try {
-    const built = await module.build({ config, orm, transport, logger, topology: { mode: 'DISTRIBUTED', subgraphs: () => [] } });
+    // Built, not started: no background work runs, and a replay emits no events to relay.
+    const built = await module.build({ config, orm, transport, logger, topology: { mode: 'DISTRIBUTED', subgraphs: () => [] }, onEventsCommitted: () => {} });
     const definition = built.consumers?.find((candidate) => candidate.name === name);
     if (!definition?.reset) {
       const replayable = (built.consumers ?? []).filter((candidate) => candidate.reset).map((candidate) => candidate.name);

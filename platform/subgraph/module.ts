@@ -28,6 +28,8 @@ export interface SubgraphRuntime {
   transport: EventTransport;
   logger: Logger;
   topology: Topology;
+  /** For background work that commits events outside requests and consumers: the relay publishes them at once. */
+  onEventsCommitted(): void;
 }
 
 /** How the supergraph is deployed, as the audit subgraph reports it (systemStatus). */

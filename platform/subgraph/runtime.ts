@@ -61,7 +61,14 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
     }
     const relay = new OutboxRelay(orm, options.transport, logger, options.config.OUTBOX_SWEEP_MS);
     shutdown.add('outbox relay', () => relay.stop());
-    const built = await module.build({ config: options.config, orm, transport: options.transport, logger, topology: options.topology });
+    const built = await module.build({
+      config: options.config,
+      orm,
+      transport: options.transport,
+      logger,
+      topology: options.topology,
+      onEventsCommitted: () => relay.notify(),
+    });
     const consumers = (built.consumers ?? []).map(
       (definition) =>
         new EventConsumer({ definition, orm, transport: options.transport, logger, serviceName: module.name, onEventsCommitted: () => relay.notify() }),

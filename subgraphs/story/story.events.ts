@@ -1,0 +1,87 @@
+import type { AnalysisFailureReason } from './analysis/analyser.js';
+
+/**
+ * What the story subgraph publishes and what it reads of the events it consumes (catalog:
+ * schema/events/catalog.json). Consumed types are named here, not imported from their
+ * publishers: subgraphs share the catalog, not code. The envelope's userId is the author.
+ */
+export const STORY_CREATED = 'story.created';
+export const STORY_UPDATED = 'story.updated';
+export const STORY_PUBLISHED = 'story.published';
+export const STORY_ARCHIVED = 'story.archived';
+export const STORY_ANALYSIS_COMPLETED = 'story.analysis.completed';
+export const STORY_ANALYSIS_FAILED = 'story.analysis.failed';
+export const STORY_COLLABORATION_COMPLETED = 'story.collaboration.completed';
+
+/** The metadata the original system sends with story events. */
+interface StoryMetadata {
+  storyId: string;
+  title: string;
+  category: string | null;
+  genre: string | null;
+}
+
+export type StoryCreated = StoryMetadata;
+
+export interface StoryUpdated extends StoryMetadata {
+  /** The fields this update changed, e.g. ["title", "content"]. */
+  changed: string[];
+}
+
+export interface StoryPublished extends StoryMetadata {
+  /** ISO-8601. */
+  publishedAt: string;
+}
+
+export interface StoryArchived {
+  storyId: string;
+  /** AUTHOR: archived by its author; ACCOUNT_DELETED: the author's account was deleted. */
+  reason: 'AUTHOR' | 'ACCOUNT_DELETED';
+}
+
+export interface StoryAnalysisCompleted {
+  storyId: string;
+  provider: string;
+  model: string;
+  genre: string;
+  readingTimeMinutes: number;
+  characters: { id: string; name: string }[];
+  /** The strongest emotion, if any. */
+  dominantEmotion: string | null;
+}
+
+export interface StoryAnalysisFailed {
+  storyId: string;
+  reason: AnalysisFailureReason;
+  message: string;
+}
+
+export interface StoryCollaborationCompleted {
+  storyId: string;
+  templateId: string;
+}
+
+/** Consumed. */
+export const USER_DELETED = 'user.deleted';
+export const COLLABORATION_COMPLETED = 'collaboration.completed';
+export const VOICE_CLONED = 'voice.cloned';
+export const SUBSCRIPTION_EVENTS = 'subscription.*';
+
+export interface UserDeleted {
+  userId: string;
+}
+
+export interface CollaborationCompleted {
+  templateId: string;
+  storyId: string;
+}
+
+export interface VoiceCloned {
+  voiceId: string;
+}
+
+/** What every subscription.* event carries (billing's catalog entries). */
+export interface SubscriptionChange {
+  userId: string;
+  entitlements: { tier: string; storiesPerMonth: number | null; collaboratorsPerStory: number | null };
+}
