@@ -90,9 +90,13 @@ export interface StoryAnalyser {
 /** Words per minute of an adult silent reader (Brysbaert 2019 puts fiction at about 260; 230 is conservative). */
 export const READING_WORDS_PER_MINUTE = 230;
 
-/** Words as readers count them: runs of letters or digits, apostrophes and hyphens inside a word kept. */
+/**
+ * Words as readers count them: runs of letters or digits, apostrophes and hyphens inside a word
+ * kept. Combining marks belong to their word (Devanagari vowel signs, a decomposed "é"); scripts
+ * written without spaces (Chinese, Thai) count a run as one word.
+ */
 export function countWords(text: string): number {
-  return text.match(/[\p{L}\p{N}]+(?:['’-][\p{L}\p{N}]+)*/gu)?.length ?? 0;
+  return text.match(/[\p{L}\p{M}\p{N}]+(?:['’-][\p{L}\p{M}\p{N}]+)*/gu)?.length ?? 0;
 }
 
 /** Whole minutes, at least 1 for any text with a word: computed here, never asked of a model. */
