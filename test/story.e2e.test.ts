@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEnvelope } from '../platform/events/envelope.js';
 import { startFakeOidcIssuer, type FakeOidcIssuer } from './fakes/oidc-issuer.js';
 import { captureEvents } from './support/capture.js';
+import { runNpm } from './support/npm.js';
 import { clientOperation, withoutFields } from './support/clients.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
@@ -356,6 +357,31 @@ describe('reactions to other domains', () => {
       },
       { timeout: 10_000, interval: 50 },
     );
+  });
+});
+
+describe('replay', () => {
+  it('npm run replay -- story-projections rebuilds the entitlements and voices from the stream', async () => {
+    const snapshot = async () => ({
+      entitlements: (await db.query('select * from story.entitlement order by user_id')).rows,
+      voices: (await db.query('select * from story.author_voice order by user_id')).rows,
+    });
+    const before = await snapshot();
+    // The tests above gave some users other plans and one a voice.
+    expect(before.entitlements.map((e) => e.tier)).toEqual(expect.arrayContaining(['FREE', 'SILVER']));
+    expect(before.voices).toHaveLength(1);
+    await db.query(`update story.entitlement set tier = 'PLATINUM', stories_per_month = null`);
+    await db.query('delete from story.author_voice');
+
+    const { config } = stack;
+    const { code, output } = await runNpm(['run', 'replay', '--', 'story-projections'], {
+      DATABASE_URL: stack.databaseUrl,
+      NATS_URL: config.NATS_URL!,
+      EVENTS_STREAM: config.EVENTS_STREAM,
+      EVENTS_SUBJECT_PREFIX: config.EVENTS_SUBJECT_PREFIX,
+    });
+    expect(code, output).toBe(0);
+    expect(await snapshot()).toEqual(before);
   });
 });
 
