@@ -7,6 +7,7 @@ import { startFakeOidcIssuer, type FakeOidcIssuer } from './fakes/oidc-issuer.js
 import { clientOperation } from './support/clients.js';
 import { runNpm } from './support/npm.js';
 import { startTestStack, type TestStack } from './support/stack.js';
+import { subgraphModules } from '../subgraphs/index.js';
 
 /** The admin event log (../shared/clients/admin.graphql `Events`), fed by the audit consumer. */
 const op = {
@@ -204,10 +205,11 @@ describe('the operator views', () => {
     const status = res.data.systemStatus;
     expect(status.mode).toBe('ALL_IN_ONE');
     expect(status.eventTransport).toBe('NATS');
-    expect(status.subgraphs.map((s: { name: string }) => s.name)).toEqual(['identity', 'billing', 'audit']);
+    expect(status.subgraphs.map((s: { name: string }) => s.name)).toEqual(subgraphModules.map((m) => m.name));
+    expect(status.subgraphs.map((s: { name: string }) => s.name)).toEqual(expect.arrayContaining(['identity', 'billing', 'story', 'audit']));
     expect(status.subgraphs.every((s: { healthy: boolean; url: string }) => s.healthy && s.url.endsWith('/graphql'))).toBe(true);
     const consumers = status.consumers.map((c: { name: string }) => c.name);
-    expect(consumers).toEqual(expect.arrayContaining(['audit-event-log', 'billing']));
+    expect(consumers).toEqual(expect.arrayContaining(['audit-event-log', 'billing', 'story', 'story-projections']));
     for (const consumer of status.consumers) {
       expect(consumer).toMatchObject({ pending: expect.any(Number), redelivered: expect.any(Number) });
     }

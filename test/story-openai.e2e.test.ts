@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js';
@@ -139,6 +140,8 @@ describe('analysis with OpenAI', () => {
     expect(full.data.story.analysis).toEqual({ failureReason: 'REFUSED', failureMessage: expect.stringContaining('I cannot help with that.') });
     const event = await events.waitFor((e) => e.type === 'story.analysis.failed' && e.payload.storyId === id);
     expect(event.payload).toMatchObject({ reason: 'REFUSED', message: expect.stringContaining('I cannot help with that.') });
+    const catalog = JSON.parse(readFileSync(new URL('../schema/events/catalog.json', import.meta.url), 'utf8'));
+    expect(Object.keys(event.payload).sort()).toEqual(Object.keys(catalog['story.analysis.failed'].payload).sort());
   });
 
   it('ends in FAILED with TIMEOUT when OpenAI does not answer, after its retries', async () => {

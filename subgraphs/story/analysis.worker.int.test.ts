@@ -8,6 +8,7 @@ import { AnalysisFailed, type AnalysisResult, type StoryAnalyser, type StoryText
 import { AnalysisWorker, type AnalysisWorkerOptions } from './analysis.worker.js';
 import { storyMigrations } from './migrations/index.js';
 import { storyEntities } from './story.entities.js';
+import { cancelOpenAnalyses } from './story.store.js';
 
 /**
  * The analysis queue on a real PostgreSQL: claims, leases that outlive a dead worker, a newer
@@ -166,6 +167,50 @@ describe('the analysis worker', () => {
     expect(calls[0]!.signal?.aborted).toBe(true);
     expect(await analysis(id)).toMatchObject({ status: 'PENDING', run_id: null, attempts: 0 });
     expect(await outboxTypes(id)).toEqual([]);
+  });
+
+  it('survives failing to store a result, and the story is analysed again once the lease runs out', async () => {
+    const { analyser, calls } = controlledAnalyser();
+    const id = await queued();
+    // The database refuses the completion of the first attempt (as a restart mid-commit would).
+    await sql(`create function story.refuse_first() returns trigger language plpgsql as $$
+      begin
+        if new.status = 'COMPLETED' and new.attempts = 1 then raise exception 'refused'; end if;
+        return new;
+      end $$`);
+    await sql(`create trigger refuse_first before update on story.story_analysis for each row execute function story.refuse_first()`);
+    try {
+      worker(analyser, { leaseMs: 600 });
+      await eventually(async () => expect(calls).toHaveLength(1));
+      calls[0]!.finish();
+      // Not FAILED: a good result that could not be stored is not the analysis failing. The
+      // lease runs out (nobody renews it) and the story is taken again.
+      await eventually(async () => expect(calls).toHaveLength(2));
+      expect((await analysis(id)).attempts).toBe(2);
+      calls[1]!.finish();
+      await eventually(async () => expect((await analysis(id)).status).toBe('COMPLETED'));
+      expect(await outboxTypes(id)).toEqual(['story.analysis.completed']);
+    } finally {
+      await sql(`drop trigger refuse_first on story.story_analysis`);
+      await sql(`drop function story.refuse_first()`);
+    }
+  });
+
+  it('abandons a run whose story is archived, and runs nothing more for it', async () => {
+    const { analyser, calls } = controlledAnalyser();
+    const id = await queued();
+    worker(analyser, { leaseMs: 300 });
+    await eventually(async () => expect(calls).toHaveLength(1));
+    await orm.em.fork().transactional((em) => cancelOpenAnalyses(em, [id], new Date()));
+    await sql(`update story.story set status = 'ARCHIVED' where id = ?`, [id]);
+    // The heartbeat finds the run gone and aborts the provider call.
+    await eventually(async () => expect(calls[0]!.signal?.aborted).toBe(true));
+    expect(await analysis(id)).toMatchObject({ status: 'FAILED', failure_reason: 'CANCELLED', run_id: null });
+    expect(await outboxTypes(id)).toEqual([]);
+    // Even queued again by hand, an archived story is not claimed.
+    await sql(`update story.story_analysis set status = 'PENDING' where story_id = ?`, [id]);
+    await sql(`select pg_sleep(0.2)`);
+    expect(calls).toHaveLength(1);
   });
 
   it('never gives one story to two workers', async () => {

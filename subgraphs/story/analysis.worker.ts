@@ -92,11 +92,15 @@ export class AnalysisWorker {
     while (!this.stopped && this.running.size < this.options.concurrency) {
       const claim = await this.claim();
       if (!claim) return;
-      const run = this.run(claim).finally(() => {
-        this.running.delete(run);
-        // A slot is free: there may be more waiting.
-        this.wake();
-      });
+      const run = this.run(claim)
+        // Storing an outcome can fail (the database restarting): the lease runs out and the
+        // story is taken again, so this is logged, never left to crash the process.
+        .catch((error: unknown) => this.log.error({ err: error, storyId: claim.storyId }, 'could not store the analysis; it is retried when its lease runs out'))
+        .finally(() => {
+          this.running.delete(run);
+          // A slot is free: there may be more waiting.
+          this.wake();
+        });
       this.running.add(run);
     }
   }
@@ -104,23 +108,26 @@ export class AnalysisWorker {
   private async claim(): Promise<Claim | null> {
     const em = this.options.orm.em.fork();
     const schema = em.config.get('schema');
-    const now = new Date();
     const runId = randomUUID();
+    // Leases are read and written with the database's clock, so replicas' clocks need not agree.
+    // An archived story is analysed no more (archiving cancels its open analysis; this covers a race).
     const rows = await em.getConnection().execute<
       { story_id: string; attempts: number; correlation_id: string | null; author_id: string; title: string; content: string; language: string | null }[]
     >(
       `update "${schema}"."story_analysis" a
-          set "status" = 'RUNNING', "started_at" = ?, "attempts" = a."attempts" + 1, "run_id" = ?, "lease_until" = ?
+          set "status" = 'RUNNING', "started_at" = ?, "attempts" = a."attempts" + 1, "run_id" = ?,
+              "lease_until" = clock_timestamp() + ? * interval '1 millisecond'
          from "${schema}"."story" s
         where s."id" = a."story_id"
           and a."story_id" = (
-            select "story_id" from "${schema}"."story_analysis"
-             where "status" = 'PENDING' or ("status" = 'RUNNING' and "lease_until" < ?)
-             order by "requested_at"
+            select o."story_id" from "${schema}"."story_analysis" o
+              join "${schema}"."story" os on os."id" = o."story_id" and os."status" <> 'ARCHIVED'
+             where o."status" = 'PENDING' or (o."status" = 'RUNNING' and o."lease_until" < clock_timestamp())
+             order by o."requested_at"
              limit 1
-               for update skip locked)
+               for update of o skip locked)
       returning a."story_id", a."attempts", a."correlation_id", s."author_id", s."title", s."content", s."language"`,
-      [now, runId, new Date(now.getTime() + this.options.leaseMs), now],
+      [new Date(), runId, this.options.leaseMs],
     );
     const row = rows[0];
     if (!row) return null;
@@ -142,30 +149,47 @@ export class AnalysisWorker {
       await this.fail(claim, new AnalysisFailed('PROVIDER_ERROR', `The analysis was interrupted ${claim.attempts - 1} times without finishing`));
       return;
     }
+    // One controller per run: aborted when the worker stops or the run is replaced, and
+    // unhooked afterwards (a process-long signal would collect one listener per request).
+    const controller = new AbortController();
+    const onStop = () => controller.abort(this.abort.signal.reason);
+    this.abort.signal.addEventListener('abort', onStop, { once: true });
+    let replaced = false;
     const heartbeat = setInterval(() => {
-      this.extendLease(claim).catch((error: unknown) => log.warn({ err: error }, 'could not extend the lease'));
+      this.extendLease(claim)
+        .then((held) => {
+          if (held) return;
+          // A newer request (or an archive) took the row: its result would be dropped anyway.
+          replaced = true;
+          controller.abort(new Error('the analysis was replaced'));
+        })
+        .catch((error: unknown) => log.warn({ err: error }, 'could not extend the lease'));
     }, Math.max(50, Math.floor(this.options.leaseMs / 3)));
     const started = Date.now();
+    let result: AnalysisResult;
     try {
       log.info('analysing');
-      const result = await this.options.analyser.analyse({ title: claim.title, content: claim.content, language: claim.language }, { signal: this.abort.signal });
-      clearInterval(heartbeat);
-      await this.complete(claim, result);
-      log.info({ ms: Date.now() - started, characters: result.characters.length, genre: result.genre }, 'analysis completed');
+      result = await this.options.analyser.analyse({ title: claim.title, content: claim.content, language: claim.language }, { signal: controller.signal });
     } catch (error) {
-      clearInterval(heartbeat);
       if (this.stopped) {
         await this.release(claim);
         log.info('analysis handed back: the worker is stopping');
-        return;
+      } else if (replaced) {
+        log.info('analysis abandoned: the story was asked to be analysed again, or archived');
+      } else {
+        const failure = error instanceof AnalysisFailed ? error : new AnalysisFailed('PROVIDER_ERROR', 'The analyser failed unexpectedly');
+        if (!(error instanceof AnalysisFailed)) log.error({ err: error }, 'analyser failed unexpectedly');
+        await this.fail(claim, failure);
+        log.info({ ms: Date.now() - started, reason: failure.reason }, 'analysis failed');
       }
-      const failure = error instanceof AnalysisFailed ? error : new AnalysisFailed('PROVIDER_ERROR', 'The analyser failed unexpectedly');
-      if (!(error instanceof AnalysisFailed)) log.error({ err: error }, 'analyser failed unexpectedly');
-      await this.fail(claim, failure);
-      log.info({ ms: Date.now() - started, reason: failure.reason }, 'analysis failed');
+      return;
     } finally {
       clearInterval(heartbeat);
+      this.abort.signal.removeEventListener('abort', onStop);
     }
+    // Outside the analyser's try: failing to store a good result is not the analysis failing.
+    await this.complete(claim, result);
+    log.info({ ms: Date.now() - started, characters: result.characters.length, genre: result.genre }, 'analysis completed');
   }
 
   private async complete(claim: Claim, result: AnalysisResult): Promise<void> {
@@ -219,8 +243,15 @@ export class AnalysisWorker {
     else this.log.info({ storyId: claim.storyId }, 'analysis result dropped: the story was asked to be analysed again meanwhile');
   }
 
-  private async extendLease(claim: Claim): Promise<void> {
-    await this.options.orm.em.fork().nativeUpdate(StoryAnalysis, { storyId: claim.storyId, runId: claim.runId }, { leaseUntil: new Date(Date.now() + this.options.leaseMs) });
+  /** Whether the row is still this run's. */
+  private async extendLease(claim: Claim): Promise<boolean> {
+    const em = this.options.orm.em.fork();
+    const rows = await em.getConnection().execute<{ story_id: string }[]>(
+      `update "${em.config.get('schema')}"."story_analysis" set "lease_until" = clock_timestamp() + ? * interval '1 millisecond'
+        where "story_id" = ? and "run_id" = ? and "status" = 'RUNNING' returning "story_id"`,
+      [this.options.leaseMs, claim.storyId, claim.runId],
+    );
+    return rows.length > 0;
   }
 
   /** Back to the queue, not counted as an attempt: stopping is not the story's fault. */

@@ -3,6 +3,7 @@ import type { EventEnvelope } from '../../platform/events/envelope.js';
 import { isUuid } from '../../platform/formats.js';
 import { AuthorVoice, Entitlement, Story } from './story.entities.js';
 import * as events from './story.events.js';
+import { cancelOpenAnalyses, lockAuthor, markDeletedAuthor } from './story.store.js';
 
 /**
  * How stories follow other domains: an account deleted archives its stories; a completed
@@ -59,15 +60,28 @@ export const projectionsConsumer: ConsumerDefinition = {
   },
 };
 
+/**
+ * Archives every story of a deleted account, in one statement (a story its author archived
+ * meanwhile is not archived twice), and marks the author deleted under the lock creates take:
+ * a create with a token still valid cannot add a story afterwards.
+ */
 async function archiveStoriesOf(ctx: EventHandlerContext, authorId: string, at: Date): Promise<void> {
-  const stories = await ctx.em.find(Story, { authorId, status: { $ne: 'ARCHIVED' } }, { fields: ['id'] });
-  if (!stories.length) return;
-  await ctx.em.nativeUpdate(Story, { id: { $in: stories.map((s) => s.id) } }, { status: 'ARCHIVED', archivedAt: at, updatedAt: at });
-  for (const { id } of stories) {
-    const payload: events.StoryArchived = { storyId: id, reason: 'ACCOUNT_DELETED' };
+  await lockAuthor(ctx.em, authorId);
+  await markDeletedAuthor(ctx.em, authorId, at);
+  const archived = await ctx.em.getConnection().execute<{ id: string; title: string; category: string | null; genre: string | null }[]>(
+    `update "${ctx.em.config.get('schema')}"."story" set "status" = 'ARCHIVED', "archived_at" = ?, "updated_at" = ?
+      where "author_id" = ? and "status" <> 'ARCHIVED'
+      returning "id", "title", "category", "genre"`,
+    [at, at, authorId],
+    'all',
+    ctx.em.getTransactionContext(),
+  );
+  await cancelOpenAnalyses(ctx.em, archived.map((s) => s.id), at);
+  for (const story of archived) {
+    const payload: events.StoryArchived = { ...events.storyMetadata(story), reason: 'ACCOUNT_DELETED' };
     ctx.emit({ type: events.STORY_ARCHIVED, userId: authorId, payload });
   }
-  ctx.log.info({ authorId, stories: stories.length }, 'archived the stories of a deleted account');
+  if (archived.length) ctx.log.info({ authorId, stories: archived.length }, 'archived the stories of a deleted account');
 }
 
 async function markCollaborationCompleted(ctx: EventHandlerContext, event: EventEnvelope<events.CollaborationCompleted>): Promise<void> {
@@ -77,7 +91,9 @@ async function markCollaborationCompleted(ctx: EventHandlerContext, event: Event
     ctx.log.warn({ eventId: event.id, storyId }, 'collaboration.completed for a story this subgraph does not have: ignored');
     return;
   }
-  story.collaborationCompletedAt = new Date(event.timestamp);
+  const at = new Date(event.timestamp);
+  // The latest completion stands, whatever order the events arrive in.
+  if (!story.collaborationCompletedAt || story.collaborationCompletedAt < at) story.collaborationCompletedAt = at;
   const payload: events.StoryCollaborationCompleted = { storyId, templateId };
   ctx.emit({ type: events.STORY_COLLABORATION_COMPLETED, userId: story.authorId, payload });
 }

@@ -21,6 +21,13 @@ interface StoryMetadata {
   genre: string | null;
 }
 
+export const storyMetadata = (story: { id: string; title: string; category: string | null; genre: string | null }): StoryMetadata => ({
+  storyId: story.id,
+  title: story.title,
+  category: story.category,
+  genre: story.genre,
+});
+
 export type StoryCreated = StoryMetadata;
 
 export interface StoryUpdated extends StoryMetadata {
@@ -33,8 +40,7 @@ export interface StoryPublished extends StoryMetadata {
   publishedAt: string;
 }
 
-export interface StoryArchived {
-  storyId: string;
+export interface StoryArchived extends StoryMetadata {
   /** AUTHOR: archived by its author; ACCOUNT_DELETED: the author's account was deleted. */
   reason: 'AUTHOR' | 'ACCOUNT_DELETED';
 }

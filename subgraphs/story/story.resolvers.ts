@@ -23,7 +23,9 @@ async function readable(ctx: SubgraphContext, id: string): Promise<Story | null>
  */
 function visibleStatuses(ctx: SubgraphContext, authorId: string, status: StoryStatus | null | undefined): StoryStatus[] | null {
   if (ctx.caller.userId === authorId) return status ? [status] : null;
-  if (status && status !== 'PUBLISHED') throw forbidden("Only the author lists their stories that are not published");
+  if (status && status !== 'PUBLISHED') {
+    throw ctx.caller.userId ? forbidden('Only the author lists their stories that are not published') : unauthenticated(ctx.caller.authError);
+  }
   return ['PUBLISHED'];
 }
 

@@ -42,8 +42,14 @@ export interface StoryFields {
 
 const invalid = (field: string, message: string) => userError('INVALID_INPUT', message, field);
 
+/** PostgreSQL text cannot hold NUL; a client that sends one gets this, not a failed insert. */
+function printable(field: string, value: string): string {
+  if (value.includes('\u0000')) throw invalid(field, `${field} contains a NUL character`);
+  return value;
+}
+
 function title(value: string): string {
-  const trimmed = value.trim();
+  const trimmed = printable('title', value).trim();
   if (!trimmed) throw invalid('title', 'Give the story a title');
   if (trimmed.length > MAX_TITLE_LENGTH) throw invalid('title', `A title has at most ${MAX_TITLE_LENGTH} characters`);
   return trimmed;
@@ -53,12 +59,12 @@ function content(value: string): string {
   if (value.length > MAX_CONTENT_LENGTH) {
     throw invalid('content', `A story has at most ${MAX_CONTENT_LENGTH.toLocaleString('en')} characters (this one has ${value.length.toLocaleString('en')})`);
   }
-  return value;
+  return printable('content', value);
 }
 
 /** A free label (category, genre): trimmed, empty means none. */
 function label(field: string, value: string | null): string | null {
-  const trimmed = value?.trim() ?? '';
+  const trimmed = printable(field, value ?? '').trim();
   if (trimmed.length > MAX_LABEL_LENGTH) throw invalid(field, `${field} has at most ${MAX_LABEL_LENGTH} characters`);
   return trimmed || null;
 }

@@ -36,6 +36,8 @@ describe('storyFields', () => {
     expect(domainErrorOf(() => storyFields({ title: 'ok', content: 'x'.repeat(MAX_CONTENT_LENGTH + 1) }, 'create'))).toBe('INVALID_INPUT:content');
     expect(domainErrorOf(() => storyFields({ title: 'ok', content: 'x'.repeat(MAX_CONTENT_LENGTH) }, 'create'))).toBe('ok');
     expect(domainErrorOf(() => storyFields({ title: 'ok', content: '', category: 'c'.repeat(51) }, 'create'))).toBe('INVALID_INPUT:category');
+    expect(domainErrorOf(() => storyFields({ title: 'ok', content: 'a\u0000b' }, 'create'))).toBe('INVALID_INPUT:content');
+    expect(domainErrorOf(() => storyFields({ title: 'o\u0000k', content: '' }, 'create'))).toBe('INVALID_INPUT:title');
   });
 
   it('changes only what an update gives; null clears a label but not the title', () => {

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { LockMode, type EntityManager } from '@mikro-orm/postgresql';
-import { badInput, forbidden, userError } from '../../platform/errors.js';
+import { badInput, forbidden, unauthenticated, userError } from '../../platform/errors.js';
 import { isUuid } from '../../platform/formats.js';
 import { requireUser, type SubgraphContext, type UnitOfWork } from '../../platform/subgraph/context.js';
 import { countWords } from './analysis/analyser.js';
 import { Entitlement, Story, StoryAnalysis } from './story.entities.js';
 import * as events from './story.events.js';
 import * as rules from './story.rules.js';
+import { cancelOpenAnalyses, isDeletedAuthor, lockAuthor } from './story.store.js';
 
 /** The story mutations, as the signed-in author asks for them. */
 export class StoryService {
@@ -22,7 +23,9 @@ export class StoryService {
     const story = await ctx.transaction(async ({ em, emit }) => {
       // One author's creations take turns from here to commit: the count below cannot be
       // passed by a concurrent create (ten at once on FREE make exactly three stories).
-      await em.getConnection().execute('select pg_advisory_xact_lock(hashtext(?))', [`story.quota:${authorId}`], 'all', em.getTransactionContext());
+      await lockAuthor(em, authorId);
+      // An access token outlives its account by up to its lifetime.
+      if (await isDeletedAuthor(em, authorId)) throw unauthenticated('This account has been deleted');
       const now = this.clock();
       const entitlements = (await em.findOne(Entitlement, { userId: authorId })) ?? rules.STARTING_ENTITLEMENTS;
       const createdThisMonth = await em.count(Story, { authorId, createdAt: { $gte: rules.monthStart(now) } });
@@ -46,7 +49,7 @@ export class StoryService {
         archivedAt: null,
         collaborationCompletedAt: null,
       });
-      const payload: events.StoryCreated = metadata(story);
+      const payload: events.StoryCreated = events.storyMetadata(story);
       emit({ type: events.STORY_CREATED, payload });
       return story;
     });
@@ -61,7 +64,7 @@ export class StoryService {
       if (!changed.length) return;
       Object.assign(story, fields, { updatedAt: this.clock() });
       if (fields.content !== undefined) story.wordCount = countWords(story.content);
-      const payload: events.StoryUpdated = { ...metadata(story), changed };
+      const payload: events.StoryUpdated = { ...events.storyMetadata(story), changed };
       emit({ type: events.STORY_UPDATED, payload });
     });
   }
@@ -72,7 +75,7 @@ export class StoryService {
       rules.assertPublishable(story);
       const now = this.clock();
       Object.assign(story, { status: 'PUBLISHED', publishedAt: now, updatedAt: now });
-      const payload: events.StoryPublished = { ...metadata(story), publishedAt: now.toISOString() };
+      const payload: events.StoryPublished = { ...events.storyMetadata(story), publishedAt: now.toISOString() };
       emit({ type: events.STORY_PUBLISHED, payload });
       queued = await requestAnalysis(em, story, ctx.correlationId, now, 'unless-done');
     });
@@ -81,11 +84,12 @@ export class StoryService {
   }
 
   async archive(ctx: SubgraphContext, id: string): Promise<{ story: Story }> {
-    return this.change(ctx, id, async (story, { emit }) => {
+    return this.change(ctx, id, async (story, { em, emit }) => {
       rules.assertArchivable(story);
       const now = this.clock();
       Object.assign(story, { status: 'ARCHIVED', archivedAt: now, updatedAt: now });
-      const payload: events.StoryArchived = { storyId: story.id, reason: 'AUTHOR' };
+      await cancelOpenAnalyses(em, [story.id], now);
+      const payload: events.StoryArchived = { ...events.storyMetadata(story), reason: 'AUTHOR' };
       emit({ type: events.STORY_ARCHIVED, payload });
     });
   }
@@ -114,8 +118,6 @@ export class StoryService {
     return { story };
   }
 }
-
-const metadata = (story: Story) => ({ storyId: story.id, title: story.title, category: story.category, genre: story.genre });
 
 /**
  * Queues an analysis of the story as it is now, in the caller's transaction. `again` (the

@@ -63,7 +63,7 @@ export interface AnalysisResult {
 }
 
 /** Why an analysis failed, as stored and announced (story.analysis.failed). */
-export type AnalysisFailureReason = 'REFUSED' | 'TIMEOUT' | 'PROVIDER_ERROR' | 'INVALID_RESPONSE' | 'EMPTY_STORY';
+export type AnalysisFailureReason = 'REFUSED' | 'TIMEOUT' | 'PROVIDER_ERROR' | 'INVALID_RESPONSE' | 'EMPTY_STORY' | 'CANCELLED';
 
 /** An analysis that cannot succeed as asked; `message` is safe to show the author. */
 export class AnalysisFailed extends Error {

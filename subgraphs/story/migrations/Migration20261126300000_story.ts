@@ -61,6 +61,11 @@ export class Migration20261126300000_story extends SchemaMigration {
         "collaborators_per_story" integer null,
         "as_of" timestamptz not null
       )`,
+      // Accounts deleted (user.deleted): a create racing the archiving of their stories is refused.
+      `create table "deleted_author" (
+        "user_id" uuid primary key,
+        "deleted_at" timestamptz not null
+      )`,
       `create table "author_voice" (
         "user_id" uuid primary key,
         "voice_id" text not null,
