@@ -118,6 +118,7 @@ describe('membership', () => {
     expect(created).toMatchObject({ serviceName: 'billing', causationId: registered.id, correlationId: registered.correlationId });
     expect(created.payload).toEqual({
       userId: id,
+      membershipVersion: 1,
       tier: 'FREE',
       status: 'ACTIVE',
       currentPeriodEnd: thisMonth().end.toISOString(),
@@ -138,6 +139,7 @@ describe('membership', () => {
     expect(upgraded.correlationId).toBe(correlationId);
     expect(upgraded.payload).toEqual({
       userId: id,
+      membershipVersion: 2,
       fromTier: 'FREE',
       toTier: 'SILVER',
       invoiceId: invoice.id,
@@ -153,7 +155,7 @@ describe('membership', () => {
     const down = await changePlan(token, 'FREE');
     expect(down.data.changePlan).toMatchObject({ membership: { status: 'ACTIVE', plan: { tier: 'FREE' } }, invoice: null, userErrors: [] });
     const downgraded = await events.waitFor((e) => e.type === 'subscription.downgraded' && e.userId === id);
-    expect(downgraded.payload).toEqual({ userId: id, fromTier: 'SILVER', toTier: 'FREE', entitlements: { tier: 'FREE', storiesPerMonth: 3, collaboratorsPerStory: 1 } });
+    expect(downgraded.payload).toEqual({ userId: id, membershipVersion: 3, fromTier: 'SILVER', toTier: 'FREE', entitlements: { tier: 'FREE', storiesPerMonth: 3, collaboratorsPerStory: 1 } });
     // The downgrade issued nothing: the upgrade's invoice is the only one.
     expect((await stack.gql(op.invoices, {}, { token })).data.me.invoices.totalCount).toBe(1);
   });
@@ -188,7 +190,8 @@ describe('membership', () => {
     await changePlan(token, 'GOLD');
     expect((await stack.gql(op.delete, {}, { token })).data.deleteAccount.userErrors).toEqual([]);
     const cancelled = await events.waitFor((e) => e.type === 'subscription.cancelled' && e.userId === id);
-    expect(cancelled.payload).toEqual({ userId: id, tier: 'GOLD', entitlements: { tier: 'GOLD', storiesPerMonth: 0, collaboratorsPerStory: 0 } });
+    // Created (1), upgraded to GOLD (2), cancelled (3).
+    expect(cancelled.payload).toEqual({ userId: id, membershipVersion: 3, tier: 'GOLD', entitlements: { tier: 'GOLD', storiesPerMonth: 0, collaboratorsPerStory: 0 } });
     const [row] = await query<{ status: string; cancelled_at: Date | null }>('select "status", "cancelled_at" from "billing"."membership" where "user_id" = $1', [id]);
     expect(row).toEqual({ status: 'CANCELLED', cancelled_at: expect.any(Date) });
     // The access token outlives the account for a while: it can change nothing any more.

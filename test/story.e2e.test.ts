@@ -223,11 +223,16 @@ describe('the plan limit', () => {
     expect(fourth.status).toBe('DRAFT');
     expect(Date.now() - upgradedAt).toBeLessThan(1000);
 
-    // A plan event older than the one applied (a replayed dead letter, say) changes nothing.
+    // A plan event older than the one applied (a replayed dead letter, say) changes nothing,
+    // even with the same timestamp: the membership's version decides.
     const stale = createEnvelope(
-      { type: 'subscription.downgraded', userId: eve.id, payload: { userId: eve.id, fromTier: 'GOLD', toTier: 'FREE', entitlements: { tier: 'FREE', storiesPerMonth: 3, collaboratorsPerStory: 1 } } },
+      {
+        type: 'subscription.created',
+        userId: eve.id,
+        payload: { userId: eve.id, membershipVersion: 1, tier: 'FREE', status: 'ACTIVE', currentPeriodEnd: new Date().toISOString(), entitlements: { tier: 'FREE', storiesPerMonth: 3, collaboratorsPerStory: 1 } },
+      },
       { serviceName: 'billing' },
-      new Date(Date.now() - 3600_000),
+      (await db.query('select as_of from story.entitlement where user_id = $1', [eve.id])).rows[0].as_of,
     );
     await stack.transport.publish(stale);
     await vi.waitFor(

@@ -52,15 +52,15 @@ async function cancelMembership(ctx: EventHandlerContext, userId: string, at: Da
   if (!membership) {
     await ctx.em
       .createQueryBuilder(Membership)
-      .insert({ userId, tier: rules.FREE_TIER, createdAt: at, ...cancelled })
+      .insert({ userId, tier: rules.FREE_TIER, createdAt: at, version: 1, ...cancelled })
       .onConflict('userId')
       .ignore()
       .execute('run');
     return;
   }
   if (membership.status === 'CANCELLED') return;
-  Object.assign(membership, cancelled);
-  const payload: events.SubscriptionCancelled = { userId, tier: membership.tier, entitlements: rules.cancelledEntitlements(membership.tier) };
+  Object.assign(membership, cancelled, { version: membership.version + 1 });
+  const payload: events.SubscriptionCancelled = { userId, membershipVersion: membership.version, tier: membership.tier, entitlements: rules.cancelledEntitlements(membership.tier) };
   ctx.emit({ type: events.SUBSCRIPTION_CANCELLED, userId, payload });
 }
 

@@ -40,6 +40,8 @@ export interface Membership {
   createdAt: Date;
   updatedAt: Date;
   cancelledAt: Date | null;
+  /** One more with every change (plan, cancellation); subscription.* events carry it. */
+  version: number;
 }
 
 export const Membership = new EntitySchema<Membership>({
@@ -54,6 +56,7 @@ export const Membership = new EntitySchema<Membership>({
     createdAt: { type: 'Date', fieldName: 'created_at' },
     updatedAt: { type: 'Date', fieldName: 'updated_at' },
     cancelledAt: { type: 'Date', nullable: true, fieldName: 'cancelled_at' },
+    version: { type: 'integer' },
   },
 });
 

@@ -13,6 +13,8 @@ export const USAGE_LIMIT_REACHED = 'usage.limit.reached';
 
 export interface SubscriptionCreated {
   userId: string;
+  /** The membership's version after this change: a consumer keeps the highest it has seen. */
+  membershipVersion: number;
   tier: PlanTier;
   status: MembershipStatus;
   /** ISO-8601. */
@@ -22,6 +24,8 @@ export interface SubscriptionCreated {
 
 export interface SubscriptionUpgraded {
   userId: string;
+  /** The membership's version after this change: a consumer keeps the highest it has seen. */
+  membershipVersion: number;
   fromTier: PlanTier;
   toTier: PlanTier;
   invoiceId: string;
@@ -32,6 +36,8 @@ export interface SubscriptionUpgraded {
 
 export interface SubscriptionDowngraded {
   userId: string;
+  /** The membership's version after this change: a consumer keeps the highest it has seen. */
+  membershipVersion: number;
   fromTier: PlanTier;
   toTier: PlanTier;
   entitlements: Entitlements;
@@ -39,6 +45,8 @@ export interface SubscriptionDowngraded {
 
 export interface SubscriptionCancelled {
   userId: string;
+  /** The membership's version after this change: a consumer keeps the highest it has seen. */
+  membershipVersion: number;
   tier: PlanTier;
   /** Nothing more is allowed: stories and collaborators 0. */
   entitlements: Entitlements;

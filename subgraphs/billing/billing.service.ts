@@ -32,6 +32,7 @@ export async function ensureMembership(em: EntityManager, emit: (event: NewEvent
       createdAt: at,
       updatedAt: at,
       cancelledAt: null,
+      version: 1,
     })
     .onConflict('userId')
     .ignore()
@@ -40,6 +41,7 @@ export async function ensureMembership(em: EntityManager, emit: (event: NewEvent
   const plan = await em.findOneOrFail(Plan, { tier: rules.FREE_TIER });
   const payload: events.SubscriptionCreated = {
     userId,
+    membershipVersion: 1,
     tier: plan.tier,
     status: 'ACTIVE',
     currentPeriodEnd: period.end.toISOString(),
@@ -70,9 +72,9 @@ export class BillingService {
       const from = plans.find((p) => p.tier === membership.tier)!;
       const to = plans.find((p) => p.tier === tier)!;
       const change = rules.decidePlanChange(membership, from, to, now);
-      Object.assign(membership, { tier: to.tier, currentPeriodStart: change.period.start, currentPeriodEnd: change.period.end, updatedAt: now });
+      Object.assign(membership, { tier: to.tier, currentPeriodStart: change.period.start, currentPeriodEnd: change.period.end, updatedAt: now, version: membership.version + 1 });
       if (change.kind === 'downgrade') {
-        const payload: events.SubscriptionDowngraded = { userId, fromTier: from.tier, toTier: to.tier, entitlements: rules.entitlements(to) };
+        const payload: events.SubscriptionDowngraded = { userId, membershipVersion: membership.version, fromTier: from.tier, toTier: to.tier, entitlements: rules.entitlements(to) };
         emit({ type: events.SUBSCRIPTION_DOWNGRADED, payload });
         return { membership, invoice: null };
       }
@@ -89,6 +91,7 @@ export class BillingService {
       em.persist(invoice);
       const payload: events.SubscriptionUpgraded = {
         userId,
+        membershipVersion: membership.version,
         fromTier: from.tier,
         toTier: to.tier,
         invoiceId: invoice.id,

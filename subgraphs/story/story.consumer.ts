@@ -30,14 +30,15 @@ export const projectionsConsumer: ConsumerDefinition = {
   async handle(event, ctx) {
     const at = new Date(event.timestamp);
     if (event.type.startsWith('subscription.')) {
-      const { userId, entitlements } = event.payload as events.SubscriptionChange;
+      const { userId, membershipVersion, entitlements } = event.payload as events.SubscriptionChange;
       await ctx.em
         .createQueryBuilder(Entitlement)
-        .insert({ userId, tier: entitlements.tier, storiesPerMonth: entitlements.storiesPerMonth, collaboratorsPerStory: entitlements.collaboratorsPerStory, asOf: at })
+        .insert({ userId, tier: entitlements.tier, storiesPerMonth: entitlements.storiesPerMonth, collaboratorsPerStory: entitlements.collaboratorsPerStory, membershipVersion, asOf: at })
         .onConflict('userId')
-        .merge(['tier', 'storiesPerMonth', 'collaboratorsPerStory', 'asOf'])
-        // An older event (a replay, a redelivery after a newer one) never undoes a newer plan.
-        .where({ asOf: { $lte: at } })
+        .merge(['tier', 'storiesPerMonth', 'collaboratorsPerStory', 'membershipVersion', 'asOf'])
+        // An older event (a replayed dead letter, one handled by another replica first) never
+        // undoes a newer plan. Versions, not timestamps: events of one transaction share one.
+        .where({ membershipVersion: { $lt: membershipVersion } })
         .execute('run');
     } else if (event.type === events.VOICE_CLONED) {
       if (!event.userId) return ctx.log.warn({ eventId: event.id }, 'voice.cloned without a user: ignored');

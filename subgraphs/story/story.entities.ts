@@ -121,7 +121,9 @@ export interface Entitlement {
   /** null: unlimited. */
   storiesPerMonth: number | null;
   collaboratorsPerStory: number | null;
-  /** The timestamp of the event it comes from: an older event never overwrites a newer one. */
+  /** Billing's version of the membership: an older event (a replay, a redelivery) never overwrites a newer one. */
+  membershipVersion: number;
+  /** When billing made the change. */
   asOf: Date;
 }
 
@@ -133,6 +135,7 @@ export const Entitlement = new EntitySchema<Entitlement>({
     tier: { type: 'string' },
     storiesPerMonth: { type: 'integer', nullable: true, fieldName: 'stories_per_month' },
     collaboratorsPerStory: { type: 'integer', nullable: true, fieldName: 'collaborators_per_story' },
+    membershipVersion: { type: 'integer', fieldName: 'membership_version' },
     asOf: { type: 'Date', fieldName: 'as_of' },
   },
 });

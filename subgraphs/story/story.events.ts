@@ -89,5 +89,6 @@ export interface VoiceCloned {
 /** What every subscription.* event carries (billing's catalog entries). */
 export interface SubscriptionChange {
   userId: string;
+  membershipVersion: number;
   entitlements: { tier: string; storiesPerMonth: number | null; collaboratorsPerStory: number | null };
 }

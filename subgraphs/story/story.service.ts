@@ -60,6 +60,9 @@ export class StoryService {
     const fields = rules.storyFields(input, 'update');
     return this.change(ctx, id, async (story, { emit }) => {
       rules.assertChangeable(story);
+      if (story.status === 'PUBLISHED' && fields.content !== undefined && !fields.content.trim()) {
+        throw userError('EMPTY_CONTENT', 'A published story keeps its text; archive it instead', 'content');
+      }
       const changed = (Object.keys(fields) as (keyof rules.StoryFields)[]).filter((key) => story[key] !== fields[key]);
       if (!changed.length) return;
       Object.assign(story, fields, { updatedAt: this.clock() });

@@ -59,6 +59,7 @@ export class Migration20261126300000_story extends SchemaMigration {
         "tier" text not null,
         "stories_per_month" integer null,
         "collaborators_per_story" integer null,
+        "membership_version" integer not null,
         "as_of" timestamptz not null
       )`,
       // Accounts deleted (user.deleted): a create racing the archiving of their stories is refused.
