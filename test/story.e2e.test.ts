@@ -355,6 +355,10 @@ describe('bad input', () => {
     const id = await draft(gus.token, 'Empty', '');
     expect((await stack.gql(op.publish, { id }, { token: gus.token })).data.publishStory.userErrors[0].code).toBe('EMPTY_CONTENT');
     expect((await stack.gql(op.analyze, { id }, { token: gus.token })).data.analyzeStory.userErrors[0].code).toBe('EMPTY_CONTENT');
+    const shown = await published(gus.token, 'Shown');
+    const emptied = await stack.gql(op.update, { id: shown, input: { content: ' ' } }, { token: gus.token });
+    expect(emptied.data.updateStory.userErrors).toEqual([{ code: 'EMPTY_CONTENT', field: 'content', message: expect.any(String) }]);
+    expect((await stack.gql(op.story, { id: shown })).data.story.content).toBe(FOX);
   });
 });
 
