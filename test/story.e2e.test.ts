@@ -243,6 +243,23 @@ describe('the plan limit', () => {
   });
 });
 
+describe('plan events from before membership versions', () => {
+  it('orders them by time among themselves', async () => {
+    const userId = randomUUID();
+    const legacy = (tier: string, storiesPerMonth: number | null, at: Date) =>
+      createEnvelope({ type: 'subscription.upgraded', userId, payload: { userId, fromTier: 'FREE', toTier: tier, entitlements: { tier, storiesPerMonth, collaboratorsPerStory: null } } }, { serviceName: 'billing' }, at);
+    const gold = legacy('GOLD', 30, new Date(Date.now() - 1000));
+    const silver = legacy('SILVER', 10, new Date(Date.now() - 2000));
+    await stack.transport.publish(gold);
+    await stack.transport.publish(silver);
+    await vi.waitFor(
+      async () => expect((await db.query(`select 1 from story.inbox where consumer = 'story-projections' and event_id = any($1)`, [[gold.id, silver.id]])).rowCount).toBe(2),
+      { timeout: 10_000, interval: 20 },
+    );
+    expect((await db.query('select tier, membership_version from story.entitlement where user_id = $1', [userId])).rows).toEqual([{ tier: 'GOLD', membership_version: 0 }]);
+  });
+});
+
 describe('who may read and change a story', () => {
   let owner: { id: string; token: string };
   let other: { id: string; token: string };

@@ -48,15 +48,18 @@ export const usageConsumer: ConsumerDefinition = {
 async function cancelMembership(ctx: EventHandlerContext, userId: string, at: Date): Promise<void> {
   const period = rules.billingPeriod(at);
   const cancelled = { status: 'CANCELLED' as const, cancelledAt: at, updatedAt: at, currentPeriodStart: period.start, currentPeriodEnd: period.end };
-  const membership = await ctx.em.findOne(Membership, { userId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  let membership = await ctx.em.findOne(Membership, { userId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
   if (!membership) {
-    await ctx.em
+    const placeholder = await ctx.em
       .createQueryBuilder(Membership)
       .insert({ userId, tier: rules.FREE_TIER, createdAt: at, version: 1, ...cancelled })
       .onConflict('userId')
       .ignore()
       .execute('run');
-    return;
+    if (placeholder.affectedRows) return;
+    // A membership committed meanwhile (a first changePlan with a token still valid): it is
+    // cancelled like any other.
+    membership = await ctx.em.findOneOrFail(Membership, { userId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
   }
   if (membership.status === 'CANCELLED') return;
   Object.assign(membership, cancelled, { version: membership.version + 1 });

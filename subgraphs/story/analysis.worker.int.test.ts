@@ -213,6 +213,16 @@ describe('the analysis worker', () => {
     expect(calls).toHaveLength(1);
   });
 
+  it('hands back a claim that was on its way when stop() came', async () => {
+    const { analyser, calls } = controlledAnalyser();
+    const id = await queued();
+    // start() begins a claim at once; stop() lands while it is in flight.
+    const w = worker(analyser);
+    await w.stop();
+    expect(calls.every((call) => call.signal?.aborted)).toBe(true);
+    expect(await analysis(id)).toMatchObject({ status: 'PENDING', run_id: null, attempts: 0 });
+  });
+
   it('never gives one story to two workers', async () => {
     const a = controlledAnalyser();
     const b = controlledAnalyser();

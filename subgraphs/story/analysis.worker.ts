@@ -92,6 +92,11 @@ export class AnalysisWorker {
     while (!this.stopped && this.running.size < this.options.concurrency) {
       const claim = await this.claim();
       if (!claim) return;
+      if (this.stopped) {
+        // stop() came while the claim was on its way: hand it straight back.
+        await this.release(claim);
+        return;
+      }
       const run = this.run(claim)
         // Storing an outcome can fail (the database restarting): the lease runs out and the
         // story is taken again, so this is logged, never left to crash the process.
@@ -154,8 +159,13 @@ export class AnalysisWorker {
     const controller = new AbortController();
     const onStop = () => controller.abort(this.abort.signal.reason);
     this.abort.signal.addEventListener('abort', onStop, { once: true });
+    if (this.abort.signal.aborted) onStop();
     let replaced = false;
+    let beating = false;
     const heartbeat = setInterval(() => {
+      // One renewal at a time: a slow database does not pile them up on the pool.
+      if (beating) return;
+      beating = true;
       this.extendLease(claim)
         .then((held) => {
           if (held) return;
@@ -163,7 +173,8 @@ export class AnalysisWorker {
           replaced = true;
           controller.abort(new Error('the analysis was replaced'));
         })
-        .catch((error: unknown) => log.warn({ err: error }, 'could not extend the lease'));
+        .catch((error: unknown) => log.warn({ err: error }, 'could not extend the lease'))
+        .finally(() => (beating = false));
     }, Math.max(50, Math.floor(this.options.leaseMs / 3)));
     const started = Date.now();
     let result: AnalysisResult;
@@ -171,7 +182,8 @@ export class AnalysisWorker {
       log.info('analysing');
       result = await this.options.analyser.analyse({ title: claim.title, content: claim.content, language: claim.language }, { signal: controller.signal });
     } catch (error) {
-      if (this.stopped) {
+      clearInterval(heartbeat);
+      if (controller.signal.aborted && this.stopped) {
         await this.release(claim);
         log.info('analysis handed back: the worker is stopping');
       } else if (replaced) {

@@ -31,15 +31,25 @@ export const projectionsConsumer: ConsumerDefinition = {
     const at = new Date(event.timestamp);
     if (event.type.startsWith('subscription.')) {
       const { userId, membershipVersion, entitlements } = event.payload as events.SubscriptionChange;
-      await ctx.em
-        .createQueryBuilder(Entitlement)
-        .insert({ userId, tier: entitlements.tier, storiesPerMonth: entitlements.storiesPerMonth, collaboratorsPerStory: entitlements.collaboratorsPerStory, membershipVersion, asOf: at })
-        .onConflict('userId')
-        .merge(['tier', 'storiesPerMonth', 'collaboratorsPerStory', 'membershipVersion', 'asOf'])
-        // An older event (a replayed dead letter, one handled by another replica first) never
-        // undoes a newer plan. Versions, not timestamps: events of one transaction share one.
-        .where({ membershipVersion: { $lt: membershipVersion } })
-        .execute('run');
+      // An older event (a replayed dead letter, one another replica handled first) never undoes
+      // a newer plan: billing's membership version decides, not timestamps (the events of one
+      // transaction share one). Events from before versions existed count as version 0 and
+      // are ordered by time among themselves.
+      const version = membershipVersion ?? 0;
+      await ctx.em.getConnection().execute(
+        `insert into "${ctx.em.config.get('schema')}"."entitlement" as e
+           ("user_id", "tier", "stories_per_month", "collaborators_per_story", "membership_version", "as_of")
+         values (?, ?, ?, ?, ?, ?)
+         on conflict ("user_id") do update set
+           "tier" = excluded."tier", "stories_per_month" = excluded."stories_per_month",
+           "collaborators_per_story" = excluded."collaborators_per_story",
+           "membership_version" = excluded."membership_version", "as_of" = excluded."as_of"
+         where e."membership_version" < excluded."membership_version"
+            or (excluded."membership_version" = 0 and e."membership_version" = 0 and e."as_of" <= excluded."as_of")`,
+        [userId, entitlements.tier, entitlements.storiesPerMonth, entitlements.collaboratorsPerStory, version, at],
+        'run',
+        ctx.em.getTransactionContext(),
+      );
     } else if (event.type === events.VOICE_CLONED) {
       if (!event.userId) return ctx.log.warn({ eventId: event.id }, 'voice.cloned without a user: ignored');
       const { voiceId } = event.payload as events.VoiceCloned;

@@ -89,6 +89,7 @@ export interface VoiceCloned {
 /** What every subscription.* event carries (billing's catalog entries). */
 export interface SubscriptionChange {
   userId: string;
-  membershipVersion: number;
+  /** Absent from events published before billing versioned memberships. */
+  membershipVersion?: number;
   entitlements: { tier: string; storiesPerMonth: number | null; collaboratorsPerStory: number | null };
 }
