@@ -351,13 +351,7 @@ describe('the operator views', () => {
       await db.query(`delete from audit.event_log where type like 'user.%'`);
       await db.query(`update audit.event_log set payload = '{"tampered": true}'`);
 
-      const { code, output } = await runNpm(['run', 'replay', '--', 'audit-event-log'], {
-        DATABASE_URL: stack.databaseUrl,
-        NATS_URL: stack.config.NATS_URL!,
-        EVENTS_STREAM: stack.config.EVENTS_STREAM,
-        EVENTS_SUBJECT_PREFIX: stack.config.EVENTS_SUBJECT_PREFIX,
-        LOG_LEVEL: 'info',
-      });
+      const { code, output } = await runNpm(['run', 'replay', '--', 'audit-event-log'], { ...stack.scriptEnv, LOG_LEVEL: 'info' });
       expect(code, output).toBe(0);
       expect(output).toMatch(/"msg":"replay finished"/);
       expect(await rows()).toEqual(before);
@@ -367,7 +361,7 @@ describe('the operator views', () => {
   });
 
   it('npm run replay refuses a consumer it cannot rebuild, and runs without NATS_URL', async () => {
-    const env = { DATABASE_URL: stack.databaseUrl, NATS_URL: stack.config.NATS_URL!, EVENTS_STREAM: stack.config.EVENTS_STREAM, EVENTS_SUBJECT_PREFIX: stack.config.EVENTS_SUBJECT_PREFIX };
+    const env = stack.scriptEnv;
     const billing = await runNpm(['run', 'replay', '--', 'billing'], env);
     expect(billing.code).toBe(1);
     expect(billing.output).toContain('cannot be replayed');

@@ -334,13 +334,7 @@ describe('replay', () => {
     const before = await snapshot();
     await query('update "billing"."usage" set "stories_created" = 99');
 
-    const { config } = stack;
-    const { code, output } = await runNpm(['run', 'replay', '--', 'billing-usage'], {
-      DATABASE_URL: stack.databaseUrl,
-      NATS_URL: config.NATS_URL!,
-      EVENTS_STREAM: config.EVENTS_STREAM,
-      EVENTS_SUBJECT_PREFIX: config.EVENTS_SUBJECT_PREFIX,
-    });
+    const { code, output } = await runNpm(['run', 'replay', '--', 'billing-usage'], stack.scriptEnv);
     expect(code, output).toBe(0);
     expect(await snapshot()).toEqual(before);
     expect((await usageOnce(token, () => true)).storiesCreated).toBe(2);

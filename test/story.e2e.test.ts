@@ -439,13 +439,7 @@ describe('replay', () => {
     await db.query(`update story.entitlement set tier = 'PLATINUM', stories_per_month = null`);
     await db.query('delete from story.author_voice');
 
-    const { config } = stack;
-    const { code, output } = await runNpm(['run', 'replay', '--', 'story-projections'], {
-      DATABASE_URL: stack.databaseUrl,
-      NATS_URL: config.NATS_URL!,
-      EVENTS_STREAM: config.EVENTS_STREAM,
-      EVENTS_SUBJECT_PREFIX: config.EVENTS_SUBJECT_PREFIX,
-    });
+    const { code, output } = await runNpm(['run', 'replay', '--', 'story-projections'], stack.scriptEnv);
     expect(code, output).toBe(0);
     expect(await snapshot()).toEqual(before);
   });

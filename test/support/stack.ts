@@ -22,6 +22,8 @@ export interface TestStack {
   transport: JetStreamTransport;
   /** The stream's subject prefix, unique to this stack. */
   subjectPrefix: string;
+  /** What a script run against this stack (npm run replay) needs to find its database and stream. */
+  scriptEnv: Record<string, string>;
   gql<T = any>(query: string, variables?: Record<string, unknown>, options?: { token?: string; headers?: Record<string, string> }): Promise<GraphQLResponse<T>>;
   close(): Promise<void>;
 }
@@ -71,6 +73,12 @@ export async function startTestStack(options: { env?: Record<string, string>; re
     databaseUrl: db.url,
     transport,
     subjectPrefix,
+    scriptEnv: {
+      DATABASE_URL: db.url,
+      NATS_URL: config.NATS_URL!,
+      EVENTS_STREAM: config.EVENTS_STREAM,
+      EVENTS_SUBJECT_PREFIX: config.EVENTS_SUBJECT_PREFIX,
+    },
     async gql(query, variables, opts = {}) {
       const response = await fetch(app.gatewayUrl, {
         method: 'POST',
