@@ -5,7 +5,10 @@ import { listen } from '../platform/http/server.js';
 import { Shutdown } from '../platform/lifecycle.js';
 import type { Logger } from '../platform/log.js';
 import { startSubgraph, type RunningSubgraph } from '../platform/subgraph/runtime.js';
-import { createGateway } from './gateway.js';
+import { createGateway, type Gateway } from './gateway.js';
+import type { JobQueue } from '../platform/jobs/queue.js';
+import type { LiveBus } from '../platform/live/live.js';
+import { jobQueueFor, liveBusFor } from '../platform/messaging.js';
 import { subgraphModules } from '../subgraphs/index.js';
 import { JWKS_PATH } from '../subgraphs/identity/index.js';
 import { SUPERGRAPH_PATH } from './supergraph.js';
@@ -14,6 +17,9 @@ export interface AllInOneOptions {
   config: Config;
   databaseUrl: string;
   transport: EventTransport;
+  /** Live updates and job queues; made from the config (NATS_URL, else in process) when not given. */
+  live?: LiveBus;
+  jobs?: JobQueue;
   logger: Logger;
   /** Tests keep the relay off to show that committed events wait in the outbox. */
   relay?: boolean;
@@ -22,6 +28,8 @@ export interface AllInOneOptions {
 export interface AllInOne {
   gatewayUrl: string;
   subgraphs: RunningSubgraph[];
+  gateway: Gateway;
+  live: LiveBus;
   close(): Promise<void>;
 }
 
@@ -37,12 +45,18 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
   const shutdown = new Shutdown();
   const close = () => shutdown.close();
   try {
+    const live = options.live ?? (await liveBusFor(config, logger));
+    if (!options.live) shutdown.add('live bus', () => live.close());
+    const jobs = options.jobs ?? (await jobQueueFor(config, logger));
+    if (!options.jobs) shutdown.add('job queue', () => jobs.close());
     for (const module of subgraphModules) {
       const started = Date.now();
       const subgraph = await startSubgraph(module, {
         config,
         databaseUrl: options.databaseUrl,
         transport: options.transport,
+        live,
+        jobs,
         logger,
         host: '127.0.0.1',
         port: 0,
@@ -64,11 +78,13 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
       internalSecret: config.INTERNAL_SECRET,
       maxBodyBytes: config.MAX_BODY_BYTES,
       corsOrigins: config.CORS_ORIGINS,
+      live,
+      subscriptionLimits: { perConnection: config.SUBSCRIPTIONS_PER_CONNECTION, perUser: config.SUBSCRIPTIONS_PER_USER },
       logger,
     });
-    shutdown.add('gateway', () => gateway.apollo.stop());
+    shutdown.add('gateway', () => gateway.stop());
     const gatewayUrl = `${await listen(gateway.http, config.PORT, config.HOST)}/graphql`;
-    return { gatewayUrl, subgraphs, close };
+    return { gatewayUrl, subgraphs, gateway, live, close };
   } catch (error) {
     await close().catch((closeError: unknown) => logger.error({ err: closeError }, 'cleanup after a failed start failed'));
     throw error;

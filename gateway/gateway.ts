@@ -11,6 +11,9 @@ import { accessLog } from './access-log.js';
 import { withCors } from './cors.js';
 import { maskInternalErrors } from './errors.js';
 import { createTokenVerifier } from './auth.js';
+import { liveFieldsOf, startSubscriptionServer } from './subscriptions.js';
+import { apiSchemaOf } from './supergraph.js';
+import type { LiveBus } from '../platform/live/live.js';
 
 export interface GatewayOptions {
   supergraphSdl: string;
@@ -23,6 +26,9 @@ export interface GatewayOptions {
   maxBodyBytes: number;
   /** Browser origins allowed to call; `*` (the default) for any. */
   corsOrigins?: readonly string[];
+  /** Where live updates (job progress) arrive, for subscriptions. */
+  live: LiveBus;
+  subscriptionLimits?: { perConnection: number; perUser: number };
   logger: Logger;
 }
 
@@ -38,7 +44,15 @@ const CORRELATION_ID = /^[A-Za-z0-9._-]{8,100}$/;
  * The one public endpoint. It verifies the caller's access token, then forwards the caller to
  * every subgraph in headers signed with the internal secret (subgraphs trust nothing else).
  */
-export async function createGateway(options: GatewayOptions): Promise<{ http: Server; apollo: ApolloServer<GatewayContext> }> {
+export interface Gateway {
+  http: Server;
+  apollo: ApolloServer<GatewayContext>;
+  subscriptions: ReturnType<typeof startSubscriptionServer>;
+  /** Stops subscriptions, then Apollo (which drains HTTP). */
+  stop(): Promise<void>;
+}
+
+export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const logger = options.logger.child({ component: 'gateway' });
   const callerOf = createTokenVerifier(options);
   // @apollo/gateway 2.14 otherwise reports usage metrics to Apollo and, to label them, probes
@@ -88,5 +102,33 @@ export async function createGateway(options: GatewayOptions): Promise<{ http: Se
     }), options.corsOrigins ?? ['*']),
     '/health': (_req, res) => sendJson(res, 200, { status: 'ok', component: 'gateway' }),
   } satisfies Record<string, Handler>);
-  return { http, apollo };
+
+  const subscriptions = startSubscriptionServer({
+    http,
+    schema: apiSchemaOf(options.supergraphSdl),
+    liveFields: liveFieldsOf(options.supergraphSdl),
+    live: options.live,
+    authenticate: callerOf,
+    maxPayloadBytes: options.maxBodyBytes,
+    limits: options.subscriptionLimits ?? { perConnection: 50, perUser: 200 },
+    logger,
+    // Each live update runs as a query through the gateway itself, as the subscriber.
+    fetch: async (request) => {
+      const response = await apollo.executeOperation(
+        { query: request.document, variables: request.variables },
+        { contextValue: { caller: request.caller, correlationId: request.correlationId } },
+      );
+      if (response.body.kind !== 'single') throw new Error('a live query answered incrementally');
+      return { data: response.body.singleResult.data ?? null, errors: response.body.singleResult.errors };
+    },
+  });
+  return {
+    http,
+    apollo,
+    subscriptions,
+    async stop() {
+      await subscriptions.close();
+      await apollo.stop();
+    },
+  };
 }

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { composeServices } from '@apollo/composition';
-import { parse } from 'graphql';
+import fed from '@apollo/federation-internals';
+import { buildSchema, parse, type GraphQLSchema } from 'graphql';
 import { SCHEMA_DIR } from '../platform/paths.js';
 import { subgraphModules } from '../subgraphs/index.js';
 
@@ -30,4 +31,12 @@ export async function composeSupergraph(schemaDir = SCHEMA_DIR): Promise<Composi
     return { ok: false, errors: (result.errors ?? []).map((e) => e.message) };
   }
   return { ok: true, supergraphSdl: result.supergraphSdl, subgraphs: services.map((s) => s.name) };
+}
+
+/**
+ * The schema clients see: the supergraph without federation's internals. Through SDL, because
+ * federation-internals is CommonJS with a graphql-js instance of its own.
+ */
+export function apiSchemaOf(supergraphSdl: string): GraphQLSchema {
+  return buildSchema(fed.printSchema(fed.Supergraph.build(supergraphSdl).apiSchema()));
 }

@@ -50,6 +50,34 @@ const schema = z.object({
   FACEBOOK_APP_ID: z.string().optional(),
   FACEBOOK_APP_SECRET: z.string().optional(),
   FACEBOOK_GRAPH_URL: url.default('https://graph.facebook.com/v19.0'),
+  // Live updates (core NATS) and job queues (a JetStream work-queue stream), beside the events.
+  LIVE_SUBJECT_PREFIX: z.string().regex(/^([A-Za-z0-9_-]+\.)+$/, "dot-separated tokens ending with '.'").default('live.'),
+  JOBS_STREAM: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('JOBS'),
+  JOBS_SUBJECT_PREFIX: z.string().regex(/^([A-Za-z0-9_-]+\.)+$/, "dot-separated tokens ending with '.'").default('jobs.'),
+  SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).default(50),
+  SUBSCRIPTIONS_PER_USER: z.coerce.number().int().min(1).default(200),
+  // Where clients reach the gateway: the base of upload and download URLs.
+  PUBLIC_URL: url.optional(),
+  STORAGE_DRIVER: z.enum(['local', 's3']).default('local'),
+  STORAGE_DIR: z.string().min(1).optional(),
+  S3_BUCKET: z.string().optional(),
+  S3_REGION: z.string().default('us-east-1'),
+  S3_ENDPOINT: url.optional(),
+  S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
+  // Narration: speech for stock voices (local | openai), for cloned voices and cloning (local | elevenlabs).
+  NARRATION_STOCK_TTS: z.enum(['local', 'openai']).default('local'),
+  NARRATION_VOICE_PROVIDER: z.enum(['local', 'elevenlabs']).default('local'),
+  NARRATION_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  NARRATION_ACK_WAIT_MS: z.coerce.number().int().min(200).default(30_000),
+  VOICE_SAMPLE_MAX_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
+  OPENAI_TTS_MODEL: z.string().min(1).default('gpt-4o-mini-tts'),
+  ELEVENLABS_API_KEY: z.string().optional(),
+  ELEVENLABS_BASE_URL: url.optional(),
+  ELEVENLABS_MODEL_ID: z.string().min(1).default('eleven_multilingual_v2'),
+  ELEVENLABS_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
+  ELEVENLABS_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
   // Story analysis: `local` works offline; `openai` needs OPENAI_API_KEY.
   STORY_ANALYSER: z.enum(['local', 'openai']).default('local'),
   STORY_ANALYSIS_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
@@ -100,6 +128,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
     if (Boolean(c.FACEBOOK_APP_ID) !== Boolean(c.FACEBOOK_APP_SECRET))
       problems.push('FACEBOOK_APP_ID / FACEBOOK_APP_SECRET: set both or neither');
     if (c.STORY_ANALYSER === 'openai' && !c.OPENAI_API_KEY) problems.push('OPENAI_API_KEY: required when STORY_ANALYSER is openai');
+    if (c.NARRATION_STOCK_TTS === 'openai' && !c.OPENAI_API_KEY) problems.push('OPENAI_API_KEY: required when NARRATION_STOCK_TTS is openai');
+    if (c.NARRATION_VOICE_PROVIDER === 'elevenlabs' && !c.ELEVENLABS_API_KEY) problems.push('ELEVENLABS_API_KEY: required when NARRATION_VOICE_PROVIDER is elevenlabs');
+    if (c.STORAGE_DRIVER === 's3' && !c.S3_BUCKET) problems.push('S3_BUCKET: required when STORAGE_DRIVER is s3');
   }
   if (problems.length || !parsed.success) throw new ConfigError(problems);
   return { ...parsed.data, INTERNAL_SECRET: parsed.data.INTERNAL_SECRET ?? randomBytes(32).toString('base64url') };

@@ -14,6 +14,8 @@ import { EventConsumer } from '../platform/events/consumer.js';
 import { JetStreamTransport } from '../platform/events/jetstream.js';
 import { createLogger } from '../platform/log.js';
 import { subgraphModules } from '../subgraphs/index.js';
+import { InProcessJobQueue } from '../platform/jobs/in-process.js';
+import { InProcessLiveBus } from '../platform/live/in-process.js';
 
 const name = process.argv[2];
 const config = loadConfigOrExit({ generateSecrets: true });
@@ -37,7 +39,16 @@ try {
   const transport = await JetStreamTransport.connect({ url: config.NATS_URL, stream: config.EVENTS_STREAM, subjectPrefix: config.EVENTS_SUBJECT_PREFIX, logger });
   try {
     // Built, not started: no background work runs, and a replay emits no events to relay.
-    const built = await module.build({ config, orm, transport, logger, topology: { mode: 'DISTRIBUTED', subgraphs: () => [] }, onEventsCommitted: () => {} });
+    const built = await module.build({
+      config,
+      orm,
+      transport,
+      live: new InProcessLiveBus(),
+      jobs: new InProcessJobQueue(logger),
+      logger,
+      topology: { mode: 'DISTRIBUTED', subgraphs: () => [] },
+      onEventsCommitted: () => {},
+    });
     const definition = built.consumers?.find((candidate) => candidate.name === name);
     if (!definition?.reset) {
       const replayable = (built.consumers ?? []).filter((candidate) => candidate.reset).map((candidate) => candidate.name);

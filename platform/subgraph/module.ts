@@ -6,6 +6,8 @@ import { parse, type DocumentNode } from 'graphql';
 import type { Config } from '../config.js';
 import type { ConsumerDefinition } from '../events/consumer.types.js';
 import type { EventTransport } from '../events/transport.js';
+import type { JobQueue } from '../jobs/queue.js';
+import type { LiveBus } from '../live/live.js';
 import type { Handler } from '../http/server.js';
 import type { Logger } from '../log.js';
 import type { Resolvers } from './server.js';
@@ -26,6 +28,9 @@ export interface SubgraphRuntime {
   config: Config;
   orm: MikroORM;
   transport: EventTransport;
+  /** Live updates (job progress) for the gateway's subscriptions. */
+  live: LiveBus;
+  jobs: JobQueue;
   logger: Logger;
   topology: Topology;
   /** For background work that commits events outside requests and consumers: the relay publishes them at once. */

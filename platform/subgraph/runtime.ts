@@ -5,6 +5,8 @@ import { migrate, openDatabase } from '../db/database.js';
 import { EventConsumer } from '../events/consumer.js';
 import { OutboxRelay } from '../events/relay.js';
 import type { EventTransport } from '../events/transport.js';
+import type { JobQueue } from '../jobs/queue.js';
+import type { LiveBus } from '../live/live.js';
 import { listen } from '../http/server.js';
 import { Shutdown } from '../lifecycle.js';
 import type { Logger } from '../log.js';
@@ -16,6 +18,8 @@ export interface StartOptions {
   config: Config;
   databaseUrl: string;
   transport: EventTransport;
+  live: LiveBus;
+  jobs: JobQueue;
   logger: Logger;
   host: string;
   /** 0 picks a free port. */
@@ -65,6 +69,8 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
       config: options.config,
       orm,
       transport: options.transport,
+      live: options.live,
+      jobs: options.jobs,
       logger,
       topology: options.topology,
       onEventsCommitted: () => relay.notify(),

@@ -55,6 +55,9 @@ export async function startTestStack(options: { env?: Record<string, string>; re
     NATS_URL: inject('natsUrl'),
     EVENTS_STREAM: `T_${suffix}`,
     EVENTS_SUBJECT_PREFIX: subjectPrefix,
+    LIVE_SUBJECT_PREFIX: `t${suffix}.live.`,
+    JOBS_STREAM: `J_${suffix}`,
+    JOBS_SUBJECT_PREFIX: `t${suffix}.jobs.`,
     ...options.env,
   });
   const logger = createLogger(config.LOG_LEVEL);
@@ -97,6 +100,7 @@ export async function startTestStack(options: { env?: Record<string, string>; re
       await transport.close();
       await db.drop();
       await deleteStream(inject('natsUrl'), `T_${suffix}`);
+      await deleteStream(inject('natsUrl'), `J_${suffix}`);
     },
   };
 }
