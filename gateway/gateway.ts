@@ -10,6 +10,7 @@ import type { Logger } from '../platform/log.js';
 import { accessLog } from './access-log.js';
 import { withCors } from './cors.js';
 import { maskInternalErrors } from './errors.js';
+import { mediaProxy } from './media-proxy.js';
 import { createTokenVerifier } from './auth.js';
 import { liveFieldsOf, startSubscriptionServer } from './subscriptions.js';
 import { apiSchemaOf } from './supergraph.js';
@@ -101,6 +102,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       },
     }), options.corsOrigins ?? ['*']),
     '/health': (_req, res) => sendJson(res, 200, { status: 'ok', component: 'gateway' }),
+    '/media/': mediaProxy(options.subgraphUrls, logger),
   } satisfies Record<string, Handler>);
 
   const subscriptions = startSubscriptionServer({

@@ -2,7 +2,8 @@ import type { SubgraphModule } from '../platform/subgraph/module.js';
 import { audit } from './audit/index.js';
 import { billing } from './billing/index.js';
 import { identity } from './identity/index.js';
+import { narration } from './narration/index.js';
 import { story } from './story/index.js';
 
 /** Every subgraph of the supergraph, in start-up order. A new domain is added here. */
-export const subgraphModules: SubgraphModule[] = [identity, billing, story, audit];
+export const subgraphModules: SubgraphModule[] = [identity, billing, story, narration, audit];

@@ -14,8 +14,6 @@ const operations = loadClientOperations();
 
 // `Int` is missing only because no field of the current subgraphs uses it yet.
 const PENDING: Record<string, string[]> = {
-  Story: ['Cannot query field "narrations" on type "Story".'], // narration
-  MyVoice: ['Cannot query field "voice" on type "User". Did you mean "invoices" or "role"?'], // narration
   MyNotificationPreferences: ['Cannot query field "notificationPreferences" on type "User".'], // notification
   MyDeliveries: ['Cannot query field "deliveries" on type "User".'], // notification
 };

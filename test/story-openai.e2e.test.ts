@@ -4,7 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js';
 import { captureEvents } from './support/capture.js';
-import { clientOperation, withoutFields } from './support/clients.js';
+import { clientOperation } from './support/clients.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 /**
@@ -16,7 +16,7 @@ const op = {
   create: clientOperation('CreateStory'),
   publish: clientOperation('PublishStory'),
   analyze: clientOperation('AnalyzeStory'),
-  story: withoutFields(clientOperation('Story'), ['narrations']),
+  story: clientOperation('Story'),
 };
 
 const STORY = `Captain Reyes woke to alarms on the starship Meridian. The android Kade was already at the helm.

@@ -7,7 +7,7 @@ import { signCaller, type Caller } from '../platform/internal-auth.js';
 import { startFakeOidcIssuer, type FakeOidcIssuer } from './fakes/oidc-issuer.js';
 import { captureEvents } from './support/capture.js';
 import { runNpm } from './support/npm.js';
-import { clientOperation, withoutFields } from './support/clients.js';
+import { clientOperation } from './support/clients.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 /** ../shared/clients/story.graphql through the gateway, on real PostgreSQL and JetStream, with the local analyser. */
@@ -21,8 +21,7 @@ const op = {
   publish: clientOperation('PublishStory'),
   archive: clientOperation('ArchiveStory'),
   analyze: clientOperation('AnalyzeStory'),
-  // Story.narrations belongs to the narration subgraph, which is not built yet.
-  story: withoutFields(clientOperation('Story'), ['narrations']),
+  story: clientOperation('Story'),
   myStories: clientOperation('MyStories'),
   published: clientOperation('PublishedStories'),
 };

@@ -5,11 +5,18 @@ import { sendError } from './graphql-http.js';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
-/** Routes by exact path; anything unknown is a 404. A handler that throws is a logged 500, never a crash. */
+/**
+ * Routes by exact path, or by prefix for a route ending in '/' (the longest wins: `/media/`
+ * serves `/media/files/a.wav`); anything unknown is a 404. A handler that throws is a logged
+ * 500, never a crash.
+ */
 export function createHttpServer(routes: Record<string, Handler>, logger: Logger): Server {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
-    const handler = routes[path];
+    const prefix = Object.keys(routes)
+      .filter((route) => route.endsWith('/') && path.startsWith(route))
+      .sort((a, b) => b.length - a.length)[0];
+    const handler = routes[path] ?? (prefix ? routes[prefix] : undefined);
     if (!handler) return sendError(res, 404, 'NOT_FOUND', `No route for ${path}`);
     Promise.resolve()
       .then(() => handler(req, res))

@@ -57,10 +57,3 @@ export function supergraphApiSchema(): GraphQLSchema {
   return buildSchema(fed.printSchema(fed.Supergraph.build(readFileSync(SUPERGRAPH_PATH, 'utf8')).apiSchema()));
 }
 
-/**
- * A client operation without the named fields, for running an operation end to end before the
- * subgraph owning those fields exists (test/clients.test.ts lists them as PENDING meanwhile).
- */
-export function withoutFields(source: string, fields: string[]): string {
-  return print(visit(parse(source), { Field: (node) => (fields.includes(node.name.value) ? null : undefined) }));
-}
