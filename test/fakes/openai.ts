@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { id3v2Tag, mp3Bytes, samplesPerFrame } from './elevenlabs.js';
 
 /** A chat-completions request as the fake received it. */
 export interface FakeOpenAIRequest {
@@ -38,6 +39,55 @@ type Behaviour =
   | { kind: 'fail'; status: number; error: OpenAIErrorBody; headers: Record<string, string> | undefined }
   | { kind: 'malformed'; shape: 'schema' | 'json' };
 
+/** A speech request (`POST /v1/audio/speech`) as the fake received it. */
+export interface FakeSpeechRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: { model?: unknown; input?: unknown; voice?: unknown; response_format?: unknown; instructions?: unknown; [key: string]: unknown };
+}
+
+type SpeechBehaviour =
+  | { kind: 'hang' }
+  | { kind: 'stall' }
+  | { kind: 'empty' }
+  | { kind: 'fail'; status: number; error: OpenAIErrorBody; headers: Record<string, string> | undefined };
+
+/** OpenAI's built-in voices (the SDK's `SpeechCreateParams.voice`). */
+export const FAKE_SPEECH_VOICES = ['alloy', 'ash', 'ballad', 'coral', 'echo', 'fable', 'onyx', 'nova', 'sage', 'shimmer', 'verse', 'marin', 'cedar'];
+/** The speech endpoint's sample rate, for MP3 and WAV alike. */
+export const FAKE_SPEECH_SAMPLE_RATE = 24_000;
+
+/**
+ * The audio the fake speaks for a request: about 15 characters a second. MP3 is MPEG-2 Layer III
+ * behind an ID3v2 tag of the kind ffmpeg writes; WAV is 16-bit mono PCM whose RIFF and data sizes
+ * are 0xFFFFFFFF, as OpenAI streams it (it cannot know the length when the header leaves).
+ */
+export function fakeSpeechAudio(input: string, voice: string, format: 'mp3' | 'wav'): Buffer {
+  const seconds = input.length / 15;
+  if (format === 'mp3') {
+    const frames = Math.max(1, Math.ceil((seconds * FAKE_SPEECH_SAMPLE_RATE) / samplesPerFrame(FAKE_SPEECH_SAMPLE_RATE)));
+    return mp3Bytes({ frames, sampleRate: FAKE_SPEECH_SAMPLE_RATE, bitrateKbps: 64, id3v2: id3v2Tag(), fill: Buffer.from(`${voice}:${input}`) });
+  }
+  const samples = Math.max(1, Math.round(seconds * FAKE_SPEECH_SAMPLE_RATE));
+  const wav = Buffer.alloc(44 + samples * 2);
+  wav.write('RIFF', 0, 'latin1');
+  wav.writeUInt32LE(0xffffffff, 4);
+  wav.write('WAVEfmt ', 8, 'latin1');
+  wav.writeUInt32LE(16, 16);
+  wav.writeUInt16LE(1, 20); // PCM
+  wav.writeUInt16LE(1, 22); // mono
+  wav.writeUInt32LE(FAKE_SPEECH_SAMPLE_RATE, 24);
+  wav.writeUInt32LE(FAKE_SPEECH_SAMPLE_RATE * 2, 28);
+  wav.writeUInt16LE(2, 32);
+  wav.writeUInt16LE(16, 34);
+  wav.write('data', 36, 'latin1');
+  wav.writeUInt32LE(0xffffffff, 40);
+  const marks = Buffer.from(`${voice}:${input}`);
+  for (let i = 0; i < samples; i++) wav.writeInt16LE((marks[i % marks.length]! - 64) * 16, 44 + i * 2);
+  return wav;
+}
+
 export interface FakeOpenAI {
   /** Base URL for the SDK, with `/v1` like https://api.openai.com/v1. */
   url: string;
@@ -73,6 +123,20 @@ export interface FakeOpenAI {
   waitForRequests(count: number): Promise<void>;
   /** Stops listening and destroys every open socket, hung ones included. */
   close(): Promise<void>;
+  /** Speech requests (`POST /v1/audio/speech`), in order; each is also in `requests`. */
+  speechRequests: FakeSpeechRequest[];
+  /**
+   * Queued for speech requests only (chat completions have their own queue above): an error
+   * status with OpenAI's error body, `retry-after-ms: 0` on 429 and 5xx unless `headers` say
+   * otherwise.
+   */
+  speechFail(status: number, times?: number, error?: Partial<OpenAIErrorBody>, headers?: Record<string, string>): void;
+  /** A speech request accepted and never answered (until `close`). */
+  speechHang(times?: number): void;
+  /** Speech headers and half the audio, then never the rest (until `close`). */
+  speechStall(times?: number): void;
+  /** A 200 speech answer with no audio in it. */
+  speechEmpty(times?: number): void;
 }
 
 const STOP_WORDS = new Set(['I', 'The', 'A', 'An', 'And', 'But', 'Then', 'When', 'She', 'He', 'They', 'It', 'We', 'You', 'Title', 'Part', 'Characters']);
@@ -164,8 +228,8 @@ function strictSchemaProblem(schema: JsonSchema | undefined, name: string, path:
 }
 
 /**
- * A fake OpenAI API (`POST /v1/chat/completions` with Structured Outputs) on loopback, speaking
- * the real wire format, with behaviour queued per test.
+ * A fake OpenAI API (`POST /v1/chat/completions` with Structured Outputs, `POST /v1/audio/speech`)
+ * on loopback, speaking the real wire format, with behaviour queued per test.
  */
 export async function startFakeOpenAI(options: { apiKey?: string; modelSnapshot?: string } = {}): Promise<FakeOpenAI> {
   const apiKey = options.apiKey ?? `sk-fake-${randomBytes(12).toString('hex')}`;
@@ -207,6 +271,60 @@ export async function startFakeOpenAI(options: { apiKey?: string; modelSnapshot?
     };
   };
 
+  const speechRequests: FakeSpeechRequest[] = [];
+  const speechQueue: SpeechBehaviour[] = [];
+  const enqueueSpeech = (behaviour: SpeechBehaviour, times = 1) => {
+    for (let i = 0; i < times; i++) speechQueue.push(behaviour);
+  };
+
+  /** `POST /v1/audio/speech`: validated like the real endpoint, answered with raw audio bytes. */
+  const speech = (request: FakeSpeechRequest, res: ServerResponse) => {
+    speechRequests.push(request);
+    const { model, input, voice } = request.body;
+    const format = request.body.response_format ?? 'mp3';
+    if (typeof model !== 'string' || !model) return send(res, 400, error('you must provide a model parameter', 'invalid_request_error'));
+    if (typeof input !== 'string') return send(res, 400, error("Invalid type for 'input': expected a string.", 'invalid_request_error', 'input', 'invalid_type'));
+    if (input.length === 0) {
+      return send(res, 400, error("Invalid 'input': empty string. Expected a string with minimum length 1, but got an empty string instead.", 'invalid_request_error', 'input', 'empty_string'));
+    }
+    if (input.length > 4096) {
+      return send(res, 400, error(`Invalid 'input': string too long. Expected a string with maximum length 4096, but got a string with length ${input.length} instead.`, 'invalid_request_error', 'input', 'string_above_max_length'));
+    }
+    if (typeof voice !== 'string' || !FAKE_SPEECH_VOICES.includes(voice)) {
+      return send(res, 400, error(`Invalid value for 'voice': '${String(voice)}'. Supported values are: ${FAKE_SPEECH_VOICES.map((v) => `'${v}'`).join(', ')}.`, 'invalid_request_error', 'voice', 'invalid_value'));
+    }
+    if (!['mp3', 'opus', 'aac', 'flac', 'wav', 'pcm'].includes(String(format))) {
+      return send(res, 400, error(`Invalid value for 'response_format': '${String(format)}'.`, 'invalid_request_error', 'response_format', 'invalid_value'));
+    }
+    if (format !== 'mp3' && format !== 'wav') {
+      // The real API serves these; the fake exists for mp3 and wav narration only.
+      return send(res, 400, error('This fake serves mp3 and wav only.', 'invalid_request_error', 'response_format'));
+    }
+    const contentType = format === 'mp3' ? 'audio/mpeg' : 'audio/wav';
+    const audio = fakeSpeechAudio(input, voice, format);
+    const behaviour = speechQueue.shift();
+    switch (behaviour?.kind) {
+      case 'hang':
+        return; // close() destroys the socket
+      case 'stall':
+        res.writeHead(200, { 'content-type': contentType, 'content-length': String(audio.length) });
+        res.write(audio.subarray(0, Math.floor(audio.length / 2)));
+        return;
+      case 'empty':
+        res.writeHead(200, { 'content-type': contentType, 'content-length': '0' });
+        return res.end();
+      case 'fail': {
+        const retryable = behaviour.status === 429 || behaviour.status >= 500;
+        return send(res, behaviour.status, { error: behaviour.error }, behaviour.headers ?? (retryable ? { 'retry-after-ms': '0' } : {}));
+      }
+      case undefined:
+        // Streamed like the real endpoint: chunked, no content-length.
+        res.writeHead(200, { 'content-type': contentType, 'x-request-id': `req_${randomBytes(12).toString('hex')}` });
+        res.write(audio.subarray(0, 1024));
+        return res.end(audio.subarray(1024));
+    }
+  };
+
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -226,6 +344,7 @@ export async function startFakeOpenAI(options: { apiKey?: string; modelSnapshot?
         const e = DEFAULT_ERRORS[401]!;
         return send(res, 401, error(e.message, e.type, e.param, e.code));
       }
+      if (req.method === 'POST' && path === '/v1/audio/speech') return speech(request as FakeSpeechRequest, res);
       if (req.method !== 'POST' || path !== '/v1/chat/completions') {
         return send(res, 404, error(`Invalid URL (${req.method} ${path})`, 'invalid_request_error'));
       }
@@ -306,5 +425,13 @@ export async function startFakeOpenAI(options: { apiKey?: string; modelSnapshot?
         // Hung and stalled requests never finish on their own, and fetch keeps idle sockets alive.
         server.closeAllConnections();
       }),
+    speechRequests,
+    speechFail(status, times, override, headers) {
+      const base = DEFAULT_ERRORS[status] ?? { message: `Error ${status}`, type: status >= 500 ? 'server_error' : 'invalid_request_error', param: null, code: null };
+      enqueueSpeech({ kind: 'fail', status, error: { ...base, ...override }, headers }, times);
+    },
+    speechHang: (times) => enqueueSpeech({ kind: 'hang' }, times),
+    speechStall: (times) => enqueueSpeech({ kind: 'stall' }, times),
+    speechEmpty: (times) => enqueueSpeech({ kind: 'empty' }, times),
   };
 }
