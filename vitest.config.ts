@@ -9,5 +9,12 @@ export default defineConfig({
     // Test files share one PostgreSQL server and one nats-server; each file isolates itself
     // (its own database, its own JetStream stream and subject prefix), so files run in parallel.
     pool: 'forks',
+    server: {
+      deps: {
+        // Resolved like the project's own code, so graphql-ws checks errors against the same
+        // graphql module instance (node would load graphql's CommonJS build for it, vite the ESM one).
+        inline: ['graphql-ws'],
+      },
+    },
   },
 });

@@ -41,7 +41,16 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
   const { config, logger } = options;
   const subgraphs: RunningSubgraph[] = [];
   // Filled in as each subgraph listens; read later by whoever asks (the audit subgraph).
-  const topology = { mode: 'ALL_IN_ONE' as const, subgraphs: () => subgraphs.map(({ name, url }) => ({ name, url })) };
+  let listening: string | null = null;
+  const topology = {
+    mode: 'ALL_IN_ONE' as const,
+    subgraphs: () => subgraphs.map(({ name, url }) => ({ name, url })),
+    publicUrl: () => {
+      const url = config.PUBLIC_URL ?? listening;
+      if (!url) throw new Error('the gateway is not listening yet');
+      return url.replace(/\/+$/, '');
+    },
+  };
   const shutdown = new Shutdown();
   const close = () => shutdown.close();
   try {
@@ -83,7 +92,8 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
       logger,
     });
     shutdown.add('gateway', () => gateway.stop());
-    const gatewayUrl = `${await listen(gateway.http, config.PORT, config.HOST)}/graphql`;
+    listening = await listen(gateway.http, config.PORT, config.HOST);
+    const gatewayUrl = `${listening}/graphql`;
     return { gatewayUrl, subgraphs, gateway, live, close };
   } catch (error) {
     await close().catch((closeError: unknown) => logger.error({ err: closeError }, 'cleanup after a failed start failed'));

@@ -77,7 +77,7 @@ export class LiveHub {
     const entity = first.data?.[LIVE_ALIAS];
     if (entity === null || entity === undefined) {
       subscriber.close();
-      return { errors: [...(first.errors ?? [{ message: 'Not found', extensions: { code: 'NOT_FOUND' } }])] };
+      return { errors: first.errors?.length ? [...first.errors] : [{ message: 'There is nothing to follow under these arguments', extensions: { code: 'NOT_FOUND' } }] };
     }
     subscriber.start(first, group.isTerminal(first));
     return { subscriber };

@@ -46,7 +46,7 @@ try {
       live: new InProcessLiveBus(),
       jobs: new InProcessJobQueue(logger),
       logger,
-      topology: { mode: 'DISTRIBUTED', subgraphs: () => [] },
+      topology: { mode: 'DISTRIBUTED', subgraphs: () => [], publicUrl: () => config.PUBLIC_URL ?? `http://${config.HOST}:${config.PORT}` },
       onEventsCommitted: () => {},
     });
     const definition = built.consumers?.find((candidate) => candidate.name === name);

@@ -18,8 +18,11 @@ import {
 export interface LocalDiskStorageOptions {
   /** Directory the objects live under; created as needed. */
   root: string;
-  /** Where signedFileHandler is mounted, e.g. 'http://127.0.0.1:4000/media/narration'. */
-  publicBaseUrl: string;
+  /**
+   * Where signedFileHandler is mounted, e.g. 'http://127.0.0.1:4000/media/narration'; or a
+   * function giving it when a link is made (a gateway on port 0 knows its address only later).
+   */
+  publicBaseUrl: string | (() => string);
   /** Signs download URLs; at least 32 characters. */
   secret: string;
   clock?: () => Date;
@@ -63,7 +66,7 @@ interface Meta {
 export class LocalDiskStorage implements BlobStorage {
   readonly kind = 'local' as const;
   readonly root: string;
-  readonly publicBaseUrl: string;
+  private readonly baseUrl: () => string;
   private readonly secret: string;
   private readonly clock: () => Date;
   /** Renames and deletes of one key, one at a time: two puts interleaving their renames would pair one's bytes with the other's sidecar. */
@@ -74,11 +77,10 @@ export class LocalDiskStorage implements BlobStorage {
     if (typeof options.secret !== 'string' || options.secret.length < 32) {
       throw new TypeError('LocalDiskStorage secret must be at least 32 characters');
     }
-    const base = new URL(options.publicBaseUrl);
-    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`publicBaseUrl must be http(s), got ${base.protocol}`);
-    if (base.search || base.hash) throw new TypeError('publicBaseUrl must not carry a query or fragment');
+    const given = options.publicBaseUrl;
+    this.baseUrl = typeof given === 'string' ? () => given : given;
+    if (typeof given === 'string') checkBaseUrl(given);
     this.root = resolve(options.root);
-    this.publicBaseUrl = options.publicBaseUrl.replace(/\/+$/, '');
     this.secret = options.secret;
     this.clock = options.clock ?? (() => new Date());
   }
@@ -156,6 +158,13 @@ export class LocalDiskStorage implements BlobStorage {
     if (options.filename !== undefined) query.set('filename', options.filename);
     // Keys need no escaping in a path: their alphabet is all unreserved characters.
     return `${this.publicBaseUrl}/files/${key}?${query}`;
+  }
+
+  /** Where download links point, without a trailing slash. */
+  get publicBaseUrl(): string {
+    const url = this.baseUrl();
+    checkBaseUrl(url);
+    return url.replace(/\/+$/, '');
   }
 
   /**
@@ -311,6 +320,12 @@ function parseRange(header: string | undefined, size: number): RangeRequest {
  * `<publicBaseUrl>/files/` and pass the rest of the path. Verifies the signature and expiry, then
  * streams the file, honouring a single Range (audio players seek with them).
  */
+function checkBaseUrl(url: string): void {
+  const base = new URL(url);
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError(`publicBaseUrl must be http(s), got ${base.protocol}`);
+  if (base.search || base.hash) throw new TypeError('publicBaseUrl must not carry a query or fragment');
+}
+
 export function signedFileHandler(storage: LocalDiskStorage) {
   return async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -42,6 +42,11 @@ export interface Topology {
   mode: 'ALL_IN_ONE' | 'DISTRIBUTED';
   /** Every subgraph's base URL (no /graphql), as far as known at the time of the call. */
   subgraphs(): { name: string; url: string }[];
+  /**
+   * Where clients reach the gateway (no /graphql): PUBLIC_URL, else the address the gateway
+   * listens on, known once it listens (links are made later, when a request needs one).
+   */
+  publicUrl(): string;
 }
 
 export interface BuiltSubgraph {

@@ -64,7 +64,7 @@ const query = (args: Record<string, unknown>, roles: Role[] = ['USER', 'ADMIN'])
   const operations = new OperationsService({
     config: loadConfig({ INTERNAL_SECRET: 'x'.repeat(32) }),
     transport: new InProcessTransport(),
-    topology: { mode: 'ALL_IN_ONE', subgraphs: () => [] },
+    topology: { mode: 'ALL_IN_ONE', subgraphs: () => [], publicUrl: () => 'http://127.0.0.1:4000' },
   });
   return (auditResolvers(operations).Query as { events: (...a: unknown[]) => Promise<any> }).events(null, args, ctx);
 };

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { hkdfSync } from 'node:crypto';
 import type { Config } from '../../platform/config.js';
-import type { SubgraphModule } from '../../platform/subgraph/module.js';
+import type { SubgraphModule, Topology } from '../../platform/subgraph/module.js';
 import { LocalDiskStorage } from '../../platform/storage/local.js';
 import { S3Storage } from '../../platform/storage/s3.js';
 import type { BlobStorage } from '../../platform/storage/storage.js';
@@ -16,12 +16,12 @@ import { StoryReader } from './story-reader.js';
 import { VoiceService } from './voice.service.js';
 
 /** Where clients reach this subgraph's media routes: through the gateway. */
-const mediaBaseUrl = (config: Config) => `${(config.PUBLIC_URL ?? `http://${config.HOST}:${config.PORT}`).replace(/\/+$/, '')}/media/narration`;
+const mediaBaseUrl = (topology: Topology) => () => `${topology.publicUrl()}/media/narration`;
 
 /** A key of its own for media links, derived from the internal secret: no other secret to manage. */
 const mediaSecret = (config: Config) => Buffer.from(hkdfSync('sha256', config.INTERNAL_SECRET, 'storyloom', 'media-links', 32)).toString('base64url');
 
-function storageFor(config: Config): BlobStorage {
+function storageFor(config: Config, topology: Topology): BlobStorage {
   if (config.STORAGE_DRIVER === 's3') {
     return new S3Storage({
       bucket: config.S3_BUCKET!,
@@ -33,7 +33,7 @@ function storageFor(config: Config): BlobStorage {
       keyPrefix: 'narration/',
     });
   }
-  return new LocalDiskStorage({ root: config.STORAGE_DIR ?? join(config.DATA_DIR, 'blobs', 'narration'), publicBaseUrl: mediaBaseUrl(config), secret: mediaSecret(config) });
+  return new LocalDiskStorage({ root: config.STORAGE_DIR ?? join(config.DATA_DIR, 'blobs', 'narration'), publicBaseUrl: mediaBaseUrl(topology), secret: mediaSecret(config) });
 }
 
 /** Narration: voice samples and cloning, and stories read aloud by workers on a job queue. */
@@ -42,11 +42,11 @@ export const narration: SubgraphModule = {
   entities: narrationEntities,
   migrations: narrationMigrations,
   build({ config, orm, jobs, live, logger, topology, onEventsCommitted }) {
-    const storage = storageFor(config);
+    const storage = storageFor(config, topology);
     const providers = narrationProvidersFor(config);
     const stories = new StoryReader(topology, config.INTERNAL_SECRET);
     const secret = mediaSecret(config);
-    const voices = new VoiceService({ storage, cloner: providers.cloner, secret, uploadBaseUrl: `${mediaBaseUrl(config)}${UPLOADS_PATH.slice('/media'.length)}`, maxSampleBytes: config.VOICE_SAMPLE_MAX_BYTES, logger });
+    const voices = new VoiceService({ storage, cloner: providers.cloner, secret, uploadBaseUrl: () => `${mediaBaseUrl(topology)()}${UPLOADS_PATH.slice('/media'.length)}`, maxSampleBytes: config.VOICE_SAMPLE_MAX_BYTES, logger });
     const narrations = new NarrationService({ stories, jobs, live, stockSpeech: providers.stockSpeech });
     const worker = new NarrationWorker({
       orm,

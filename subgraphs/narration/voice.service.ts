@@ -15,8 +15,8 @@ export interface VoiceServiceOptions {
   cloner: VoiceCloner;
   /** Signs upload tokens. */
   secret: string;
-  /** Where clients PUT uploads: `<PUBLIC_URL>/media/narration/uploads/`. */
-  uploadBaseUrl: string;
+  /** Where clients PUT uploads: `<public URL>/media/narration/uploads/`. */
+  uploadBaseUrl: () => string;
   maxSampleBytes: number;
   logger: Logger;
   clock?: () => Date;
@@ -57,7 +57,7 @@ export class VoiceService {
       maxBytes: this.options.maxSampleBytes,
       expiresAt: new Date(now.getTime() + UPLOAD_TTL_MS),
     });
-    return { sample, uploadUrl: `${this.options.uploadBaseUrl}${token}` };
+    return { sample, uploadUrl: `${this.options.uploadBaseUrl()}${token}` };
   }
 
   /**
