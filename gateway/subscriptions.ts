@@ -83,6 +83,8 @@ export interface SubscriptionServerOptions {
 interface ConnectionState {
   caller: Caller;
   subscribers: Map<string, Subscriber>;
+  /** Subscriptions counted against the limits: the running ones and those still starting. */
+  reserved: number;
 }
 
 const refuse = (message: string, code: string) => [new GraphQLError(message, { extensions: { code } })];
@@ -101,15 +103,25 @@ export function startSubscriptionServer(options: SubscriptionServerOptions) {
   const perUser = new Map<string, number>();
   const wss = new WebSocketServer({ server: options.http, path: '/graphql', maxPayload: options.maxPayloadBytes });
 
+  // Reserved before a subscription starts (its first fetch takes a while), so a burst of
+  // subscribes cannot all pass the limits before any of them is counted.
+  const reserve = (state: ConnectionState) => {
+    state.reserved++;
+    perUser.set(state.caller.userId!, (perUser.get(state.caller.userId!) ?? 0) + 1);
+  };
+  const unreserve = (state: ConnectionState) => {
+    state.reserved--;
+    const userId = state.caller.userId!;
+    const count = (perUser.get(userId) ?? 1) - 1;
+    if (count > 0) perUser.set(userId, count);
+    else perUser.delete(userId);
+  };
   const release = (state: ConnectionState, id: string) => {
     const subscriber = state.subscribers.get(id);
     if (!subscriber) return;
     state.subscribers.delete(id);
     subscriber.close();
-    const userId = state.caller.userId!;
-    const count = (perUser.get(userId) ?? 1) - 1;
-    if (count > 0) perUser.set(userId, count);
-    else perUser.delete(userId);
+    unreserve(state);
   };
 
   const disposable = useServer(
@@ -120,7 +132,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions) {
         const caller = await options.authenticate(typeof authorization === 'string' ? authorization : undefined);
         // Subscriptions follow a user's own jobs: an anonymous connection has nothing to follow.
         if (!caller.userId) return false;
-        connections.set(ctx, { caller, subscribers: new Map() });
+        connections.set(ctx, { caller, subscribers: new Map(), reserved: 0 });
         return true;
       },
       onSubscribe: async (ctx, id, payload) => {
@@ -139,7 +151,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions) {
         if (!operation || operation.operation !== OperationTypeNode.SUBSCRIPTION) {
           return refuse('Only subscriptions are served over WebSocket; send queries and mutations over HTTP', 'BAD_REQUEST');
         }
-        if (state.subscribers.size >= limits.perConnection) return refuse(`At most ${limits.perConnection} subscriptions per connection`, 'TOO_MANY_SUBSCRIPTIONS');
+        if (state.reserved >= limits.perConnection) return refuse(`At most ${limits.perConnection} subscriptions per connection`, 'TOO_MANY_SUBSCRIPTIONS');
         const userId = state.caller.userId!;
         if ((perUser.get(userId) ?? 0) >= limits.perUser) return refuse(`At most ${limits.perUser} subscriptions per user`, 'TOO_MANY_SUBSCRIPTIONS');
         // Validation guarantees one root field for a subscription.
@@ -154,18 +166,24 @@ export function startSubscriptionServer(options: SubscriptionServerOptions) {
           if (error instanceof GraphQLError) return [error];
           throw error;
         }
-        perUser.set(userId, (perUser.get(userId) ?? 0) + 1);
+        reserve(state);
         let joined;
         try {
           joined = await hub.join({ ...request, caller: state.caller, correlationId: randomUUID() }, field.alias?.value ?? field.name.value);
         } catch (error) {
-          perUser.set(userId, (perUser.get(userId) ?? 1) - 1);
+          unreserve(state);
           logger.error({ err: error }, 'subscription could not start');
           return refuse('The subscription could not start', 'INTERNAL_SERVER_ERROR');
         }
         if ('errors' in joined) {
-          perUser.set(userId, (perUser.get(userId) ?? 1) - 1);
+          unreserve(state);
           return joined.errors.map((e) => new GraphQLError(e.message, { extensions: e.extensions }));
+        }
+        if (!connections.has(ctx)) {
+          // The client went away while its subscription was starting: onClose has run already.
+          joined.subscriber.close();
+          unreserve(state);
+          return refuse('The connection closed', 'BAD_REQUEST');
         }
         state.subscribers.set(id, joined.subscriber);
         // The rest of graphql-ws's path: `subscribe` below hands out this subscriber.

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { LocalSpeechSynthesizer } from '../subgraphs/narration/providers/local-speech.js';
+import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js';
 import { captureEvents } from './support/capture.js';
 import { clientOperation } from './support/clients.js';
 import { startTestStack, type TestStack } from './support/stack.js';
@@ -23,12 +24,27 @@ const op = {
 
 const MAX_SAMPLE_BYTES = 64 * 1024;
 let stack: TestStack;
+let openai: FakeOpenAI;
 let events: Awaited<ReturnType<typeof captureEvents>>;
 let db: pg.Client;
 const clients: Client[] = [];
 
 beforeAll(async () => {
-  stack = await startTestStack({ env: { VOICE_SAMPLE_MAX_BYTES: String(MAX_SAMPLE_BYTES) } });
+  openai = await startFakeOpenAI();
+  stack = await startTestStack({
+    env: {
+      VOICE_SAMPLE_MAX_BYTES: String(MAX_SAMPLE_BYTES),
+      // Stock voices through the OpenAI SDK against the fake (whose gate lets a test see a job
+      // between its parts); cloned voices with the local providers.
+      NARRATION_STOCK_TTS: 'openai',
+      OPENAI_API_KEY: openai.apiKey,
+      OPENAI_BASE_URL: openai.url,
+      OPENAI_MAX_RETRIES: '0',
+      NARRATION_CONCURRENCY: '1',
+      SUBSCRIPTIONS_PER_CONNECTION: '30',
+      SUBSCRIPTIONS_PER_USER: '120',
+    },
+  });
   events = await captureEvents(stack.transport, ['voice.>', 'narration.>']);
   db = new pg.Client({ connectionString: stack.databaseUrl });
   await db.connect();
@@ -39,6 +55,7 @@ afterAll(async () => {
   await db?.end();
   await events?.stop();
   await stack?.close();
+  await openai?.close();
 });
 
 async function member(name: string) {
@@ -160,9 +177,11 @@ describe('narration with live progress', () => {
     expect(last).toMatchObject({ id: job.id, status: 'COMPLETED', progress: 1, error: null, story: { id: story.id, title: 'Read Me', author: { displayName: 'Cy' } } });
     const audio = await fetch(last.audioUrl);
     expect(audio.status).toBe(200);
-    expect(audio.headers.get('content-type')).toBe('audio/wav');
+    expect(audio.headers.get('content-type')).toBe('audio/mpeg');
     const bytes = Buffer.from(await audio.arrayBuffer());
-    expect(bytes.subarray(0, 4).toString()).toBe('RIFF');
+    expect(bytes.length).toBeGreaterThan(1000);
+    // One MP3 made of the parts OpenAI read: no part's ID3 tag left inside.
+    expect(bytes.indexOf('ID3')).toBeLessThanOrEqual(0);
     const completed = await events.waitFor((e) => e.type === 'narration.generation.completed' && e.payload.jobId === job.id);
     expect(completed.userId).toBe(cy.id);
     const fetched = await stack.gql(op.job, { id: job.id }, { token: cy.token });
@@ -199,6 +218,113 @@ describe('narration with live progress', () => {
     await events.waitFor((e) => e.type === 'narration.generation.completed' && e.payload.jobId === job.id);
     const res = await stack.gql(`query($id: ID!) { story(id: $id) { narrations { id status audioUrl voice { name } } } }`, { id: story.id }, { token: fay.token });
     expect(res.data.story.narrations).toEqual([{ id: job.id, status: 'COMPLETED', audioUrl: expect.stringContaining('/media/narration/files/'), voice: { name: 'cloned' } }]);
+  });
+});
+
+describe('live progress, shared', () => {
+  const story = async (token: string, title: string, parts: number) => {
+    // Parts of at most 4096 characters (OpenAI's limit): `parts` paragraphs of about 4,000.
+    const paragraph = (n: number) => `Paragraph ${n}. ` + 'The narrator reads on. '.repeat(170);
+    const content = Array.from({ length: parts }, (_, n) => paragraph(n)).join('\n\n');
+    return (await stack.gql(op.createStory, { input: { title, content } }, { token })).data.createStory.story.id as string;
+  };
+  const narrate = async (token: string, storyId: string) => {
+    const res = await stack.gql(op.narrate, { input: { storyId, voice: 'STOCK', stockVoice: 'alloy' } }, { token });
+    expect(res.data.narrateStory.userErrors).toEqual([]);
+    return res.data.narrateStory.job.id as string;
+  };
+  const eventually = (check: () => void) => vi.waitFor(check, { timeout: 10_000, interval: 10 });
+
+  it('delivers QUEUED, then RUNNING with rising progress, then COMPLETED, one event per change', async () => {
+    const hal = await member('Hal');
+    const gate = openai.speechGate();
+    try {
+      // The one worker slot is taken by a job waiting on OpenAI, so the next one stays QUEUED.
+      const blocker = await narrate(hal.token, await story(hal.token, 'Blocker', 1));
+      await eventually(() => expect(gate.waiting()).toBe(1));
+      const jobId = await narrate(hal.token, await story(hal.token, 'Three parts', 3));
+      const followed = follow(wsClient(hal.token), jobId);
+      const states = () => followed.received.map((r) => `${r.data.narrationJobUpdated.status} ${r.data.narrationJobUpdated.progress.toFixed(2)}`);
+      await eventually(() => expect(states()).toEqual(['QUEUED 0.00']));
+      gate.release(1); // the blocker's only part: it completes, and the job starts
+      await eventually(() => expect(gate.waiting()).toBe(1));
+      await eventually(() => expect(states()).toEqual(['QUEUED 0.00', 'RUNNING 0.00']));
+      gate.release(1);
+      await eventually(() => expect(states().at(-1)).toBe('RUNNING 0.25'));
+      gate.release(1);
+      await eventually(() => expect(states().at(-1)).toBe('RUNNING 0.50'));
+      gate.release(1);
+      await followed.done;
+      // The last part and the joining follow each other with nothing to wait on: the state in
+      // between may already be gone when the gateway fetches (one fetch sees the latest state).
+      expect(states().slice(0, 4)).toEqual(['QUEUED 0.00', 'RUNNING 0.00', 'RUNNING 0.25', 'RUNNING 0.50']);
+      expect(states().slice(4)).toEqual(expect.arrayContaining(['COMPLETED 1.00']));
+      expect(['RUNNING 0.75,COMPLETED 1.00', 'COMPLETED 1.00']).toContain(states().slice(4).join(','));
+      expect(followed.received.at(-1).data.narrationJobUpdated.audioUrl).toMatch(/^http/);
+      expect(blocker).not.toBe(jobId);
+    } finally {
+      gate.open();
+    }
+  });
+
+  it('serves 100 identical subscriptions with one fetch per event, and leaves nothing behind', async () => {
+    const ivy = await member('Ivy');
+    const gate = openai.speechGate();
+    try {
+      const jobId = await narrate(ivy.token, await story(ivy.token, 'Watched', 2));
+      await eventually(() => expect(gate.waiting()).toBe(1));
+      const connections = [wsClient(ivy.token), wsClient(ivy.token), wsClient(ivy.token), wsClient(ivy.token)];
+      const followers = Array.from({ length: 100 }, (_, n) => follow(connections[n % 4]!, jobId));
+      await eventually(() => expect(followers.every((f) => f.received.length === 1)).toBe(true));
+      expect(stack.app.gateway.subscriptions.hub.stats()).toEqual({ groups: 1, subjects: 1, subscribers: 100 });
+      // The 101st over this connection's limit of 30, and over the user's limit of 120 later.
+      const hub = stack.app.gateway.subscriptions.hub;
+      const knex = stack.app.subgraphs.find((s) => s.name === 'narration')!.orm.em.getConnection().getKnex();
+      let jobReads = 0;
+      const onQuery = (q: { sql: string }) => {
+        if (/^select .* from "narration"\."narration_job"/is.test(q.sql.trim())) jobReads++;
+      };
+      knex.on('query', onQuery);
+      const fetchesBefore = hub.fetches;
+      try {
+        gate.release(1); // one part done: one live event
+        await eventually(() => expect(followers.every((f) => f.received.length === 2)).toBe(true));
+        // Let the worker reach the next part (its own reads are not the subscriptions').
+        await eventually(() => expect(gate.waiting()).toBe(1));
+      } finally {
+        knex.off('query', onQuery);
+      }
+      expect(hub.fetches - fetchesBefore).toBe(1);
+      // The worker's own reads happen at a job's start, not per part: the one read is the fetch.
+      expect(jobReads).toBe(1);
+      gate.open();
+      await Promise.all(followers.map((f) => f.done));
+      expect(followers.every((f) => f.received.at(-1).data.narrationJobUpdated.status === 'COMPLETED')).toBe(true);
+      await eventually(() => expect(hub.stats()).toEqual({ groups: 0, subjects: 0, subscribers: 0 }));
+      expect(stack.app.live.subscriptionCount()).toBe(0);
+      expect(stack.app.gateway.subscriptions.openSubscriptions()).toBe(0);
+    } finally {
+      gate.open();
+    }
+  });
+
+  it('limits subscriptions per connection, and frees them when a client disconnects', async () => {
+    const jo = await member('Jo');
+    const gate = openai.speechGate();
+    try {
+      const jobId = await narrate(jo.token, await story(jo.token, 'Limited', 1));
+      await eventually(() => expect(gate.waiting()).toBe(1));
+      const connection = wsClient(jo.token);
+      const followers = Array.from({ length: 31 }, () => follow(connection, jobId));
+      await eventually(() => expect(followers.filter((f) => f.received.length === 1)).toHaveLength(30));
+      await followers[30]!.done;
+      expect((followers[30]!.error() as any[])[0].extensions.code).toBe('TOO_MANY_SUBSCRIPTIONS');
+      await connection.dispose();
+      await eventually(() => expect(stack.app.gateway.subscriptions.hub.stats().subscribers).toBe(0));
+      expect(stack.app.live.subscriptionCount()).toBe(0);
+    } finally {
+      gate.open();
+    }
   });
 });
 

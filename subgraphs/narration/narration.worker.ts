@@ -88,8 +88,8 @@ export class NarrationWorker {
         queued.signal.throwIfAborted();
         const audio = await speech.synthesize(parts[index]!, voice, { signal: queued.signal });
         await this.options.storage.put(partKey(job.id, index), audio.audio, { contentType: audioContentType(audio.format) });
-        // Progress stops short of 1 until the joined audio is stored.
-        await this.commit(job, { partsDone: index + 1, progress: Math.min(0.99, (index + 1) / parts.length) }, ['RUNNING']);
+        // Joining the parts is the last step: progress reaches 1 with COMPLETED.
+        await this.commit(job, { partsDone: index + 1, progress: (index + 1) / (parts.length + 1) }, ['RUNNING']);
         this.publish(job);
       }
       const audio = joinAudio(await Promise.all(parts.map((_, index) => this.part(job.id, index))));

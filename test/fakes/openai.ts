@@ -55,6 +55,13 @@ type SpeechBehaviour =
 
 /** OpenAI's built-in voices (the SDK's `SpeechCreateParams.voice`). */
 export const FAKE_SPEECH_VOICES = ['alloy', 'ash', 'ballad', 'coral', 'echo', 'fable', 'onyx', 'nova', 'sage', 'shimmer', 'verse', 'marin', 'cedar'];
+export interface SpeechGate {
+  /** Speech requests waiting at the gate now. */
+  waiting(): number;
+  release(count?: number): void;
+  open(): void;
+}
+
 /** The speech endpoint's sample rate, for MP3 and WAV alike. */
 export const FAKE_SPEECH_SAMPLE_RATE = 24_000;
 
@@ -137,6 +144,12 @@ export interface FakeOpenAI {
   speechStall(times?: number): void;
   /** A 200 speech answer with no audio in it. */
   speechEmpty(times?: number): void;
+  /**
+   * Closes a gate in front of every speech answer: requests wait (as a slow model would) until
+   * `release(n)` lets n through, in arrival order, or `open()` lets everything through. Tests
+   * use it to see a job between its steps without sleeping.
+   */
+  speechGate(): SpeechGate;
 }
 
 const STOP_WORDS = new Set(['I', 'The', 'A', 'An', 'And', 'But', 'Then', 'When', 'She', 'He', 'They', 'It', 'We', 'You', 'Title', 'Part', 'Characters']);
@@ -277,9 +290,19 @@ export async function startFakeOpenAI(options: { apiKey?: string; modelSnapshot?
     for (let i = 0; i < times; i++) speechQueue.push(behaviour);
   };
 
+  let gate: { held: (() => void)[]; open: boolean } | null = null;
+
   /** `POST /v1/audio/speech`: validated like the real endpoint, answered with raw audio bytes. */
   const speech = (request: FakeSpeechRequest, res: ServerResponse) => {
     speechRequests.push(request);
+    if (gate && !gate.open) {
+      gate.held.push(() => answerSpeech(request, res));
+      return;
+    }
+    answerSpeech(request, res);
+  };
+
+  const answerSpeech = (request: FakeSpeechRequest, res: ServerResponse) => {
     const { model, input, voice } = request.body;
     const format = request.body.response_format ?? 'mp3';
     if (typeof model !== 'string' || !model) return send(res, 400, error('you must provide a model parameter', 'invalid_request_error'));
@@ -433,5 +456,19 @@ export async function startFakeOpenAI(options: { apiKey?: string; modelSnapshot?
     speechHang: (times) => enqueueSpeech({ kind: 'hang' }, times),
     speechStall: (times) => enqueueSpeech({ kind: 'stall' }, times),
     speechEmpty: (times) => enqueueSpeech({ kind: 'empty' }, times),
+    speechGate: () => {
+      const current = { held: [] as (() => void)[], open: false };
+      gate = current;
+      return {
+        waiting: () => current.held.length,
+        release: (count = 1) => {
+          for (const answer of current.held.splice(0, count)) answer();
+        },
+        open: () => {
+          current.open = true;
+          for (const answer of current.held.splice(0)) answer();
+        },
+      };
+    },
   };
 }
