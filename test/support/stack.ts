@@ -4,6 +4,8 @@ import { connect } from '@nats-io/transport-node';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../platform/config.js';
 import { JetStreamTransport } from '../../platform/events/jetstream.js';
+import { InProcessJobQueue } from '../../platform/jobs/in-process.js';
+import { InProcessLiveBus } from '../../platform/live/in-process.js';
 import { createLogger } from '../../platform/log.js';
 import { startAllInOne, type AllInOne } from '../../gateway/all-in-one.js';
 import { createTestDatabase } from './database.js';
@@ -42,7 +44,7 @@ async function deleteStream(url: string, stream: string): Promise<void> {
  * The whole supergraph as `npm start` runs it, but on a fresh database of its own, a JetStream
  * stream of its own on the run's nats-server, and free ports: test files never share state.
  */
-export async function startTestStack(options: { env?: Record<string, string>; relay?: boolean } = {}): Promise<TestStack> {
+export async function startTestStack(options: { env?: Record<string, string>; relay?: boolean; inProcessLiveAndJobs?: boolean } = {}): Promise<TestStack> {
   const suffix = randomBytes(4).toString('hex');
   const db = await createTestDatabase();
   const subjectPrefix = `t${suffix}.events.`;
@@ -64,7 +66,9 @@ export async function startTestStack(options: { env?: Record<string, string>; re
   const transport = await JetStreamTransport.connect({ url: inject('natsUrl'), stream: config.EVENTS_STREAM, subjectPrefix: config.EVENTS_SUBJECT_PREFIX, logger });
   let app: AllInOne;
   try {
-    app = await startAllInOne({ config, databaseUrl: db.url, transport, logger, relay: options.relay });
+    // The all-in-one default without NATS_URL: live updates and jobs within the process.
+    const inProcess = options.inProcessLiveAndJobs ? { live: new InProcessLiveBus(), jobs: new InProcessJobQueue(logger) } : {};
+    app = await startAllInOne({ config, databaseUrl: db.url, transport, logger, relay: options.relay, ...inProcess });
   } catch (error) {
     await transport.close();
     await db.drop();
