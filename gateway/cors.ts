@@ -1,6 +1,6 @@
 import type { Handler } from '../platform/http/server.js';
 
-const ALLOWED_HEADERS = 'authorization, content-type, apollo-require-preflight, x-apollo-operation-name, x-correlation-id';
+const ALLOWED_HEADERS = 'authorization, content-type, range, apollo-require-preflight, x-apollo-operation-name, x-correlation-id';
 
 /**
  * CORS for browsers: the web app and the schema explorer (Apollo Sandbox runs on its own
@@ -20,7 +20,7 @@ export function withCors(handler: Handler, origins: readonly string[]): Handler 
     if (!any) res.setHeader('vary', 'Origin');
     if (req.method === 'OPTIONS') {
       if (allowed) {
-        res.setHeader('access-control-allow-methods', 'GET, POST, OPTIONS');
+        res.setHeader('access-control-allow-methods', 'GET, HEAD, POST, PUT, OPTIONS');
         res.setHeader('access-control-allow-headers', ALLOWED_HEADERS);
         res.setHeader('access-control-max-age', '600');
       }

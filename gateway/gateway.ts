@@ -102,7 +102,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       },
     }), options.corsOrigins ?? ['*']),
     '/health': (_req, res) => sendJson(res, 200, { status: 'ok', component: 'gateway' }),
-    '/media/': mediaProxy(options.subgraphUrls, logger),
+    // With CORS: a browser uploads a sample from the app's origin (a preflighted PUT).
+    '/media/': withCors(mediaProxy(options.subgraphUrls, logger), options.corsOrigins ?? ['*']),
   } satisfies Record<string, Handler>);
 
   const subscriptions = startSubscriptionServer({

@@ -1,4 +1,4 @@
-import type { GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Caller } from '../platform/internal-auth.js';
 import type { LiveBus } from '../platform/live/live.js';
 import type { Logger } from '../platform/log.js';
@@ -26,8 +26,12 @@ export type LiveFetch = (request: LiveRequest) => Promise<FetchResult>;
 /** What a subscriber receives: the fetched entity under the subscriber's own response key. */
 export interface Delivery {
   data: Record<string, unknown> | null;
-  errors?: GraphQLFormattedError[];
+  // GraphQLError instances: graphql-ws serialises them with toJSON().
+  errors?: GraphQLError[];
 }
+
+/** After a failed fetch, the next try (while anyone still follows the group). */
+const RETRY_MS = [250, 1000, 2000, 5000];
 
 export const LIVE_ALIAS = '_live';
 export const TERMINAL_ALIAS = '_liveTerminal';
@@ -138,6 +142,9 @@ class Group {
     private readonly hub: LiveHub,
   ) {}
 
+  private failures = 0;
+  private retry: NodeJS.Timeout | null = null;
+
   refresh(): Promise<void> {
     if (this.fetching) {
       this.again = true;
@@ -147,10 +154,26 @@ class Group {
       do {
         this.again = false;
         this.apply(await this.hub.fetchFor(this));
+        this.failures = 0;
       } while (this.again && this.subscribers.size);
-    })().finally(() => {
-      this.fetching = null;
-    });
+    })()
+      .catch((error: unknown) => {
+        // An update may have been missed with this fetch: try again for those still following,
+        // rather than leave them at a state that is no longer true.
+        this.again = false;
+        if (this.subscribers.size && !this.retry) {
+          const delay = RETRY_MS[Math.min(this.failures++, RETRY_MS.length - 1)]!;
+          this.retry = setTimeout(() => {
+            this.retry = null;
+            if (this.subscribers.size) this.refresh().catch(() => undefined);
+          }, delay);
+          this.retry.unref();
+        }
+        throw error;
+      })
+      .finally(() => {
+        this.fetching = null;
+      });
     return this.fetching;
   }
 
@@ -171,7 +194,10 @@ class Group {
 
   leave(subscriber: Subscriber): void {
     this.subscribers.delete(subscriber);
-    if (!this.subscribers.size) this.hub.drop(this);
+    if (this.subscribers.size) return;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    this.hub.drop(this);
   }
 }
 
@@ -258,10 +284,14 @@ export class Subscriber implements AsyncIterableIterator<Delivery> {
       const { [TERMINAL_ALIAS]: _terminal, ...rest } = entity as Record<string, unknown>;
       value = rest;
     }
-    const errors = result.errors?.map((error) => ({
-      ...error,
-      ...(error.path ? { path: error.path.map((segment, i) => (i === 0 && segment === LIVE_ALIAS ? this.responseKey : segment)) } : {}),
-    }));
-    return { data: entity === undefined && !result.data ? null : { [this.responseKey]: value }, ...(errors?.length ? { errors } : {}) };
+    const errors = result.errors?.map(
+      (error) =>
+        new GraphQLError(error.message, {
+          path: error.path?.map((segment, i) => (i === 0 && segment === LIVE_ALIAS ? this.responseKey : segment)),
+          extensions: error.extensions,
+        }),
+    );
+    // A null entity under a non-null field nulls the whole result, as GraphQL would.
+    return { data: entity === null || entity === undefined ? null : { [this.responseKey]: value }, ...(errors?.length ? { errors } : {}) };
   }
 }

@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import {
   GraphQLError,
   Kind,
+  getOperationAST,
   OperationTypeNode,
   getNamedType,
   parse,
@@ -17,7 +18,8 @@ import {
   type OperationDefinitionNode,
   type VariableDefinitionNode,
 } from 'graphql';
-import { getArgumentValues } from 'graphql/execution/values.js';
+import { getArgumentValues, getVariableValues } from 'graphql/execution/values.js';
+import { decodeJwt } from 'jose';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Caller } from '../platform/internal-auth.js';
@@ -82,6 +84,10 @@ export interface SubscriptionServerOptions {
 
 interface ConnectionState {
   caller: Caller;
+  /** When the access token the connection opened with expires (ms since epoch). */
+  expiresAt: number;
+  /** Ids of subscriptions still starting: a second Subscribe with one of them is refused. */
+  starting: Set<string>;
   subscribers: Map<string, Subscriber>;
   /** Subscriptions counted against the limits: the running ones and those still starting. */
   reserved: number;
@@ -132,7 +138,13 @@ export function startSubscriptionServer(options: SubscriptionServerOptions) {
         const caller = await options.authenticate(typeof authorization === 'string' ? authorization : undefined);
         // Subscriptions follow a user's own jobs: an anonymous connection has nothing to follow.
         if (!caller.userId) return false;
-        connections.set(ctx, { caller, subscribers: new Map(), reserved: 0 });
+        const expiresAt = expiryOf(authorization as string);
+        connections.set(ctx, { caller, expiresAt, starting: new Set(), subscribers: new Map(), reserved: 0 });
+        // The identity the connection proved ends with its token: the socket closes then, and the
+        // client reconnects with a fresh token.
+        const timer = setTimeout(() => ctx.extra.socket.close(4403, 'Forbidden: the access token has expired'), Math.max(0, expiresAt - Date.now()));
+        timer.unref();
+        ctx.extra.socket.once('close', () => clearTimeout(timer));
         return true;
       },
       onSubscribe: async (ctx, id, payload) => {
@@ -145,17 +157,19 @@ export function startSubscriptionServer(options: SubscriptionServerOptions) {
         }
         const errors = validate(options.schema, document);
         if (errors.length) return errors;
-        const operation = document.definitions.find(
-          (d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION && (!payload.operationName || d.name?.value === payload.operationName),
-        );
+        // The operation graphql-ws itself would run (it refuses an ambiguous document the same way).
+        const operation = getOperationAST(document, payload.operationName);
         if (!operation || operation.operation !== OperationTypeNode.SUBSCRIPTION) {
-          return refuse('Only subscriptions are served over WebSocket; send queries and mutations over HTTP', 'BAD_REQUEST');
+          return refuse('Send one subscription (named by operationName if the document has several); queries and mutations go over HTTP', 'BAD_REQUEST');
         }
+        if (Date.now() >= state.expiresAt) return refuse('The access token has expired', 'UNAUTHENTICATED');
+        if (state.starting.has(id) || state.subscribers.has(id)) return refuse(`Subscription id ${id} is in use`, 'BAD_REQUEST');
         if (state.reserved >= limits.perConnection) return refuse(`At most ${limits.perConnection} subscriptions per connection`, 'TOO_MANY_SUBSCRIPTIONS');
         const userId = state.caller.userId!;
         if ((perUser.get(userId) ?? 0) >= limits.perUser) return refuse(`At most ${limits.perUser} subscriptions per user`, 'TOO_MANY_SUBSCRIPTIONS');
-        // Validation guarantees one root field for a subscription.
-        const field = operation.selectionSet.selections[0] as FieldNode;
+        // Validation guarantees one root field for a subscription; a fragment around it is not served.
+        const field = operation.selectionSet.selections[0];
+        if (field?.kind !== Kind.FIELD) return refuse('Select the subscription field directly, not through a fragment', 'BAD_REQUEST');
         const spec = options.liveFields.get(field.name.value);
         if (!spec) return refuse(`Subscription.${field.name.value} has no live source`, 'BAD_REQUEST');
         const fragments = document.definitions.filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION);
@@ -167,6 +181,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions) {
           throw error;
         }
         reserve(state);
+        state.starting.add(id);
         let joined;
         try {
           joined = await hub.join({ ...request, caller: state.caller, correlationId: randomUUID() }, field.alias?.value ?? field.name.value);
@@ -174,6 +189,8 @@ export function startSubscriptionServer(options: SubscriptionServerOptions) {
           unreserve(state);
           logger.error({ err: error }, 'subscription could not start');
           return refuse('The subscription could not start', 'INTERNAL_SERVER_ERROR');
+        } finally {
+          state.starting.delete(id);
         }
         if ('errors' in joined) {
           unreserve(state);
@@ -282,8 +299,16 @@ function liveRequest(
   const fetchVariables: Record<string, unknown> = {};
   for (const definition of clientDefinitions) {
     const name = definition.variable.name.value;
+    if (name.startsWith('liveArg_')) throw new GraphQLError('Variable names starting with liveArg_ are reserved', { extensions: { code: 'BAD_USER_INPUT' } });
     if (name in variables) fetchVariables[name] = variables[name];
   }
   for (const arg of fieldDef.args) if (used.has(argVariable(arg.name))) fetchVariables[argVariable(arg.name)] = args[arg.name];
   return { subject, document, variables: fetchVariables, terminalValues: spec.terminalValues };
+}
+
+/** The expiry of a token `authenticate` accepted (it verified the signature and `exp`). */
+function expiryOf(authorization: string): number {
+  const token = authorization.trim().replace(/^Bearer\s+/i, '');
+  const { exp } = decodeJwt(token);
+  return typeof exp === 'number' ? exp * 1000 : Date.now();
 }

@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../log.js';
 import { assertQueueName, defaultJobBackoffMs, type JobQueue, type QueuedJob, type WorkOptions, type Worker } from './queue.js';
@@ -58,8 +58,6 @@ export class JetStreamJobQueue implements JobQueue {
     assertQueueName(queue);
     await this.ensureConsumer(queue, options);
     const consumer = await this.js.consumers.get(this.stream, queue);
-    // No more messages outstanding than can run: the rest stay on the server for other workers.
-    const messages: ConsumerMessages = await consumer.consume({ max_messages: options.concurrency });
     const maxAttempts = options.maxAttempts ?? 5;
     const backoff = options.backoffMs ?? defaultJobBackoffMs;
     const running = new Set<Promise<void>>();
@@ -106,10 +104,26 @@ export class JetStreamJobQueue implements JobQueue {
       }
     };
 
+    // One message pulled per free slot (not a stream of them): a message waiting in this
+    // process would get no keep-alive, run out its ack wait and reach another worker too.
     const loop = (async () => {
-      for await (const msg of messages) {
+      while (!stopped) {
+        while (running.size >= options.concurrency && !stopped) await new Promise<void>((resolve) => (freeSlot = resolve));
         if (stopped) break;
-        while (running.size >= options.concurrency) await new Promise<void>((resolve) => (freeSlot = resolve));
+        let msg: JsMsg | null;
+        try {
+          msg = await consumer.next({ expires: 2000 });
+        } catch (error) {
+          if (stopped) break;
+          this.logger.warn({ err: error, queue }, 'could not pull a job; retrying');
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          continue;
+        }
+        if (!msg) continue;
+        if (stopped) {
+          msg.nak();
+          break;
+        }
         const run = handle(msg).finally(() => {
           running.delete(run);
           freeSlot?.();
@@ -117,13 +131,13 @@ export class JetStreamJobQueue implements JobQueue {
         });
         running.add(run);
       }
-    })().catch((error: unknown) => this.logger.error({ err: error, queue }, 'job consumer ended'));
+    })();
 
     return {
       stop: async () => {
         stopped = true;
         stopping.abort(new Error('the worker is stopping'));
-        await messages.close();
+        freeSlot?.();
         await loop;
         await Promise.allSettled([...running]);
       },

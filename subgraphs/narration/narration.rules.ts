@@ -29,9 +29,12 @@ export function voiceStatus(stored: VoiceStatus | null, uploaded: number): Voice
   return uploaded >= REQUIRED_SAMPLES ? 'READY_TO_CLONE' : 'COLLECTING';
 }
 
-export function assertCloneable(stored: VoiceStatus | null, uploaded: number): void {
+/** A cloning that has not finished in this long was interrupted (its process died): it may start again. */
+export const CLONING_TIMEOUT_MS = 10 * 60_000;
+
+export function assertCloneable(stored: VoiceStatus | null, uploaded: number, since: Date | null = null, now = new Date()): void {
   if (stored === 'CLONED') throw userError('ALREADY_CLONED', 'Your voice is already cloned');
-  if (stored === 'CLONING') throw userError('CLONING', 'Your voice is being cloned');
+  if (stored === 'CLONING' && (!since || now.getTime() - since.getTime() < CLONING_TIMEOUT_MS)) throw userError('CLONING', 'Your voice is being cloned');
   if (uploaded < REQUIRED_SAMPLES) {
     throw userError('NOT_ENOUGH_SAMPLES', `Cloning needs ${REQUIRED_SAMPLES} uploaded samples; you have ${uploaded}`);
   }

@@ -46,11 +46,18 @@ export class NarrationWorker {
   }
 
   async start(): Promise<void> {
-    this.worker = await this.options.jobs.work(NARRATION_QUEUE, { concurrency: this.options.concurrency, ackWaitMs: this.options.ackWaitMs }, (job) => this.run(job));
+    this.worker = await this.options.jobs.work(
+      NARRATION_QUEUE,
+      { concurrency: this.options.concurrency, ackWaitMs: this.options.ackWaitMs, maxAttempts: NARRATION_MAX_ATTEMPTS },
+      (job) => this.run(job),
+    );
     // Jobs queued before this process started may not be in the queue (an in-process queue dies
     // with its process; an enqueue can fail after the commit): queue them again. JetStream drops
     // a second copy of a waiting job; a run of a finished job does nothing.
-    const open = await this.options.orm.em.fork().find(NarrationJob, { status: { $in: ['QUEUED', 'RUNNING'] } }, { fields: ['id'] });
+    // On JetStream a RUNNING job's message is still in the work queue (unacknowledged) and comes
+    // back by itself; the in-process queue lost it with the last process.
+    const statuses: NarrationJob['status'][] = this.options.jobs.kind === 'IN_PROCESS' ? ['QUEUED', 'RUNNING'] : ['QUEUED'];
+    const open = await this.options.orm.em.fork().find(NarrationJob, { status: { $in: statuses } }, { fields: ['id'] });
     for (const { id } of open) await this.options.jobs.enqueue(NARRATION_QUEUE, { id });
     if (open.length) this.log.info({ jobs: open.length }, 'queued unfinished narrations again');
   }
@@ -64,17 +71,14 @@ export class NarrationWorker {
     const job = await em.findOne(NarrationJob, { id: queued.id });
     if (!job || isTerminal(job.status)) return;
     const log = this.log.child({ jobId: job.id, storyId: job.storyId, attempt: queued.attempt });
-    if (job.status === 'QUEUED') {
-      const now = new Date();
-      const started = await this.commit(job, { status: 'RUNNING', startedAt: now, attempts: job.attempts + 1 }, ['QUEUED'], {
-        type: events.NARRATION_STARTED,
-        userId: job.userId,
-        payload: { jobId: job.id, storyId: job.storyId, voice: job.voiceKind } satisfies events.NarrationStarted,
-      });
-      if (!started) return;
-    } else {
-      await this.commit(job, { attempts: job.attempts + 1 }, ['RUNNING']);
-    }
+    // Claimed by raising `attempts` from the value read: a second run of the job (a copy of its
+    // message, a worker thought dead) fails this or any later guarded commit, and stops.
+    const claim: Partial<NarrationJob> = job.status === 'QUEUED' ? { status: 'RUNNING', startedAt: new Date(), attempts: job.attempts + 1 } : { attempts: job.attempts + 1 };
+    const started: NewEvent | undefined =
+      job.status === 'QUEUED'
+        ? { type: events.NARRATION_STARTED, userId: job.userId, payload: { jobId: job.id, storyId: job.storyId, voice: job.voiceKind } satisfies events.NarrationStarted }
+        : undefined;
+    if (!(await this.commit(job, claim, [job.status], started))) return;
     this.publish(job);
     try {
       const lookup = await this.options.stories.read(job.storyId, { userId: job.userId, roles: ['USER'] }, job.correlationId ?? undefined);
@@ -83,18 +87,19 @@ export class NarrationWorker {
       const voice: NarrationVoice = job.voiceKind === 'CLONED' ? { kind: 'CLONED', providerVoiceId: job.providerVoiceId! } : { kind: 'STOCK', stockVoice: job.stockVoice! };
       const parts = splitForSpeech(`${lookup.story.title}.\n\n${lookup.story.content}`, speech.maxChars);
       if (!parts.length) throw new ProviderFailed('REFUSED', 'The story has no text to read');
-      if (job.partsTotal !== parts.length) await this.commit(job, { partsTotal: parts.length, partsDone: 0, progress: 0 }, ['RUNNING']);
+      if (job.partsTotal !== parts.length && !(await this.commit(job, { partsTotal: parts.length, partsDone: 0, progress: 0 }, ['RUNNING']))) return this.superseded(log);
       for (let index = job.partsDone; index < parts.length; index++) {
         queued.signal.throwIfAborted();
         const audio = await speech.synthesize(parts[index]!, voice, { signal: queued.signal });
         await this.options.storage.put(partKey(job.id, index), audio.audio, { contentType: audioContentType(audio.format) });
         // Joining the parts is the last step: progress reaches 1 with COMPLETED.
-        await this.commit(job, { partsDone: index + 1, progress: (index + 1) / (parts.length + 1) }, ['RUNNING']);
+        if (!(await this.commit(job, { partsDone: index + 1, progress: (index + 1) / (parts.length + 1) }, ['RUNNING']))) return this.superseded(log);
         this.publish(job);
       }
       const audio = joinAudio(await Promise.all(parts.map((_, index) => this.part(job.id, index))));
       const contentType = audioContentType(audio.format);
-      const audioKey = `narrations/${job.id}/narration.${audio.format}`;
+      // Named by this run: a superseded run cannot overwrite the audio of the one that completes.
+      const audioKey = `narrations/${job.id}/narration-${job.attempts}.${audio.format}`;
       await this.options.storage.put(audioKey, audio.audio, { contentType });
       const completed = await this.commit(
         job,
@@ -106,22 +111,33 @@ export class NarrationWorker {
           payload: { jobId: job.id, storyId: job.storyId, durationMs: audio.durationMs === null ? null : Math.round(audio.durationMs), contentType } satisfies events.NarrationCompleted,
         },
       );
-      if (completed) {
-        log.info({ parts: parts.length, durationMs: audio.durationMs }, 'narration completed');
-        await Promise.all(parts.map((_, index) => this.options.storage.delete(partKey(job.id, index))));
+      if (!completed) {
+        await this.options.storage.delete(audioKey);
+        return this.superseded(log);
       }
+      log.info({ parts: parts.length, durationMs: audio.durationMs }, 'narration completed');
+      await Promise.all(parts.map((_, index) => this.options.storage.delete(partKey(job.id, index))));
     } catch (error) {
       if (queued.signal.aborted) throw error;
-      if (!(error instanceof ProviderFailed)) throw error;
-      await this.commit(job, { status: 'FAILED', error: error.message, completedAt: new Date() }, ['RUNNING'], {
+      // Anything but a provider's answer (the database, storage, the story subgraph) is retried
+      // by the queue, until its last attempt: then the job fails rather than stay RUNNING.
+      const lastAttempt = queued.attempt >= NARRATION_MAX_ATTEMPTS;
+      if (!(error instanceof ProviderFailed) && !lastAttempt) throw error;
+      const message = error instanceof ProviderFailed ? error.message : 'The narration could not be completed; try again later';
+      if (!(error instanceof ProviderFailed)) log.error({ err: error }, 'narration failed on its last attempt');
+      await this.commit(job, { status: 'FAILED', error: message, completedAt: new Date() }, ['RUNNING'], {
         type: events.NARRATION_FAILED,
         userId: job.userId,
-        payload: { jobId: job.id, storyId: job.storyId, error: error.message } satisfies events.NarrationFailed,
+        payload: { jobId: job.id, storyId: job.storyId, error: message } satisfies events.NarrationFailed,
       });
-      log.info({ reason: error.reason }, 'narration failed');
+      log.info({ reason: error instanceof ProviderFailed ? error.reason : 'SYSTEM' }, 'narration failed');
     } finally {
       this.publish(job);
     }
+  }
+
+  private superseded(log: Logger): void {
+    log.warn('another run of this narration took it over; this one stops');
   }
 
   private async part(jobId: string, index: number): Promise<SynthesizedAudio> {
@@ -136,7 +152,8 @@ export class NarrationWorker {
    */
   private async commit(job: NarrationJob, changes: Partial<NarrationJob>, from: NarrationJob['status'][], event?: NewEvent): Promise<boolean> {
     const applied = await this.options.orm.em.fork().transactional(async (em) => {
-      const updated = await em.nativeUpdate(NarrationJob, { id: job.id, status: { $in: from } }, changes);
+      // `attempts` as read by this run: the fence against a second run of the same job.
+      const updated = await em.nativeUpdate(NarrationJob, { id: job.id, status: { $in: from }, attempts: job.attempts }, changes);
       if (!updated) return false;
       if (event) await recordEvents(em, { serviceName: 'narration', correlationId: job.correlationId }, [event]);
       return true;
@@ -151,5 +168,8 @@ export class NarrationWorker {
     this.options.live.publish(liveSubjectOf(job.id), { id: job.id, status: job.status, progress: job.progress });
   }
 }
+
+/** Deliveries of a job before it fails for a reason that is not the provider's (the queue drops it after). */
+const NARRATION_MAX_ATTEMPTS = 5;
 
 const partKey = (jobId: string, index: number) => `narrations/${jobId}/part-${String(index).padStart(5, '0')}`;

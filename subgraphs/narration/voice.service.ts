@@ -70,7 +70,7 @@ export class VoiceService {
     const { voice, samples } = await ctx.transaction(async ({ em }) => {
       const voice = await lockVoice(em, userId, this.clock());
       const samples = await em.find(VoiceSample, { userId, uploadedAt: { $ne: null } }, { orderBy: { createdAt: 'asc' } });
-      rules.assertCloneable(voice.status, samples.length);
+      rules.assertCloneable(voice.status, samples.length, voice.updatedAt, this.clock());
       Object.assign(voice, { status: 'CLONING', error: null, updatedAt: this.clock() });
       return { voice, samples };
     });
