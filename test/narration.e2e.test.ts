@@ -124,8 +124,15 @@ describe('voice samples and cloning', () => {
     expect((await stack.gql(op.myVoice, {}, { token: bo.token })).data.me.voice).toMatchObject({ sampleCount: 0, status: 'COLLECTING' });
     const badType = await stack.gql(op.createUpload, { input: { kind: 'SOUND', label: 'x', contentType: 'text/plain' } }, { token: bo.token });
     expect(badType.data.createVoiceSampleUpload.userErrors[0]).toMatchObject({ code: 'INVALID_INPUT', field: 'contentType' });
-    const forged = await fetch(`${new URL(stack.app.gatewayUrl).origin}/media/narration/uploads/not-a-token`, { method: 'PUT', headers: { 'content-type': 'audio/wav' }, body: 'x' });
+    const origin = new URL(stack.app.gatewayUrl).origin;
+    const forged = await fetch(`${origin}/media/narration/uploads/not-a-token`, { method: 'PUT', headers: { 'content-type': 'audio/wav' }, body: 'x' });
     expect(forged.status).toBe(403);
+    // The gateway forwards /media/<subgraph>/ to that subgraph's /media/ and nowhere else.
+    for (const path of ['/media/narration/%2e%2e/health', '/media/narration/..%2Fgraphql', '/media/story/.%2E/health', '/media/narration/files/..\\..\\x', '/media/nobody/files/x']) {
+      const res = await fetch(`${origin}${path}`);
+      expect(res.status, path).toBe(404);
+      expect(await res.text(), path).not.toContain('"subgraph"');
+    }
   });
 });
 
