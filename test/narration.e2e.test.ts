@@ -335,6 +335,35 @@ describe('live progress, shared', () => {
   });
 });
 
+describe('narration failures', () => {
+  it('ends FAILED with the provider\'s reason, and the subscription completes with it', async () => {
+    const kai = await member('Kai');
+    const story = (await stack.gql(op.createStory, { input: { title: 'Refused', content: 'A story OpenAI will not read.' } }, { token: kai.token })).data.createStory.story;
+    openai.speechFail(400, 1, { message: 'Input was rejected', type: 'invalid_request_error', code: 'invalid_value' });
+    const job = (await stack.gql(op.narrate, { input: { storyId: story.id, voice: 'STOCK', stockVoice: 'alloy' } }, { token: kai.token })).data.narrateStory.job;
+    const followed = follow(wsClient(kai.token), job.id);
+    await followed.done;
+    const last = followed.received.at(-1).data.narrationJobUpdated;
+    expect(last).toMatchObject({ status: 'FAILED', audioUrl: null, error: expect.stringContaining('400') });
+    const failed = await events.waitFor((e) => e.type === 'narration.generation.failed' && e.payload.jobId === job.id);
+    expect(failed.payload.error).toBe(last.error);
+    expect(events.received.filter((e) => e.type === 'narration.generation.completed' && e.payload.jobId === job.id)).toEqual([]);
+  });
+
+  it('refuses narrating a story that is not the caller\'s, or a stock voice that does not exist', async () => {
+    const lee = await member('Lee');
+    const max = await member('Max');
+    const story = (await stack.gql(op.createStory, { input: { title: 'Lee\'s', content: 'Text.' } }, { token: lee.token })).data.createStory.story;
+    const other = await stack.gql(op.narrate, { input: { storyId: story.id, voice: 'STOCK', stockVoice: 'alloy' } }, { token: max.token });
+    expect(other.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    const badVoice = await stack.gql(op.narrate, { input: { storyId: story.id, voice: 'STOCK', stockVoice: 'nobody' } }, { token: lee.token });
+    expect(badVoice.data.narrateStory.userErrors[0]).toMatchObject({ code: 'INVALID_INPUT', field: 'stockVoice' });
+    const missing = await stack.gql(op.narrate, { input: { storyId: randomUUID(), voice: 'STOCK', stockVoice: 'alloy' } }, { token: lee.token });
+    expect(missing.data.narrateStory.userErrors[0].code).toBe('STORY_NOT_FOUND');
+    expect((await db.query('select count(*)::int as n from narration.narration_job where story_id = $1', [story.id])).rows[0].n).toBe(0);
+  });
+});
+
 describe('the event catalog', () => {
   it('lists every event narration publishes, with exactly its payload fields', async () => {
     const catalog = JSON.parse(readFileSync(new URL('../schema/events/catalog.json', import.meta.url), 'utf8'));
