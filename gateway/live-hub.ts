@@ -72,7 +72,10 @@ export class LiveHub {
     const subscriber = new Subscriber(group, responseKey);
     group.subscribers.add(subscriber);
     try {
-      if (!group.last || group.fetching) await group.refresh();
+      // A fetch under way (or the last result) is the current state for a newcomer: joining
+      // does not cost the group a fetch of its own.
+      if (group.fetching) await group.fetching;
+      else if (!group.last) await group.refresh();
     } catch (error) {
       subscriber.close();
       throw error;
