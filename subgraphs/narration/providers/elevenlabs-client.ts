@@ -12,7 +12,7 @@
  * abortSignal, that also covers reading the audio.
  */
 import { ElevenLabsClient, ElevenLabsError } from '@elevenlabs/elevenlabs-js';
-import { attempts, checkClientOptions, redact, sleep } from './http.js';
+import { attempts, checkClientOptions, redact, sleep } from '../../../platform/http/provider-http.js';
 import { ProviderFailed } from './speech.js';
 
 export interface ElevenLabsConnection {

@@ -5,7 +5,7 @@
  */
 import OpenAI from 'openai';
 import { MalformedAudio, readMp3, repairWav, wavDurationMs } from './audio.js';
-import { attempts, checkClientOptions, fetchWithBodyDeadline, redact, untilAborted } from './http.js';
+import { attempts, checkClientOptions, fetchWithBodyDeadline, redact, untilAborted } from '../../../platform/http/provider-http.js';
 import { checkSpeakable, ProviderFailed, STOCK_VOICES, type AudioFormat, type NarrationVoice, type SpeechSynthesizer, type SynthesizedAudio } from './speech.js';
 
 export interface OpenAISpeechOptions {

@@ -7,6 +7,7 @@ import OpenAI from 'openai';
 import type { z } from 'zod';
 import { AnalysisFailed, countWords, type AnalysisResult, type StoryAnalyser, type StoryText } from './analyser.js';
 import { mergePartAnalyses, splitForModel, type PartAnalysis } from './chunking.js';
+import { fetchWithBodyDeadline, untilAborted } from '../../../platform/http/provider-http.js';
 import {
   ANALYSIS_RESPONSE_FORMAT,
   ANALYSIS_SYSTEM_PROMPT,
@@ -207,55 +208,8 @@ export class OpenAIAnalyser implements StoryAnalyser {
   }
 }
 
-/**
- * The SDK checks the signal only between attempts, after its backoff sleep, and that sleep
- * honours retry-after however long it is: shutdown must not wait for it.
- */
-function untilAborted<T>(promise: PromiseLike<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
 function apiErrorMessage(error: InstanceType<typeof OpenAI.APIError>): string {
   const body = error.error as { message?: unknown } | undefined;
   return typeof body?.message === 'string' ? body.message : '';
 }
 
-/**
- * The SDK's `timeout` stops at the response headers: a server that sends headers and then
- * stalls the body would hold the request forever. This fetch reads the whole body within the
- * same per-attempt budget and, when it runs out, fails the way the SDK recognises as a timeout
- * ("timed out"), so the attempt is retried and finally reported as APIConnectionTimeoutError.
- */
-function fetchWithBodyDeadline(timeoutMs: number): (input: string | URL | Request, init?: RequestInit) => Promise<Response> {
-  return async (input, init) => {
-    const started = performance.now();
-    const deadline = new AbortController();
-    const signal = init?.signal ? AbortSignal.any([init.signal, deadline.signal]) : deadline.signal;
-    const response = await fetch(input, { ...init, signal });
-    if (response.body === null) return response;
-    const timer = setTimeout(() => deadline.abort(), Math.max(0, timeoutMs - (performance.now() - started)));
-    try {
-      const body = await response.arrayBuffer();
-      return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
-    } catch (error) {
-      if (deadline.signal.aborted && !init?.signal?.aborted) throw new Error(`Reading the response body timed out after ${timeoutMs} ms`);
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
-  };
-}

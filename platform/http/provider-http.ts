@@ -1,7 +1,6 @@
 /**
- * What the provider adapters share about waiting: per-attempt deadlines that cover the body as
- * well as the headers, and waits that end when the caller aborts. (The story-analysis adapter
- * has its own copies of the first two; they are small enough not to couple the subgraphs.)
+ * What the provider adapters of every subgraph share about waiting: per-attempt deadlines that
+ * cover the body as well as the headers, and waits that end when the caller aborts.
  */
 
 /**
