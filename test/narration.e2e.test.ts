@@ -326,9 +326,17 @@ describe('live progress, shared', () => {
       await eventually(() => expect(followers.filter((f) => f.received.length === 1)).toHaveLength(30));
       await followers[30]!.done;
       expect((followers[30]!.error() as any[])[0].extensions.code).toBe('TOO_MANY_SUBSCRIPTIONS');
+      // The user's limit (120) holds across connections: 30 here and 90 on three more, then no more.
+      const more = [wsClient(jo.token), wsClient(jo.token), wsClient(jo.token), wsClient(jo.token)];
+      const others = Array.from({ length: 91 }, (_, n) => follow(more[Math.floor(n / 30)]!, jobId));
+      await eventually(() => expect(others.filter((f) => f.received.length === 1)).toHaveLength(90));
+      await others[90]!.done;
+      expect((others[90]!.error() as any[])[0]).toMatchObject({ message: 'At most 120 subscriptions per user', extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } });
       await connection.dispose();
+      for (const client of more) await client.dispose();
       await eventually(() => expect(stack.app.gateway.subscriptions.hub.stats().subscribers).toBe(0));
       expect(stack.app.live.subscriptionCount()).toBe(0);
+      expect(stack.app.gateway.subscriptions.openSubscriptions()).toBe(0);
     } finally {
       gate.open();
     }
