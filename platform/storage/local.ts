@@ -10,6 +10,7 @@ import {
   assertValidMaxBytes,
   contentDisposition,
   forEachChunk,
+  holdStreamErrors,
   isValidKey,
   type BlobStorage,
   type StoredObject,
@@ -89,6 +90,7 @@ export class LocalDiskStorage implements BlobStorage {
     assertValidKey(key);
     assertValidContentType(options.contentType);
     assertValidMaxBytes(options.maxBytes);
+    holdStreamErrors(body);
     const file = this.pathOf(key);
     const dir = dirname(file);
     // umask still applies to both modes: the operator's choice wins.

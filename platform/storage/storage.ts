@@ -113,6 +113,15 @@ export function contentDisposition(filename: string): string {
 }
 
 /**
+ * Called first thing by a put that awaits before reading its body: a stream that fails in the
+ * meantime (a client going away) must not emit an 'error' nobody listens to, which would crash
+ * the process. The error stays on the stream (`errored`) for forEachChunk to throw.
+ */
+export function holdStreamErrors(body: NodeJS.ReadableStream | Buffer): void {
+  if (!Buffer.isBuffer(body)) body.on('error', () => {});
+}
+
+/**
  * Hands `body` to `sink` chunk by chunk, in order, waiting for each; throws ObjectTooLarge as
  * soon as more than `maxBytes` have arrived, before the chunk that passes it reaches `sink`.
  * Returns the byte count. The stream is paused, never destroyed, when this stops early.
@@ -128,6 +137,8 @@ export async function forEachChunk(
     return body.length;
   }
   const readable = body instanceof Readable ? body : new Readable({ objectMode: false }).wrap(body);
+  // A stream that failed before this got to read it (see holdStreamErrors) fails the put.
+  if (readable.errored) throw readable.errored;
   let size = 0;
   // destroyOnReturn: false, so leaving the loop early pauses the owner's stream instead of
   // destroying it (a destroyed request takes its socket, and the 413, with it).
