@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { createEnvelope, type EventEnvelope, type EventOrigin, type NewEvent } from './envelope.js';
+import { tableOf } from '../db/tables.js';
 
 /**
  * Writes events into the subgraph's outbox, in the transaction `em` is in: called inside the
@@ -14,7 +15,7 @@ export async function recordEvents(em: EntityManager, origin: EventOrigin, event
   const now = new Date();
   const envelopes = events.map((event) => createEnvelope(event, origin, now));
   await em.getConnection().execute(
-    `insert into "${em.config.get('schema')}"."outbox" ("id", "type", "envelope", "created_at")
+    `insert into ${tableOf(em, 'outbox')} ("id", "type", "envelope", "created_at")
      values ${envelopes.map(() => '(?, ?, ?::jsonb, ?)').join(', ')}`,
     envelopes.flatMap((envelope) => [envelope.id, envelope.type, JSON.stringify(envelope), now]),
     'run',

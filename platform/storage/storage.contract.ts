@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ObjectTooLarge, type BlobStorage } from './storage.js';
+import { ObjectTooLarge, readAll, type BlobStorage } from './storage.js';
 
 /** A store under test, with the clock that judges its download URLs. */
 export interface StorageHarness {
@@ -11,11 +11,7 @@ export interface StorageHarness {
   close(): Promise<void>;
 }
 
-export async function bytesOf(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
-  return Buffer.concat(chunks);
-}
+export const bytesOf = readAll;
 
 /** `bytes` as a stream of `size`-byte chunks, so a body arrives in several pieces. */
 export function chunked(bytes: Buffer, size = 16 * 1024): Readable {

@@ -112,6 +112,13 @@ export function contentDisposition(filename: string): string {
   return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
 }
 
+/** A stored object's whole body (samples and narration parts are bounded, so this fits in memory). */
+export async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+  return Buffer.concat(chunks);
+}
+
 /**
  * Called first thing by a put that awaits before reading its body: a stream that fails in the
  * meantime (a client going away) must not emit an 'error' nobody listens to, which would crash

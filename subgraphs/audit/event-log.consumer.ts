@@ -2,9 +2,10 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ConsumerDefinition } from '../../platform/events/consumer.types.js';
 import type { EventEnvelope } from '../../platform/events/envelope.js';
 import { EventLogEntry } from './audit.entities.js';
+import { tableOf } from '../../platform/db/tables.js';
 
 /** The event_log table, schema-qualified: raw SQL does not get the ORM's schema by itself. */
-const eventLogTable = (em: EntityManager) => `"${em.config.get('schema')}"."event_log"`;
+const eventLogTable = (em: EntityManager) => tableOf(em, 'event_log');
 
 /**
  * Keeps every domain event in the event log, as it arrived. A replay (`npm run replay --

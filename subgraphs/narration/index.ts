@@ -47,7 +47,7 @@ export const narration: SubgraphModule = {
     const stories = new StoryReader(topology, config.INTERNAL_SECRET);
     const secret = mediaSecret(config);
     const voices = new VoiceService({ storage, cloner: providers.cloner, secret, uploadBaseUrl: () => `${mediaBaseUrl(topology)()}${UPLOADS_PATH.slice('/media'.length)}`, maxSampleBytes: config.VOICE_SAMPLE_MAX_BYTES, logger });
-    const narrations = new NarrationService({ stories, jobs, live, stockSpeech: providers.stockSpeech });
+    const narrations = new NarrationService({ stories, jobs, stockSpeech: providers.stockSpeech });
     const worker = new NarrationWorker({
       orm,
       jobs,

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { badInput, forbidden, userError } from '../../platform/errors.js';
 import { isUuid } from '../../platform/formats.js';
 import type { JobQueue } from '../../platform/jobs/queue.js';
-import type { LiveBus } from '../../platform/live/live.js';
 import { requireUser, type SubgraphContext } from '../../platform/subgraph/context.js';
 import { NarrationJob, Voice } from './narration.entities.js';
 import type { SpeechSynthesizer } from './providers/speech.js';
@@ -22,7 +21,7 @@ export interface NarrateInput {
 /** Queues narrations of the caller's stories. */
 export class NarrationService {
   constructor(
-    private readonly deps: { stories: StoryReader; jobs: JobQueue; live: LiveBus; stockSpeech: SpeechSynthesizer; clock?: () => Date },
+    private readonly deps: { stories: StoryReader; jobs: JobQueue; stockSpeech: SpeechSynthesizer; clock?: () => Date },
   ) {}
 
   stockVoices(): readonly string[] {
@@ -83,7 +82,13 @@ export class NarrationService {
   async job(ctx: SubgraphContext, id: string): Promise<NarrationJob | null> {
     const userId = requireUser(ctx);
     if (!isUuid(id)) throw badInput('id is not a narration job id', 'id');
-    const job = await ctx.em.findOne(NarrationJob, { id });
+    // Batched: references to many jobs in one response cost one query.
+    const job = await ctx
+      .loader<string, NarrationJob | null>('narrationJobById', async (ids) => {
+        const rows = await ctx.em.find(NarrationJob, { id: { $in: [...ids] } });
+        return ids.map((jobId) => rows.find((row) => row.id === jobId) ?? null);
+      })
+      .load(id);
     if (!job) return null;
     if (job.userId !== userId) throw forbidden('Only its owner follows a narration job');
     return job;

@@ -4,7 +4,7 @@ import type { NewEvent } from '../../platform/events/envelope.js';
 import type { JobQueue, QueuedJob, Worker } from '../../platform/jobs/queue.js';
 import type { LiveBus } from '../../platform/live/live.js';
 import type { Logger } from '../../platform/log.js';
-import type { BlobStorage } from '../../platform/storage/storage.js';
+import { readAll, type BlobStorage } from '../../platform/storage/storage.js';
 import { NarrationJob } from './narration.entities.js';
 import * as events from './narration.events.js';
 import { audioContentType, isTerminal } from './narration.rules.js';
@@ -12,7 +12,6 @@ import { liveSubjectOf, NARRATION_QUEUE } from './narration.service.js';
 import { joinAudio, splitForSpeech } from './providers/audio.js';
 import { ProviderFailed, type NarrationVoice, type SpeechSynthesizer, type SynthesizedAudio } from './providers/speech.js';
 import type { StoryReader } from './story-reader.js';
-import { bytes } from './voice.service.js';
 
 export interface NarrationWorkerOptions {
   orm: MikroORM;
@@ -143,7 +142,7 @@ export class NarrationWorker {
   private async part(jobId: string, index: number): Promise<SynthesizedAudio> {
     const stored = await this.options.storage.read(partKey(jobId, index));
     if (!stored) throw new Error(`part ${index} of narration ${jobId} is missing`);
-    return { audio: await bytes(stored.body), format: stored.contentType === 'audio/wav' ? 'wav' : 'mp3', durationMs: null };
+    return { audio: await readAll(stored.body), format: stored.contentType === 'audio/wav' ? 'wav' : 'mp3', durationMs: null };
   }
 
   /**

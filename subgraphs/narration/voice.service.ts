@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { LockMode, type EntityManager } from '@mikro-orm/postgresql';
 import { userError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/log.js';
-import type { BlobStorage } from '../../platform/storage/storage.js';
+import { readAll, type BlobStorage } from '../../platform/storage/storage.js';
 import { signUploadToken } from '../../platform/storage/upload-token.js';
 import { requireUser, type SubgraphContext } from '../../platform/subgraph/context.js';
 import { Voice, VoiceSample } from './narration.entities.js';
@@ -79,7 +79,7 @@ export class VoiceService {
         samples.map(async (sample) => {
           const stored = await this.options.storage.read(sample.storageKey);
           if (!stored) throw new ProviderFailed('INVALID_RESPONSE', `The audio of sample ${sample.label} is missing`);
-          return { filename: `${sample.kind.toLowerCase()}-${sample.label}`.replace(/[^A-Za-z0-9._-]/g, '_'), contentType: sample.contentType, data: await bytes(stored.body) };
+          return { filename: `${sample.kind.toLowerCase()}-${sample.label}`.replace(/[^A-Za-z0-9._-]/g, '_'), contentType: sample.contentType, data: await readAll(stored.body) };
         }),
       );
       const cloned = await this.options.cloner.clone({ name: `storyloom-${userId}`, samples: audio });
@@ -112,10 +112,4 @@ export async function lockVoice(em: EntityManager, userId: string, now: Date): P
     .ignore()
     .execute('run');
   return em.findOneOrFail(Voice, { userId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-}
-
-export async function bytes(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
-  return Buffer.concat(chunks);
 }

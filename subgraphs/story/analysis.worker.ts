@@ -6,6 +6,7 @@ import { AnalysisFailed, countWords, readingTimeMinutes, type AnalysisResult, ty
 import { StoryAnalysis, type StoredCharacter } from './story.entities.js';
 import * as events from './story.events.js';
 import { characterId, contentHash } from './story.rules.js';
+import { tableOf } from '../../platform/db/tables.js';
 
 export interface AnalysisWorkerOptions {
   orm: MikroORM;
@@ -112,21 +113,20 @@ export class AnalysisWorker {
 
   private async claim(): Promise<Claim | null> {
     const em = this.options.orm.em.fork();
-    const schema = em.config.get('schema');
     const runId = randomUUID();
     // Leases are read and written with the database's clock, so replicas' clocks need not agree.
     // An archived story is analysed no more (archiving cancels its open analysis; this covers a race).
     const rows = await em.getConnection().execute<
       { story_id: string; attempts: number; correlation_id: string | null; author_id: string; title: string; content: string; language: string | null }[]
     >(
-      `update "${schema}"."story_analysis" a
+      `update ${tableOf(em, 'story_analysis')} a
           set "status" = 'RUNNING', "started_at" = ?, "attempts" = a."attempts" + 1, "run_id" = ?,
               "lease_until" = clock_timestamp() + ? * interval '1 millisecond'
-         from "${schema}"."story" s
+         from ${tableOf(em, 'story')} s
         where s."id" = a."story_id"
           and a."story_id" = (
-            select o."story_id" from "${schema}"."story_analysis" o
-              join "${schema}"."story" os on os."id" = o."story_id" and os."status" <> 'ARCHIVED'
+            select o."story_id" from ${tableOf(em, 'story_analysis')} o
+              join ${tableOf(em, 'story')} os on os."id" = o."story_id" and os."status" <> 'ARCHIVED'
              where o."status" = 'PENDING' or (o."status" = 'RUNNING' and o."lease_until" < clock_timestamp())
              order by o."requested_at"
              limit 1
@@ -259,7 +259,7 @@ export class AnalysisWorker {
   private async extendLease(claim: Claim): Promise<boolean> {
     const em = this.options.orm.em.fork();
     const rows = await em.getConnection().execute<{ story_id: string }[]>(
-      `update "${em.config.get('schema')}"."story_analysis" set "lease_until" = clock_timestamp() + ? * interval '1 millisecond'
+      `update ${tableOf(em, 'story_analysis')} set "lease_until" = clock_timestamp() + ? * interval '1 millisecond'
         where "story_id" = ? and "run_id" = ? and "status" = 'RUNNING' returning "story_id"`,
       [this.options.leaseMs, claim.storyId, claim.runId],
     );
@@ -270,7 +270,7 @@ export class AnalysisWorker {
   private async release(claim: Claim): Promise<void> {
     const em = this.options.orm.em.fork();
     await em.getConnection().execute(
-      `update "${em.config.get('schema')}"."story_analysis"
+      `update ${tableOf(em, 'story_analysis')}
           set "status" = 'PENDING', "run_id" = null, "lease_until" = null, "attempts" = greatest("attempts" - 1, 0)
         where "story_id" = ? and "run_id" = ?`,
       [claim.storyId, claim.runId],

@@ -4,6 +4,7 @@ import { isUuid } from '../../platform/formats.js';
 import { AuthorVoice, Entitlement, Story } from './story.entities.js';
 import * as events from './story.events.js';
 import { cancelOpenAnalyses, lockAuthor, markDeletedAuthor } from './story.store.js';
+import { tableOf } from '../../platform/db/tables.js';
 
 /**
  * How stories follow other domains: an account deleted archives its stories; a completed
@@ -37,7 +38,7 @@ export const projectionsConsumer: ConsumerDefinition = {
       // are ordered by time among themselves.
       const version = membershipVersion ?? 0;
       await ctx.em.getConnection().execute(
-        `insert into "${ctx.em.config.get('schema')}"."entitlement" as e
+        `insert into ${tableOf(ctx.em, 'entitlement')} as e
            ("user_id", "tier", "stories_per_month", "collaborators_per_story", "membership_version", "as_of")
          values (?, ?, ?, ?, ?, ?)
          on conflict ("user_id") do update set
@@ -80,7 +81,7 @@ async function archiveStoriesOf(ctx: EventHandlerContext, authorId: string, at: 
   await lockAuthor(ctx.em, authorId);
   await markDeletedAuthor(ctx.em, authorId, at);
   const archived = await ctx.em.getConnection().execute<{ id: string; title: string; category: string | null; genre: string | null }[]>(
-    `update "${ctx.em.config.get('schema')}"."story" set "status" = 'ARCHIVED', "archived_at" = ?, "updated_at" = ?
+    `update ${tableOf(ctx.em, 'story')} set "status" = 'ARCHIVED', "archived_at" = ?, "updated_at" = ?
       where "author_id" = ? and "status" <> 'ARCHIVED'
       returning "id", "title", "category", "genre"`,
     [at, at, authorId],

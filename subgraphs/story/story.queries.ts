@@ -3,6 +3,7 @@ import { pageSize, timeIdCursor, toConnection, type Connection, type PageArgs } 
 import type { SubgraphContext } from '../../platform/subgraph/context.js';
 import { AuthorVoice, Story, StoryAnalysis } from './story.entities.js';
 import type { StoryStatus } from './story.rules.js';
+import { tableOf as table } from '../../platform/db/tables.js';
 
 /**
  * Reads with request-scoped DataLoaders: whatever a response holds (a page of 100 stories,
@@ -18,8 +19,6 @@ function listColumns(em: EntityManager): string {
     .map((prop) => `s."${prop.fieldNames[0]}"`)
     .join(', ');
 }
-
-const table = (em: EntityManager, name: string) => `"${em.config.get('schema')}"."${name}"`;
 
 /** Stories by id, without their content. */
 export const storyById = (ctx: SubgraphContext) =>

@@ -1,10 +1,9 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { tableOf as table } from '../../platform/db/tables.js';
 
 /**
  * Statements the service and the consumers share, each in the caller's transaction.
  */
-const table = (em: EntityManager, name: string) => `"${em.config.get('schema')}"."${name}"`;
-
 /**
  * Serialises, until commit, what changes how many stories an author has: their creates (the
  * monthly count cannot be passed by a concurrent one) and the archiving of a deleted account

@@ -1,8 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import fed from '@apollo/federation-internals';
-import { buildSchema, Kind, parse, print, visit, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
-import { SUPERGRAPH_PATH } from '../../gateway/supergraph.js';
+import { Kind, parse, print, visit, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
+import { apiSchemaOf, SUPERGRAPH_PATH } from '../../gateway/supergraph.js';
 
 /** ../shared/clients beside the repository: the operations the web and mobile apps send. */
 export const CLIENTS_DIR = fileURLToPath(new URL('../../../shared/clients/', import.meta.url));
@@ -49,11 +48,8 @@ export function clientOperation(name: string): string {
   return op.source;
 }
 
-/**
- * The API schema clients see: the committed supergraph minus federation's internals. It goes
- * through SDL because federation-internals is CommonJS and carries its own graphql-js instance.
- */
+/** The API schema clients see, as the gateway builds it from the committed supergraph. */
 export function supergraphApiSchema(): GraphQLSchema {
-  return buildSchema(fed.printSchema(fed.Supergraph.build(readFileSync(SUPERGRAPH_PATH, 'utf8')).apiSchema()));
+  return apiSchemaOf(readFileSync(SUPERGRAPH_PATH, 'utf8'));
 }
 
