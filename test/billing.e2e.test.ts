@@ -4,7 +4,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createEnvelope } from '../platform/events/envelope.js';
+import { createEnvelope, type EventEnvelope } from '../platform/events/envelope.js';
 import { signCaller, type Caller } from '../platform/internal-auth.js';
 import { captureEvents } from './support/capture.js';
 import { clientOperation } from './support/clients.js';
@@ -60,13 +60,24 @@ interface Usage {
   storiesCreated: number;
   voiceClones: number;
   collaboratorsInvited: number;
+  /** Selected by WITH_VIDEOS only. */
+  videosGenerated?: number;
 }
 
+/**
+ * The client operations (../shared/clients, not billing's to change) do not select the video
+ * fields yet; these do, through the same gateway.
+ */
+const WITH_VIDEOS = {
+  plans: 'query PlanVideos { plans { tier videosPerMonth } }',
+  usage: 'query MyUsage { me { membership { usage { storiesCreated voiceClones collaboratorsInvited videosGenerated } } } }',
+};
+
 /** The user's usage of this month, once `ready` says the events awaited are counted. */
-const usageOnce = (token: string, ready: (usage: Usage) => boolean) =>
+const usageOnce = (token: string, ready: (usage: Usage) => boolean, operation = op.me) =>
   vi.waitFor(
     async () => {
-      const { data } = await stack.gql(op.me, {}, { token });
+      const { data } = await stack.gql(operation, {}, { token });
       const counted: Usage = data.me.membership.usage;
       if (!ready(counted)) throw new Error(`not counted yet: ${JSON.stringify(counted)}`);
       return counted;
@@ -80,6 +91,33 @@ const changePlan = (token: string | undefined, tier: string, headers?: Record<st
 /** Publishes an event as its (future) publisher would, straight onto the stack's stream. */
 const publish = (type: string, userId: string | null, payload: unknown, at?: Date) =>
   stack.transport.publish(createEnvelope({ type, userId, payload }, { serviceName: type.split('.')[0]!, correlationId: randomUUID() }, at));
+
+/** Publishes an envelope past JetStream's de-duplication (no message id), as a publisher bug would. */
+async function publishUndeduplicated(envelope: EventEnvelope): Promise<void> {
+  const nc = await connect({ servers: stack.config.NATS_URL });
+  try {
+    await jetstream(nc).publish(`${stack.subjectPrefix}${envelope.type}`, JSON.stringify(envelope));
+  } finally {
+    await nc.close();
+  }
+}
+
+/** A video.generation.* envelope as the video subgraph publishes it (the envelope's userId is the job's owner). */
+const videoEvent = (outcome: 'completed' | 'failed', userId: string) => {
+  const job = { jobId: randomUUID(), storyId: randomUUID() };
+  const payload =
+    outcome === 'completed'
+      ? { ...job, provider: 'local', contentType: 'video/mp4', sizeBytes: 1024, attempts: [{ provider: 'local', status: 'COMPLETED', error: null }] }
+      : { ...job, error: 'every provider failed', attempts: [{ provider: 'local', status: 'FAILED', error: 'boom' }] };
+  return createEnvelope({ type: `video.generation.${outcome}`, userId, payload }, { serviceName: 'video', correlationId: randomUUID() });
+};
+
+/** usage.limit.reached of a user as billing's outbox holds them, oldest first: [metric, tier, limit, count]. */
+const limitAnnouncements = async (userId: string) =>
+  (await query<{ payload: { metric: string; limit: number; count: number; tier: string } }>(
+    'select "envelope" -> \'payload\' as "payload" from "billing"."outbox" where "type" = $1 and "envelope" ->> \'userId\' = $2 order by "position"',
+    ['usage.limit.reached', userId],
+  )).map(({ payload }) => [payload.metric, payload.tier, payload.limit, payload.count]);
 
 async function query<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
   const client = new pg.Client({ connectionString: stack.databaseUrl });
@@ -102,6 +140,17 @@ describe('plans', () => {
       { tier: 'PLATINUM', name: 'Platinum', priceCents: 3999, currency: 'USD', storiesPerMonth: null, collaboratorsPerStory: null },
     ]);
   });
+
+  it('limits videos per month by tier', async () => {
+    const res = await stack.gql(WITH_VIDEOS.plans);
+    expect(res.errors).toBeUndefined();
+    expect(res.data.plans).toEqual([
+      { tier: 'FREE', videosPerMonth: 1 },
+      { tier: 'SILVER', videosPerMonth: 5 },
+      { tier: 'GOLD', videosPerMonth: 20 },
+      { tier: 'PLATINUM', videosPerMonth: null },
+    ]);
+  });
 });
 
 describe('membership', () => {
@@ -122,7 +171,7 @@ describe('membership', () => {
       tier: 'FREE',
       status: 'ACTIVE',
       currentPeriodEnd: thisMonth().end.toISOString(),
-      entitlements: { tier: 'FREE', storiesPerMonth: 3, collaboratorsPerStory: 1 },
+      entitlements: { tier: 'FREE', storiesPerMonth: 3, collaboratorsPerStory: 1, videosPerMonth: 1 },
     });
   });
 
@@ -145,7 +194,7 @@ describe('membership', () => {
       invoiceId: invoice.id,
       amountCents: 999,
       currency: 'USD',
-      entitlements: { tier: 'SILVER', storiesPerMonth: 10, collaboratorsPerStory: 5 },
+      entitlements: { tier: 'SILVER', storiesPerMonth: 10, collaboratorsPerStory: 5, videosPerMonth: 5 },
     });
     expect((await stack.gql(op.me, {}, { token })).data.me.membership.plan.tier).toBe('SILVER');
 
@@ -155,7 +204,7 @@ describe('membership', () => {
     const down = await changePlan(token, 'FREE');
     expect(down.data.changePlan).toMatchObject({ membership: { status: 'ACTIVE', plan: { tier: 'FREE' } }, invoice: null, userErrors: [] });
     const downgraded = await events.waitFor((e) => e.type === 'subscription.downgraded' && e.userId === id);
-    expect(downgraded.payload).toEqual({ userId: id, membershipVersion: 3, fromTier: 'SILVER', toTier: 'FREE', entitlements: { tier: 'FREE', storiesPerMonth: 3, collaboratorsPerStory: 1 } });
+    expect(downgraded.payload).toEqual({ userId: id, membershipVersion: 3, fromTier: 'SILVER', toTier: 'FREE', entitlements: { tier: 'FREE', storiesPerMonth: 3, collaboratorsPerStory: 1, videosPerMonth: 1 } });
     // The downgrade issued nothing: the upgrade's invoice is the only one.
     expect((await stack.gql(op.invoices, {}, { token })).data.me.invoices.totalCount).toBe(1);
   });
@@ -191,7 +240,7 @@ describe('membership', () => {
     expect((await stack.gql(op.delete, {}, { token })).data.deleteAccount.userErrors).toEqual([]);
     const cancelled = await events.waitFor((e) => e.type === 'subscription.cancelled' && e.userId === id);
     // Created (1), upgraded to GOLD (2), cancelled (3).
-    expect(cancelled.payload).toEqual({ userId: id, membershipVersion: 3, tier: 'GOLD', entitlements: { tier: 'GOLD', storiesPerMonth: 0, collaboratorsPerStory: 0 } });
+    expect(cancelled.payload).toEqual({ userId: id, membershipVersion: 3, tier: 'GOLD', entitlements: { tier: 'GOLD', storiesPerMonth: 0, collaboratorsPerStory: 0, videosPerMonth: 0 } });
     const [row] = await query<{ status: string; cancelled_at: Date | null }>('select "status", "cancelled_at" from "billing"."membership" where "user_id" = $1', [id]);
     expect(row).toEqual({ status: 'CANCELLED', cancelled_at: expect.any(Date) });
     // The access token outlives the account for a while: it can change nothing any more.
@@ -268,11 +317,7 @@ describe('usage', () => {
   });
 
   it('announces a higher limit after an upgrade, and a passed one at the next story after a downgrade', async () => {
-    const announcements = async (userId: string) =>
-      (await query<{ payload: { limit: number; count: number; tier: string } }>(
-        'select "envelope" -> \'payload\' as "payload" from "billing"."outbox" where "type" = $1 and "envelope" ->> \'userId\' = $2 order by "position"',
-        ['usage.limit.reached', userId],
-      )).map((row) => [row.payload.tier, row.payload.limit, row.payload.count]);
+    const announcements = async (userId: string) => (await limitAnnouncements(userId)).map(([, ...rest]) => rest);
     const stories = async (userId: string, token: string, n: number, total: number) => {
       for (let i = 0; i < n; i++) await publish('story.created', userId, { storyId: randomUUID(), title: `Story ${i}` });
       await usageOnce(token, (usage) => usage.storiesCreated >= total);
@@ -294,6 +339,56 @@ describe('usage', () => {
   });
 });
 
+describe('video usage', () => {
+  it('counts a completed video once however often it is delivered, and a failed one not at all', async () => {
+    const { id, token } = await member('director@example.com');
+    const completed = videoEvent('completed', id);
+    // Twice, and neither copy de-duplicated by JetStream: only billing's inbox can count it once.
+    await publishUndeduplicated(completed);
+    await publishUndeduplicated(completed);
+    await stack.transport.publish(videoEvent('failed', id));
+    // Consumers take events in stream order: once this is counted, everything before it was handled.
+    await publish('voice.cloned', id, { voiceId: randomUUID() });
+
+    const usage = await usageOnce(token, (counted) => counted.voiceClones >= 1, WITH_VIDEOS.usage);
+    expect(usage).toEqual({ storiesCreated: 0, voiceClones: 1, collaboratorsInvited: 0, videosGenerated: 1 });
+    const [row] = await query<{ videos_generated: number }>('select "videos_generated" from "billing"."usage" where "user_id" = $1 and "period_start" = $2', [id, thisMonth().start]);
+    expect(row).toEqual({ videos_generated: 1 });
+  });
+
+  it('announces FREE’s one video a month once, apart from the stories limit', async () => {
+    const { id, token } = await member('auteur@example.com');
+    // Stories first: with one announcement column for both metrics, the stories limit (3)
+    // would pass for an announcement of the lower videos limit (1).
+    for (const title of ['One', 'Two', 'Three']) await publish('story.created', id, { storyId: randomUUID(), title });
+    await usageOnce(token, (counted) => counted.storiesCreated >= 3);
+    expect(await limitAnnouncements(id)).toEqual([['storiesCreated', 'FREE', 3, 3]]);
+
+    await stack.transport.publish(videoEvent('completed', id));
+    const reached = await events.waitFor((e) => e.type === 'usage.limit.reached' && e.userId === id && (e.payload as { metric: string }).metric === 'videosGenerated');
+    expect(reached.payload).toEqual({ userId: id, metric: 'videosGenerated', limit: 1, count: 1, periodStart: thisMonth().start.toISOString(), tier: 'FREE' });
+
+    // A second video (the video subgraph's own check let it through, or it raced the first) is
+    // counted but not announced again.
+    await stack.transport.publish(videoEvent('completed', id));
+    await usageOnce(token, (counted) => (counted.videosGenerated ?? 0) >= 2, WITH_VIDEOS.usage);
+    // The announcement commits with the count, so the outbox is complete once the count is.
+    expect(await limitAnnouncements(id)).toEqual([
+      ['storiesCreated', 'FREE', 3, 3],
+      ['videosGenerated', 'FREE', 1, 1],
+    ]);
+  });
+
+  it('announces a video limit only against the plan in force', async () => {
+    const { id, token } = await member('producer@example.com');
+    await changePlan(token, 'SILVER');
+    await stack.transport.publish(videoEvent('completed', id));
+    await usageOnce(token, (counted) => (counted.videosGenerated ?? 0) >= 1, WITH_VIDEOS.usage);
+    // SILVER allows five: one video reaches nothing.
+    expect(await limitAnnouncements(id)).toEqual([]);
+  });
+});
+
 describe('exactly-once usage', () => {
   it('counts a story published twice once, and one redelivered after a handler crash once', async () => {
     const { id, token } = await member('once@example.com');
@@ -305,10 +400,8 @@ describe('exactly-once usage', () => {
     try {
       const story = createEnvelope({ type: 'story.created', userId: id, payload: { storyId: randomUUID(), title: 'Twice' } }, { serviceName: 'story' });
       await stack.transport.publish(story);
-      // The same event again, past JetStream's de-duplication (no message id): a publisher bug.
-      const nc = await connect({ servers: stack.config.NATS_URL });
-      await jetstream(nc).publish(`${stack.subjectPrefix}story.created`, JSON.stringify(story));
-      await nc.close();
+      // The same event again, past JetStream's de-duplication: a publisher bug.
+      await publishUndeduplicated(story);
       await publish('voice.cloned', id, { voiceId: randomUUID() });
 
       // The crash costs a retry's backoff.
@@ -328,16 +421,19 @@ describe('replay', () => {
   it('npm run replay -- billing-usage rebuilds the usage counters from the stream', async () => {
     const { id, token } = await member('replayed@example.com');
     for (const title of ['A', 'B']) await publish('story.created', id, { storyId: randomUUID(), title });
+    await stack.transport.publish(videoEvent('completed', id));
     await publish('voice.cloned', id, { voiceId: randomUUID() });
     await usageOnce(token, (usage) => usage.voiceClones >= 1 && usage.storiesCreated >= 2);
     const snapshot = () => query('select * from "billing"."usage" order by "user_id", "period_start"');
     const before = await snapshot();
-    await query('update "billing"."usage" set "stories_created" = 99');
+    // The videos limit this user reached (FREE: 1) is in the snapshot too: rebuilt, not lost.
+    expect(before.find((row) => row.user_id === id)).toMatchObject({ videos_generated: 1, videos_limit_reached: 1 });
+    await query('update "billing"."usage" set "stories_created" = 99, "videos_generated" = 99, "videos_limit_reached" = null');
 
     const { code, output } = await runNpm(['run', 'replay', '--', 'billing-usage'], stack.scriptEnv);
     expect(code, output).toBe(0);
     expect(await snapshot()).toEqual(before);
-    expect((await usageOnce(token, () => true)).storiesCreated).toBe(2);
+    expect(await usageOnce(token, () => true, WITH_VIDEOS.usage)).toEqual({ storiesCreated: 2, voiceClones: 1, collaboratorsInvited: 0, videosGenerated: 1 });
   });
 });
 

@@ -28,12 +28,13 @@ export const membershipConsumer: ConsumerDefinition = {
 };
 
 /**
- * Counts stories, voice clones and invitations per user and calendar month: a read model of
- * the stream, so `npm run replay -- billing-usage` rebuilds it (announcing nothing again).
+ * Counts stories, voice clones, invitations and generated videos per user and calendar month:
+ * a read model of the stream, so `npm run replay -- billing-usage` rebuilds it (announcing
+ * nothing again).
  */
 export const usageConsumer: ConsumerDefinition = {
   name: 'billing-usage',
-  types: [events.STORY_CREATED, events.VOICE_CLONED, events.COLLABORATION_INVITATION_SENT],
+  types: [events.STORY_CREATED, events.VOICE_CLONED, events.COLLABORATION_INVITATION_SENT, events.VIDEO_GENERATION_COMPLETED],
   handle: (event, ctx) => countUsage(ctx, event, new Date(event.timestamp)),
   async reset(em) {
     await em.nativeDelete(Usage, {});
@@ -81,34 +82,44 @@ async function countUsage(ctx: EventHandlerContext, event: EventEnvelope, at: Da
   }
   const periodStart = rules.billingPeriod(at).start;
   const { count, announced } = await incrementUsage(ctx.em, userId, periodStart, metric);
+  if (!rules.isMonthlyMetric(metric)) return;
+  const announcedIn = ANNOUNCED_IN[metric];
   const membership = await ctx.em.findOne(Membership, { userId });
   if (!membership || membership.status === 'CANCELLED') return;
   const plan = await ctx.em.findOneOrFail(Plan, { tier: membership.tier });
-  const limit = rules.limitReached(plan, metric, count, announced);
+  const limit = rules.limitReached(plan, metric, count, announced[announcedIn]);
   if (limit === null) return;
   // Claimed with a condition, so two events racing past the limit announce it once.
   const claimed = await ctx.em.nativeUpdate(
     Usage,
-    { userId, periodStart, $or: [{ storiesLimitReached: null }, { storiesLimitReached: { $lt: limit } }] },
-    { storiesLimitReached: limit },
+    { userId, periodStart, $or: [{ [announcedIn]: null }, { [announcedIn]: { $lt: limit } }] },
+    { [announcedIn]: limit },
   );
   if (!claimed) return;
   const payload: events.UsageLimitReached = { userId, metric, limit, count, periodStart: periodStart.toISOString(), tier: plan.tier };
   ctx.emit({ type: events.USAGE_LIMIT_REACHED, userId, payload });
 }
 
+/** Where the period records the highest limit it announced, one column per metric. */
+const ANNOUNCED_IN = {
+  storiesCreated: 'storiesLimitReached',
+  videosGenerated: 'videosLimitReached',
+} as const satisfies Record<rules.MonthlyMetric, keyof Usage>;
+
+type Announced = Pick<Usage, (typeof ANNOUNCED_IN)[rules.MonthlyMetric]>;
+
 /**
  * One statement, so concurrent events of one user and month never lose a count. Returns the
- * new count and the limit the period has announced so far.
+ * new count and the limits the period has announced so far.
  */
-async function incrementUsage(em: EntityManager, userId: string, periodStart: Date, metric: rules.UsageMetric): Promise<{ count: number; announced: number | null }> {
+async function incrementUsage(em: EntityManager, userId: string, periodStart: Date, metric: rules.UsageMetric): Promise<{ count: number; announced: Announced }> {
   const column = em.getMetadata().get<Usage>(Usage.name).properties[metric].fieldNames[0];
   const row = await em
     .createQueryBuilder(Usage)
-    .insert({ userId, periodStart, storiesCreated: 0, voiceClones: 0, collaboratorsInvited: 0, [metric]: 1 })
+    .insert({ userId, periodStart, storiesCreated: 0, voiceClones: 0, collaboratorsInvited: 0, videosGenerated: 0, [metric]: 1 })
     .onConflict(['userId', 'periodStart'])
     .merge({ [metric]: raw(`"usage"."${column}" + 1`) })
-    .returning([metric, 'storiesLimitReached'])
-    .execute<Pick<Usage, rules.UsageMetric | 'storiesLimitReached'>>('get');
-  return { count: row[metric], announced: row.storiesLimitReached };
+    .returning([metric, ...Object.values(ANNOUNCED_IN)])
+    .execute<Pick<Usage, rules.UsageMetric> & Announced>('get');
+  return { count: row[metric], announced: row };
 }

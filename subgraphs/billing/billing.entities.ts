@@ -13,6 +13,8 @@ export interface Plan {
   storiesPerMonth: number | null;
   /** null: unlimited. */
   collaboratorsPerStory: number | null;
+  /** Videos generated (completed) per calendar month; null: unlimited. */
+  videosPerMonth: number | null;
 }
 
 export const Plan = new EntitySchema<Plan>({
@@ -26,6 +28,7 @@ export const Plan = new EntitySchema<Plan>({
     currency: { type: 'string' },
     storiesPerMonth: { type: 'integer', nullable: true, fieldName: 'stories_per_month' },
     collaboratorsPerStory: { type: 'integer', nullable: true, fieldName: 'collaborators_per_story' },
+    videosPerMonth: { type: 'integer', nullable: true, fieldName: 'videos_per_month' },
   },
 });
 
@@ -67,8 +70,12 @@ export interface Usage {
   storiesCreated: number;
   voiceClones: number;
   collaboratorsInvited: number;
+  /** Completed video generations; failed ones cost nothing. */
+  videosGenerated: number;
   /** The highest stories limit announced for this period (usage.limit.reached), if any. */
   storiesLimitReached: number | null;
+  /** The same for the videos limit. */
+  videosLimitReached: number | null;
 }
 
 export const Usage = new EntitySchema<Usage>({
@@ -80,7 +87,9 @@ export const Usage = new EntitySchema<Usage>({
     storiesCreated: { type: 'integer', fieldName: 'stories_created' },
     voiceClones: { type: 'integer', fieldName: 'voice_clones' },
     collaboratorsInvited: { type: 'integer', fieldName: 'collaborators_invited' },
+    videosGenerated: { type: 'integer', fieldName: 'videos_generated' },
     storiesLimitReached: { type: 'integer', nullable: true, fieldName: 'stories_limit_reached' },
+    videosLimitReached: { type: 'integer', nullable: true, fieldName: 'videos_limit_reached' },
   },
 });
 

@@ -1,4 +1,4 @@
-import type { Entitlements, MembershipStatus, PlanTier, UsageMetric } from './billing.rules.js';
+import type { Entitlements, MembershipStatus, MonthlyMetric, PlanTier } from './billing.rules.js';
 
 /**
  * What billing publishes and what it reads of the events it consumes (catalog:
@@ -48,13 +48,13 @@ export interface SubscriptionCancelled {
   /** The membership's version after this change: a consumer keeps the highest it has seen. */
   membershipVersion: number;
   tier: PlanTier;
-  /** Nothing more is allowed: stories and collaborators 0. */
+  /** Nothing more is allowed: stories, collaborators and videos 0. */
   entitlements: Entitlements;
 }
 
 export interface UsageLimitReached {
   userId: string;
-  metric: UsageMetric;
+  metric: MonthlyMetric;
   limit: number;
   count: number;
   /** ISO-8601: the start of the calendar month counted. */
@@ -68,6 +68,7 @@ export const USER_DELETED = 'user.deleted';
 export const STORY_CREATED = 'story.created';
 export const VOICE_CLONED = 'voice.cloned';
 export const COLLABORATION_INVITATION_SENT = 'collaboration.invitation.sent';
+export const VIDEO_GENERATION_COMPLETED = 'video.generation.completed';
 
 export interface UserLifecycle {
   userId: string;

@@ -68,7 +68,7 @@ export function billingResolvers(billing: BillingService): Resolvers {
       plan: (m: Membership, _: unknown, ctx: SubgraphContext) => planByTier(ctx).load(m.tier),
       // A period without a row is one with nothing used yet: that is how usage resets each month.
       usage: async (m: Membership, _: unknown, ctx: SubgraphContext) =>
-        (await usageOf(ctx).load(usageKey(m.userId, currentPeriod(m, requestTime(ctx, billing.clock))))) ?? { storiesCreated: 0, voiceClones: 0, collaboratorsInvited: 0 },
+        (await usageOf(ctx).load(usageKey(m.userId, currentPeriod(m, requestTime(ctx, billing.clock))))) ?? { storiesCreated: 0, voiceClones: 0, collaboratorsInvited: 0, videosGenerated: 0 },
     },
     Invoice: {
       plan: (invoice: Invoice, _: unknown, ctx: SubgraphContext) => planByTier(ctx).load(invoice.tier),

@@ -8,7 +8,9 @@ import type { Membership, Plan } from './billing.entities.js';
 export type PlanTier = 'FREE' | 'SILVER' | 'GOLD' | 'PLATINUM';
 export type MembershipStatus = 'ACTIVE' | 'CANCELLED' | 'PAST_DUE';
 export type InvoiceStatus = 'OPEN' | 'PAID' | 'VOID';
-export type UsageMetric = 'storiesCreated' | 'voiceClones' | 'collaboratorsInvited';
+export type UsageMetric = 'storiesCreated' | 'voiceClones' | 'collaboratorsInvited' | 'videosGenerated';
+/** The metrics a plan limits per calendar month (usage.limit.reached announces them). */
+export type MonthlyMetric = 'storiesCreated' | 'videosGenerated';
 
 /** The tier every account starts on. */
 export const FREE_TIER: PlanTier = 'FREE';
@@ -46,15 +48,16 @@ export interface Entitlements {
   tier: PlanTier;
   storiesPerMonth: number | null;
   collaboratorsPerStory: number | null;
+  videosPerMonth: number | null;
 }
 
-export function entitlements(plan: Pick<Plan, 'tier' | 'storiesPerMonth' | 'collaboratorsPerStory'>): Entitlements {
-  return { tier: plan.tier, storiesPerMonth: plan.storiesPerMonth, collaboratorsPerStory: plan.collaboratorsPerStory };
+export function entitlements(plan: Pick<Plan, 'tier' | 'storiesPerMonth' | 'collaboratorsPerStory' | 'videosPerMonth'>): Entitlements {
+  return { tier: plan.tier, storiesPerMonth: plan.storiesPerMonth, collaboratorsPerStory: plan.collaboratorsPerStory, videosPerMonth: plan.videosPerMonth };
 }
 
 /** A cancelled membership allows nothing more, whatever its tier was. */
 export function cancelledEntitlements(tier: PlanTier): Entitlements {
-  return { tier, storiesPerMonth: 0, collaboratorsPerStory: 0 };
+  return { tier, storiesPerMonth: 0, collaboratorsPerStory: 0, videosPerMonth: 0 };
 }
 
 // A Map, not an object literal: event types come from the wire, and `toString` is no metric.
@@ -62,6 +65,8 @@ const METRIC_OF_EVENT = new Map<string, UsageMetric>([
   ['story.created', 'storiesCreated'],
   ['voice.cloned', 'voiceClones'],
   ['collaboration.invitation.sent', 'collaboratorsInvited'],
+  // Only a completed generation costs one: a failed one (video.generation.failed) produced nothing.
+  ['video.generation.completed', 'videosGenerated'],
 ]);
 
 /** The usage counter an event type adds one to, or null if it counts nothing. */
@@ -69,16 +74,31 @@ export function usageMetricOf(eventType: string): UsageMetric | null {
   return METRIC_OF_EVENT.get(eventType) ?? null;
 }
 
+/** The plan's fields that hold a monthly limit. */
+export type MonthlyLimits = Pick<Plan, 'storiesPerMonth' | 'videosPerMonth'>;
+
+// Collaborators are limited per story, which a monthly count cannot tell; voice clones are not limited.
+const LIMIT_OF_METRIC: Record<MonthlyMetric, keyof MonthlyLimits> = {
+  storiesCreated: 'storiesPerMonth',
+  videosGenerated: 'videosPerMonth',
+};
+
+/** Whether plans limit the metric per calendar month (a plan may still leave it unlimited). */
+export function isMonthlyMetric(metric: UsageMetric): metric is MonthlyMetric {
+  return Object.hasOwn(LIMIT_OF_METRIC, metric);
+}
+
 /**
  * The limit of the plan that a usage count has reached, or null: to be announced unless this
- * period already announced it (or a higher one). Only stories have a monthly limit
- * (collaborators are limited per story, which a monthly count cannot tell). `>=`, not `===`:
- * after a downgrade the count may already be past the new plan's limit.
+ * period already announced it (or a higher one) for this metric; `announced` is that metric's,
+ * each metric is announced on its own. `>=`, not `===`: after a downgrade the count may
+ * already be past the new plan's limit.
  */
-export function limitReached(plan: Pick<Plan, 'storiesPerMonth'>, metric: UsageMetric, count: number, announced: number | null): number | null {
-  if (metric !== 'storiesCreated' || plan.storiesPerMonth === null) return null;
-  if (count < plan.storiesPerMonth) return null;
-  return announced !== null && announced >= plan.storiesPerMonth ? null : plan.storiesPerMonth;
+export function limitReached(plan: MonthlyLimits, metric: UsageMetric, count: number, announced: number | null): number | null {
+  if (!isMonthlyMetric(metric)) return null;
+  const limit = plan[LIMIT_OF_METRIC[metric]];
+  if (limit === null || count < limit) return null;
+  return announced !== null && announced >= limit ? null : limit;
 }
 
 export type PlanChange =

@@ -7,6 +7,7 @@ import {
   currentPeriod,
   decidePlanChange,
   entitlements,
+  isMonthlyMetric,
   isUpgrade,
   limitReached,
   usageMetricOf,
@@ -14,10 +15,10 @@ import {
 
 /** The plans as the migration seeds them. */
 const PLANS: Record<Plan['tier'], Plan> = {
-  FREE: { tier: 'FREE', name: 'Free', rank: 0, priceCents: 0, currency: 'USD', storiesPerMonth: 3, collaboratorsPerStory: 1 },
-  SILVER: { tier: 'SILVER', name: 'Silver', rank: 1, priceCents: 999, currency: 'USD', storiesPerMonth: 10, collaboratorsPerStory: 5 },
-  GOLD: { tier: 'GOLD', name: 'Gold', rank: 2, priceCents: 1999, currency: 'USD', storiesPerMonth: 30, collaboratorsPerStory: 10 },
-  PLATINUM: { tier: 'PLATINUM', name: 'Platinum', rank: 3, priceCents: 3999, currency: 'USD', storiesPerMonth: null, collaboratorsPerStory: null },
+  FREE: { tier: 'FREE', name: 'Free', rank: 0, priceCents: 0, currency: 'USD', storiesPerMonth: 3, collaboratorsPerStory: 1, videosPerMonth: 1 },
+  SILVER: { tier: 'SILVER', name: 'Silver', rank: 1, priceCents: 999, currency: 'USD', storiesPerMonth: 10, collaboratorsPerStory: 5, videosPerMonth: 5 },
+  GOLD: { tier: 'GOLD', name: 'Gold', rank: 2, priceCents: 1999, currency: 'USD', storiesPerMonth: 30, collaboratorsPerStory: 10, videosPerMonth: 20 },
+  PLATINUM: { tier: 'PLATINUM', name: 'Platinum', rank: 3, priceCents: 3999, currency: 'USD', storiesPerMonth: null, collaboratorsPerStory: null, videosPerMonth: null },
 };
 
 const at = (iso: string) => new Date(iso);
@@ -75,12 +76,13 @@ describe('isUpgrade', () => {
 
 describe('entitlements', () => {
   it('are the plan’s limits, null for unlimited', () => {
-    expect(entitlements(PLANS.FREE)).toEqual({ tier: 'FREE', storiesPerMonth: 3, collaboratorsPerStory: 1 });
-    expect(entitlements(PLANS.PLATINUM)).toEqual({ tier: 'PLATINUM', storiesPerMonth: null, collaboratorsPerStory: null });
+    expect(entitlements(PLANS.FREE)).toEqual({ tier: 'FREE', storiesPerMonth: 3, collaboratorsPerStory: 1, videosPerMonth: 1 });
+    expect(entitlements(PLANS.GOLD)).toEqual({ tier: 'GOLD', storiesPerMonth: 30, collaboratorsPerStory: 10, videosPerMonth: 20 });
+    expect(entitlements(PLANS.PLATINUM)).toEqual({ tier: 'PLATINUM', storiesPerMonth: null, collaboratorsPerStory: null, videosPerMonth: null });
   });
 
   it('are nothing once cancelled, whatever the tier', () => {
-    expect(cancelledEntitlements('PLATINUM')).toEqual({ tier: 'PLATINUM', storiesPerMonth: 0, collaboratorsPerStory: 0 });
+    expect(cancelledEntitlements('PLATINUM')).toEqual({ tier: 'PLATINUM', storiesPerMonth: 0, collaboratorsPerStory: 0, videosPerMonth: 0 });
   });
 });
 
@@ -89,12 +91,27 @@ describe('usageMetricOf', () => {
     expect(usageMetricOf('story.created')).toBe('storiesCreated');
     expect(usageMetricOf('voice.cloned')).toBe('voiceClones');
     expect(usageMetricOf('collaboration.invitation.sent')).toBe('collaboratorsInvited');
+    expect(usageMetricOf('video.generation.completed')).toBe('videosGenerated');
   });
 
   it('counts nothing for other types', () => {
     expect(usageMetricOf('user.registered')).toBeNull();
     expect(usageMetricOf('story.updated')).toBeNull();
     expect(usageMetricOf('toString')).toBeNull();
+  });
+
+  it('charges nothing for a video that was not made', () => {
+    expect(usageMetricOf('video.generation.started')).toBeNull();
+    expect(usageMetricOf('video.generation.failed')).toBeNull();
+  });
+});
+
+describe('isMonthlyMetric', () => {
+  it('holds for the metrics plans limit per month, whatever the plan', () => {
+    expect(isMonthlyMetric('storiesCreated')).toBe(true);
+    expect(isMonthlyMetric('videosGenerated')).toBe(true);
+    expect(isMonthlyMetric('voiceClones')).toBe(false);
+    expect(isMonthlyMetric('collaboratorsInvited')).toBe(false);
   });
 });
 
@@ -116,6 +133,23 @@ describe('limitReached', () => {
     expect(limitReached(PLANS.PLATINUM, 'storiesCreated', 1000, null)).toBeNull();
     expect(limitReached(PLANS.FREE, 'collaboratorsInvited', 1, null)).toBeNull();
     expect(limitReached(PLANS.FREE, 'voiceClones', 3, null)).toBeNull();
+    expect(limitReached(PLANS.PLATINUM, 'videosGenerated', 1000, null)).toBeNull();
+  });
+
+  it('limits videos by the plan’s videos per month, not its stories', () => {
+    expect(limitReached(PLANS.FREE, 'videosGenerated', 1, null)).toBe(1);
+    expect(limitReached(PLANS.FREE, 'videosGenerated', 2, 1)).toBeNull();
+    expect(limitReached(PLANS.SILVER, 'videosGenerated', 4, null)).toBeNull();
+    expect(limitReached(PLANS.SILVER, 'videosGenerated', 5, 1)).toBe(5);
+    expect(limitReached(PLANS.GOLD, 'videosGenerated', 19, null)).toBeNull();
+    expect(limitReached(PLANS.GOLD, 'videosGenerated', 20, null)).toBe(20);
+  });
+
+  it('never takes one metric’s limit for the other’s', () => {
+    const plan = { storiesPerMonth: 30, videosPerMonth: 1 };
+    expect(limitReached(plan, 'storiesCreated', 1, null)).toBeNull();
+    expect(limitReached(plan, 'videosGenerated', 1, null)).toBe(1);
+    expect(limitReached(plan, 'storiesCreated', 30, null)).toBe(30);
   });
 });
 
