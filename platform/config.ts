@@ -73,6 +73,35 @@ const schema = z.object({
   NARRATION_ACK_WAIT_MS: z.coerce.number().int().min(200).default(30_000),
   VOICE_SAMPLE_MAX_BYTES: z.coerce.number().int().min(1024).default(10 * 1024 * 1024),
   OPENAI_TTS_MODEL: z.string().min(1).default('gpt-4o-mini-tts'),
+  // Video: providers tried in this order (runway, pika, luma, local); a job falls back to the next.
+  VIDEO_PROVIDERS: list.pipe(z.array(z.enum(['runway', 'pika', 'luma', 'local'])).min(1)).default(['local']),
+  VIDEO_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  VIDEO_ACK_WAIT_MS: z.coerce.number().int().min(200).default(30_000),
+  VIDEO_DURATION_SECONDS: z.coerce.number().int().min(2).max(20).default(5),
+  // Deadline and retries of one HTTP call to a video provider.
+  VIDEO_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  VIDEO_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  VIDEO_MAX_BYTES: z.coerce.number().int().min(1024).default(200 * 1024 * 1024),
+  // Per provider: the pause between two polls of a task (Runway asks for 5 s at least) and how long a task may take.
+  RUNWAY_API_KEY: z.string().optional(),
+  RUNWAY_BASE_URL: url.optional(),
+  RUNWAY_MODEL: z.string().min(1).default('gen4.5'),
+  RUNWAY_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(5_000),
+  RUNWAY_TASK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10 * 60_000),
+  FAL_KEY: z.string().optional(),
+  FAL_QUEUE_URL: url.optional(),
+  PIKA_MODEL: z.string().min(1).default('fal-ai/pika/v2.2/text-to-video'),
+  PIKA_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(5_000),
+  PIKA_TASK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10 * 60_000),
+  LUMA_API_KEY: z.string().optional(),
+  LUMA_BASE_URL: url.optional(),
+  LUMA_MODEL: z.string().min(1).default('ray-2'),
+  LUMA_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(5_000),
+  LUMA_TASK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10 * 60_000),
+  // The local renderer: ffmpeg from @ffmpeg-installer unless FFMPEG_PATH names another.
+  FFMPEG_PATH: z.string().min(1).optional(),
+  LOCAL_VIDEO_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(500),
+  LOCAL_VIDEO_TASK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10 * 60_000),
   ELEVENLABS_API_KEY: z.string().optional(),
   ELEVENLABS_BASE_URL: url.optional(),
   ELEVENLABS_MODEL_ID: z.string().min(1).default('eleven_multilingual_v2'),
@@ -130,6 +159,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
     if (c.STORY_ANALYSER === 'openai' && !c.OPENAI_API_KEY) problems.push('OPENAI_API_KEY: required when STORY_ANALYSER is openai');
     if (c.NARRATION_STOCK_TTS === 'openai' && !c.OPENAI_API_KEY) problems.push('OPENAI_API_KEY: required when NARRATION_STOCK_TTS is openai');
     if (c.NARRATION_VOICE_PROVIDER === 'elevenlabs' && !c.ELEVENLABS_API_KEY) problems.push('ELEVENLABS_API_KEY: required when NARRATION_VOICE_PROVIDER is elevenlabs');
+    const videoKeys = { runway: 'RUNWAY_API_KEY', pika: 'FAL_KEY', luma: 'LUMA_API_KEY' } as const;
+    for (const provider of c.VIDEO_PROVIDERS) {
+      if (provider !== 'local' && !c[videoKeys[provider]]) problems.push(`${videoKeys[provider]}: required when VIDEO_PROVIDERS includes ${provider}`);
+    }
+    if (new Set(c.VIDEO_PROVIDERS).size !== c.VIDEO_PROVIDERS.length) problems.push('VIDEO_PROVIDERS: a provider is listed twice');
     if (c.STORAGE_DRIVER === 's3' && !c.S3_BUCKET) problems.push('S3_BUCKET: required when STORAGE_DRIVER is s3');
   }
   if (problems.length || !parsed.success) throw new ConfigError(problems);

@@ -4,6 +4,7 @@ import { billing } from './billing/index.js';
 import { identity } from './identity/index.js';
 import { narration } from './narration/index.js';
 import { story } from './story/index.js';
+import { video } from './video/index.js';
 
 /** Every subgraph of the supergraph, in start-up order. A new domain is added here. */
-export const subgraphModules: SubgraphModule[] = [identity, billing, story, narration, audit];
+export const subgraphModules: SubgraphModule[] = [identity, billing, story, narration, video, audit];

@@ -4,14 +4,12 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { sendJson } from '../../platform/http/graphql-http.js';
 import type { Handler } from '../../platform/http/server.js';
 import type { Logger } from '../../platform/log.js';
-import { LocalDiskStorage, signedFileHandler } from '../../platform/storage/local.js';
 import { ObjectTooLarge, type BlobStorage } from '../../platform/storage/storage.js';
 import { UploadTokenInvalid, verifyUploadToken } from '../../platform/storage/upload-token.js';
 import { VoiceSample } from './narration.entities.js';
 
-/** Prefixes under the subgraph's HTTP server; the gateway forwards `/media/narration/…` here. */
+/** Under the subgraph's HTTP server; the gateway forwards `/media/narration/…` here. */
 export const UPLOADS_PATH = '/media/uploads/';
-export const FILES_PATH = '/media/files/';
 
 const fail = (res: ServerResponse, status: number, code: string, message: string) => sendJson(res, status, { error: { code, message } });
 
@@ -65,11 +63,4 @@ export function uploadRoute(options: { orm: MikroORM; storage: BlobStorage; secr
     options.logger.info({ sampleId: sample.id, bytes: stored.size }, 'voice sample uploaded');
     sendJson(res, 201, { id: sample.id, sizeBytes: stored.size });
   };
-}
-
-/** GET of a signed download URL, when the audio is on local disk (S3 serves its own). */
-export function filesRoute(storage: BlobStorage): Handler | null {
-  if (!(storage instanceof LocalDiskStorage)) return null;
-  const serve = signedFileHandler(storage);
-  return (req, res) => serve(req, res, (req.url ?? '').split('?')[0]!.slice(FILES_PATH.length));
 }

@@ -1,0 +1,5 @@
+import type { MigrationObject } from '@mikro-orm/postgresql';
+import { Migration20261126700000_video } from './Migration20261126700000_video.js';
+
+/** Applied in this order; append, never edit a migration that has shipped. */
+export const videoMigrations: MigrationObject[] = [{ name: 'Migration20261126700000_video', class: Migration20261126700000_video }];

@@ -1,0 +1,116 @@
+/**
+ * HTTP plumbing the remote video adapters share: a fetch for the official SDKs whose deadline
+ * covers the body, and a retrying fetch for the calls no SDK makes (fal.ai's queue, downloads).
+ */
+import { sleep, untilAborted } from '../../../platform/http/provider-http.js';
+import { connectionFailure, type CallContext } from './failure.js';
+
+/**
+ * A fetch for the Stainless SDKs (Runway, Luma): their `timeout` timer stops when fetch returns,
+ * at the response headers, so a server that stalls mid-body would hold a call forever. This one
+ * reads the whole body before returning, which brings it under the SDK's timer; its own deadline
+ * is a fallback that fails as an AbortError, the one error both SDKs (Luma checks only the name)
+ * report as APIConnectionTimeoutError and retry.
+ */
+export function fetchWithinDeadline(timeoutMs: number): typeof fetch {
+  return async (input, init) => {
+    const deadline = new AbortController();
+    const signal = init?.signal ? AbortSignal.any([init.signal, deadline.signal]) : deadline.signal;
+    const timer = setTimeout(() => deadline.abort(), timeoutMs);
+    try {
+      const response = await fetch(input, { ...init, signal });
+      if (response.body === null) return response;
+      const body = await response.arrayBuffer();
+      return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+    } catch (error) {
+      if (deadline.signal.aborted && !init?.signal?.aborted) throw new DOMException(`No complete answer within ${timeoutMs} ms`, 'AbortError');
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+export interface RetryingCall extends CallContext {
+  signal: AbortSignal;
+}
+
+/** The answer to a retried call: its status and headers, and its body already read. */
+export interface Answer<T> {
+  response: Response;
+  body: T;
+}
+
+const retryable = (status: number) => status === 408 || status === 429 || status >= 500;
+
+/**
+ * `fetch` with what the SDKs do for us elsewhere: a deadline per attempt (headers and whatever
+ * `read` reads), and up to `maxRetries` retries on 408/429/5xx and connection errors, waiting as
+ * Retry-After says or backing off exponentially. Every wait ends when `signal` aborts. Returns
+ * the last answer, successful or not; throws VideoProviderError when no answer came at all.
+ */
+export async function fetchWithRetries<T>(url: string, init: RequestInit, call: RetryingCall, read: (response: Response) => Promise<T>): Promise<Answer<T>> {
+  for (let attempt = 0; ; attempt++) {
+    const last = attempt >= call.maxRetries;
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), call.timeoutMs);
+    try {
+      const response = await fetch(url, { ...init, signal: AbortSignal.any([call.signal, deadline.signal]) });
+      if (!last && retryable(response.status)) {
+        await response.body?.cancel();
+        clearTimeout(timer);
+        await sleep(retryAfterMs(response.headers) ?? backoffMs(attempt), call.signal);
+        continue;
+      }
+      return { response, body: await read(response) };
+    } catch (error) {
+      if (call.signal.aborted) throw call.signal.reason;
+      if (!last) {
+        clearTimeout(timer);
+        await sleep(backoffMs(attempt), call.signal);
+        continue;
+      }
+      throw connectionFailure(call, deadline.signal.aborted, describe(error));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Retry-After in seconds or as an HTTP date; capped, since the worker has deadlines of its own. */
+function retryAfterMs(headers: Headers): number | null {
+  const value = headers.get('retry-after');
+  if (value === null) return null;
+  const seconds = Number(value);
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now();
+  return Number.isNaN(ms) ? null : Math.min(Math.max(ms, 0), 60_000);
+}
+
+/** 0.5 s, 1 s, 2 s ... up to 8 s, less up to a quarter of jitter (as the Stainless SDKs do). */
+function backoffMs(attempt: number): number {
+  return Math.min(500 * 2 ** attempt, 8_000) * (1 - Math.random() * 0.25);
+}
+
+/** undici says "fetch failed" and puts the reason in `cause`. */
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? error.cause.message : '';
+  return cause ? `${error.message} (${cause})` : error.message;
+}
+
+/**
+ * Runs one SDK call with a signal of its own that follows `signal`, and stops waiting as soon as
+ * `signal` aborts (the SDKs sleep between retries without looking at it). The Stainless SDKs
+ * (Runway, Luma) add an abort listener to the signal they are given and never remove it: handed
+ * the job's signal, a task polled for ten minutes would pile up a listener per poll.
+ */
+export async function withCallSignal<T>(signal: AbortSignal, call: (signal: AbortSignal) => PromiseLike<T>): Promise<T> {
+  const own = new AbortController();
+  const follow = () => own.abort(signal.reason);
+  signal.addEventListener('abort', follow, { once: true });
+  try {
+    return await untilAborted(call(own.signal), signal);
+  } finally {
+    signal.removeEventListener('abort', follow);
+  }
+}

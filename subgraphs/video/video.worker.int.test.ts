@@ -1,0 +1,212 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { migrate, openDatabase } from '../../platform/db/database.js';
+import { JetStreamJobQueue } from '../../platform/jobs/jetstream.js';
+import { InProcessLiveBus } from '../../platform/live/in-process.js';
+import { createLogger } from '../../platform/log.js';
+import { LocalDiskStorage } from '../../platform/storage/local.js';
+import { startRunwayFake } from '../../test/fakes/runway.js';
+import type { VideoFake } from '../../test/fakes/video-fake.js';
+import { createTestDatabase } from '../../test/support/database.js';
+import { videoMigrations } from './migrations/index.js';
+import type { VideoProvider, VideoProviderName } from './providers/provider.js';
+import { createRunwayProvider } from './providers/runway.js';
+import type { StorySource } from './story-source.js';
+import { VideoAttempt, VideoJob, videoEntities } from './video.entities.js';
+import { VIDEO_QUEUE } from './video.service.js';
+import { VideoWorker } from './video.worker.js';
+
+/**
+ * A video worker that dies while Runway makes the video, on a real PostgreSQL, a real JetStream
+ * work queue and the Runway SDK against its fake: the job goes to another worker once the
+ * acknowledgement wait runs out, which polls the task the dead one created (Runway makes one
+ * video, and bills one), and the job completes once.
+ */
+const logger = createLogger('silent');
+const natsUrl = inject('natsUrl');
+const stream = `JOBS_V${randomBytes(4).toString('hex')}`;
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let orm: MikroORM;
+let storageDir: string;
+let runway: VideoFake;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  orm = await openDatabase({ url: db.url, schema: 'video', entities: videoEntities, migrations: videoMigrations, logger });
+  await migrate(orm);
+  storageDir = await mkdtemp(join(tmpdir(), 'video-'));
+  runway = await startRunwayFake();
+});
+
+afterAll(async () => {
+  await orm?.close();
+  await db?.drop();
+  await rm(storageDir, { recursive: true, force: true });
+  await runway?.close();
+  const nc = await connect({ servers: natsUrl });
+  await (await jetstreamManager(nc)).streams.delete(stream).catch(() => false);
+  await nc.close();
+});
+
+const queue = () => JetStreamJobQueue.connect({ url: natsUrl, stream, subjectPrefix: `${stream.toLowerCase()}.`, logger });
+const storage = () => new LocalDiskStorage({ root: storageDir, publicBaseUrl: 'http://127.0.0.1:4000/media/video', secret: randomBytes(32).toString('base64url') });
+const stories = { latestNarration: async () => null } as unknown as StorySource;
+const realRunway = (options: { taskTimeoutMs?: number } = {}) =>
+  createRunwayProvider({ apiKey: 'test-runway-key', baseUrl: runway.url, model: 'gen4.5', pollIntervalMs: 20, taskTimeoutMs: options.taskTimeoutMs ?? 30_000, requestTimeoutMs: 5000, maxRetries: 0 });
+
+/** Runway as seen by a process that froze after creating the task (and then died): it never hears back. */
+function frozenAfterCreate(): VideoProvider {
+  const real = realRunway();
+  return { ...real, name: real.name, pollIntervalMs: real.pollIntervalMs, taskTimeoutMs: real.taskTimeoutMs, create: real.create.bind(real), status: () => new Promise(() => {}), download: real.download.bind(real) };
+}
+
+function worker(jobs: JetStreamJobQueue, runwayProvider: VideoProvider) {
+  return new VideoWorker({
+    orm,
+    jobs,
+    live: new InProcessLiveBus(),
+    storage: storage(),
+    stories,
+    providers: new Map<VideoProviderName, VideoProvider>([['runway', runwayProvider]]),
+    concurrency: 1,
+    ackWaitMs: 800,
+    maxBytes: 50 * 1024 * 1024,
+    logger,
+    onEventsCommitted: () => {},
+  });
+}
+
+async function insertJob(status: 'QUEUED' | 'COMPLETED' = 'QUEUED'): Promise<string> {
+  const id = randomUUID();
+  const em = orm.em.fork();
+  em.create(VideoJob, {
+    id,
+    userId: randomUUID(),
+    storyId: randomUUID(),
+    style: null,
+    aspectRatio: '16:9',
+    durationSeconds: 5,
+    providers: ['runway'],
+    source: { prompt: 'A cinematic short film of the story "Resumed".', title: 'Resumed', authorName: null, summary: null, genre: null, characters: [], emotions: [] },
+    status,
+    progress: status === 'COMPLETED' ? 1 : 0,
+    provider: null,
+    error: null,
+    videoKey: null,
+    videoContentType: null,
+    sizeBytes: null,
+    runs: 0,
+    correlationId: null,
+    createdAt: new Date(),
+    startedAt: null,
+    completedAt: null,
+  });
+  await em.flush();
+  return id;
+}
+
+const row = async (id: string) => orm.em.fork().findOneOrFail(VideoJob, { id });
+const attempts = async (id: string) => orm.em.fork().find(VideoAttempt, { jobId: id }, { orderBy: { seq: 'asc' } });
+const outbox = async (jobId: string) =>
+  (await orm.em.fork().getConnection().execute<{ type: string }[]>(`select type from video.outbox where envelope->'payload'->>'jobId' = ? order by created_at`, [jobId])).map((r) => r.type);
+
+describe('the video worker', () => {
+  it('polls the same provider task after the worker running it dies, and completes once', async () => {
+    runway.behave({ kind: 'succeed', polls: 3 });
+    const creationsBefore = runway.creations;
+    const id = await insertJob();
+    const doomedJobs = await queue();
+    await worker(doomedJobs, frozenAfterCreate()).start();
+    // start() queued the QUEUED job itself; the doomed worker creates the task and freezes.
+    await vi.waitFor(async () => expect((await attempts(id))[0]?.task?.id).toBeTruthy(), { timeout: 10_000, interval: 20 });
+    const taskId = (await attempts(id))[0]!.task!.id;
+    expect(runway.creations - creationsBefore).toBe(1);
+    // The process dies: its connection goes, nothing is acknowledged or handed back.
+    await doomedJobs.close();
+
+    const heirJobs = await queue();
+    const heirWorker = worker(heirJobs, realRunway());
+    await heirWorker.start();
+    try {
+      await vi.waitFor(async () => expect((await row(id)).status).toBe('COMPLETED'), { timeout: 15_000, interval: 50 });
+      // One task at Runway: the heir polled the one the dead worker created.
+      expect(runway.creations - creationsBefore).toBe(1);
+      const polled = runway.requests.filter((r) => r.method === 'GET' && r.path.includes(taskId));
+      expect(polled.length).toBeGreaterThanOrEqual(3);
+      const done = await row(id);
+      expect(done).toMatchObject({ status: 'COMPLETED', progress: 1, provider: 'runway', runs: 2, videoContentType: 'video/mp4' });
+      expect(await attempts(id)).toMatchObject([{ seq: 0, provider: 'runway', status: 'SUCCEEDED', task: { id: taskId } }]);
+      expect(await outbox(id)).toEqual(['video.generation.started', 'video.generation.completed']);
+      const stored = await storage().head(done.videoKey!);
+      expect(stored!.size).toBe(done.sizeBytes);
+    } finally {
+      await heirWorker.stop();
+      await heirJobs.close();
+    }
+  });
+
+  it('hands a job back when stopped; the next worker polls the same task, whose deadline still counts from its creation', async () => {
+    runway.behave({ kind: 'hang' });
+    const creationsBefore = runway.creations;
+    const id = await insertJob();
+    const firstJobs = await queue();
+    const first = worker(firstJobs, realRunway({ taskTimeoutMs: 1500 }));
+    await first.start();
+    await vi.waitFor(async () => expect((await attempts(id))[0]?.task?.id).toBeTruthy(), { timeout: 10_000, interval: 20 });
+    const taskId = (await attempts(id))[0]!.task!.id;
+    // A graceful stop: the job goes back to the queue at once, its attempt untouched.
+    await first.stop();
+    await firstJobs.close();
+    expect((await row(id)).status).toBe('RUNNING');
+    expect(await attempts(id)).toMatchObject([{ status: 'RUNNING', task: { id: taskId } }]);
+
+    // The task's time runs out while nobody works on it.
+    const createdAt = (await attempts(id))[0]!.taskCreatedAt!.getTime();
+    await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(createdAt + 1500), { timeout: 5000, interval: 50 });
+    const pollsBefore = runway.polls;
+    const nextJobs = await queue();
+    const next = worker(nextJobs, realRunway({ taskTimeoutMs: 1500 }));
+    await next.start();
+    try {
+      await vi.waitFor(async () => expect((await row(id)).status).toBe('FAILED'), { timeout: 15_000, interval: 50 });
+      expect(runway.creations - creationsBefore).toBe(1);
+      const [attempt] = await attempts(id);
+      expect(attempt).toMatchObject({ status: 'TIMED_OUT', errorCode: 'TIMEOUT', task: { id: taskId } });
+      // The heir asked once and gave up: the deadline counts from the task's creation, not from the takeover.
+      expect(runway.polls - pollsBefore).toBe(1);
+      expect((await row(id)).error).toMatch(/runway: .*within/);
+      expect(await outbox(id)).toEqual(['video.generation.started', 'video.generation.failed']);
+    } finally {
+      await next.stop();
+      await nextJobs.close();
+    }
+  });
+
+  it('does nothing for a job that is already finished', async () => {
+    const id = await insertJob('COMPLETED');
+    const jobs = await queue();
+    const w = worker(jobs, realRunway());
+    await w.start();
+    try {
+      const creationsBefore = runway.creations;
+      await jobs.enqueue(VIDEO_QUEUE, { id });
+      runway.behave({ kind: 'succeed', polls: 1 });
+      // A marker job behind it shows the queue moved past it.
+      const marker = await insertJob();
+      await jobs.enqueue(VIDEO_QUEUE, { id: marker });
+      await vi.waitFor(async () => expect((await row(marker)).status).toBe('COMPLETED'), { timeout: 10_000, interval: 50 });
+      expect(await outbox(id)).toEqual([]);
+      expect(await attempts(id)).toEqual([]);
+      expect(runway.creations - creationsBefore).toBe(1);
+    } finally {
+      await w.stop();
+      await jobs.close();
+    }
+  });
+});

@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import { createClient, type Client } from 'graphql-ws';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import WebSocket from 'ws';
+import { clientOperation } from './support/clients.js';
+import { probe } from './support/probe.js';
+import { startTestStack, type TestStack } from './support/stack.js';
+
+/**
+ * Video with no keys at all, as `npm start` runs it: the local provider renders title cards of
+ * the story and its characters with ffmpeg, under the story's narration when it has one.
+ */
+const op = {
+  register: clientOperation('Register'),
+  createStory: clientOperation('CreateStory'),
+  analyze: clientOperation('AnalyzeStory'),
+  narrate: clientOperation('NarrateStory'),
+  narrationJob: clientOperation('NarrationJob'),
+  generate: clientOperation('GenerateVideo'),
+  job: clientOperation('VideoJob'),
+  progress: clientOperation('VideoProgress'),
+};
+
+let stack: TestStack;
+const clients: Client[] = [];
+
+beforeAll(async () => {
+  stack = await startTestStack({ env: { LOCAL_VIDEO_POLL_INTERVAL_MS: '50' } });
+});
+
+afterAll(async () => {
+  for (const client of clients) await client.dispose();
+  await stack?.close();
+});
+
+const TALE = [
+  'Mira kept the lighthouse on the northern cape. Every night Mira climbed the hundred steps and lit the lamp.',
+  'Old Tom, the ferryman, brought her bread and news. Old Tom laughed at storms; Mira feared them.',
+  'One winter night the lamp went dark, and Mira and Old Tom rowed out together to save a lost ship.',
+].join('\n\n');
+
+async function member(name: string) {
+  const res = await stack.gql(op.register, { input: { email: `${name}-${randomUUID().slice(0, 8)}@example.com`, password: 'correct horse battery', displayName: name } });
+  expect(res.data.register.userErrors).toEqual([]);
+  return { id: res.data.register.user.id as string, token: res.data.register.session.accessToken as string };
+}
+
+async function analysedStory(token: string, title: string) {
+  const story = (await stack.gql(op.createStory, { input: { title, content: TALE } }, { token })).data.createStory.story;
+  await stack.gql(op.analyze, { id: story.id }, { token });
+  await vi.waitFor(
+    async () => expect((await stack.gql(`query($id: ID!) { story(id: $id) { analysis { status } } }`, { id: story.id }, { token })).data.story.analysis.status).toBe('COMPLETED'),
+    { timeout: 10_000, interval: 50 },
+  );
+  return story.id as string;
+}
+
+/** Generates a video and follows it over graphql-ws to its end; returns the last delivery. */
+async function videoOf(token: string, storyId: string) {
+  const res = await stack.gql(op.generate, { input: { storyId, style: 'paper cut-outs' } }, { token });
+  expect(res.data.generateVideo.userErrors).toEqual([]);
+  const client = createClient({ url: stack.app.gatewayUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0, lazy: true });
+  clients.push(client);
+  const received: any[] = [];
+  await new Promise<void>((resolve, reject) => {
+    client.subscribe({ query: op.progress, variables: { jobId: res.data.generateVideo.job.id } }, { next: (value) => received.push(value), error: reject, complete: resolve });
+  });
+  return { states: received.map((r) => r.data.videoJobUpdated.status as string), last: received.at(-1).data.videoJobUpdated };
+}
+
+async function download(url: string) {
+  const response = await fetch(url);
+  expect(response.status).toBe(200);
+  expect(response.headers.get('content-type')).toBe('video/mp4');
+  return Buffer.from(await response.arrayBuffer());
+}
+
+describe('the local video provider', () => {
+  it('renders title cards of the story into a real MP4, through the gateway, with no keys', async () => {
+    const ada = await member('Ada');
+    const storyId = await analysedStory(ada.token, 'The Lighthouse');
+    expect((await stack.gql(`{ videoProviders }`, {}, { token: ada.token })).data.videoProviders).toEqual(['LOCAL']);
+    const { states, last } = await videoOf(ada.token, storyId);
+    // The local renderer is quick: the worker may have the job before the subscription's first fetch.
+    expect(['QUEUED', 'RUNNING']).toContain(states[0]);
+    expect(states.at(-1)).toBe('COMPLETED');
+    expect(last).toMatchObject({ provider: 'LOCAL', attempts: [{ provider: 'LOCAL', status: 'SUCCEEDED', error: null }], story: { title: 'The Lighthouse' } });
+    const info = probe(await download(last.videoUrl));
+    expect(info.streams).toEqual(expect.arrayContaining(['Video', 'Audio']));
+    expect(info.seconds).toBeGreaterThan(2);
+  });
+
+  it('lays the story\'s narration under the video, which lasts as long as it', async () => {
+    const bo = await member('Bo');
+    const storyId = await analysedStory(bo.token, 'Read Aloud');
+    const narration = (await stack.gql(op.narrate, { input: { storyId, voice: 'STOCK', stockVoice: 'alloy' } }, { token: bo.token })).data.narrateStory.job;
+    const narrated = await vi.waitFor(
+      async () => {
+        const job = (await stack.gql(op.narrationJob, { id: narration.id }, { token: bo.token })).data.narrationJob;
+        expect(job.status).toBe('COMPLETED');
+        return job;
+      },
+      { timeout: 15_000, interval: 50 },
+    );
+    const audio = await fetch(narrated.audioUrl);
+    const narrationSeconds = probe(Buffer.from(await audio.arrayBuffer())).seconds;
+    expect(narrationSeconds).toBeGreaterThan(3);
+    const { last } = await videoOf(bo.token, storyId);
+    expect(last.status).toBe('COMPLETED');
+    const info = probe(await download(last.videoUrl));
+    expect(info.streams).toEqual(expect.arrayContaining(['Video', 'Audio']));
+    expect(Math.abs(info.seconds - narrationSeconds)).toBeLessThan(1);
+  });
+});
