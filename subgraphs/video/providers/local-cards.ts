@@ -137,6 +137,18 @@ export interface CardPlanInput {
 }
 
 /** The cards, their lines wrapped to the frame, their lengths summing to `totalSeconds` (to the frame). */
+/** Seconds a card is shown when nothing else sets the length: enough to read a character's description. */
+const READING_SECONDS = 2.5;
+
+/**
+ * How long a silent video of this story lasts for every card to be read. The providers' few
+ * seconds (VIDEO_DURATION_SECONDS) would leave no time for the characters.
+ */
+export function readableSeconds(story: Pick<CardPlanInput['story'], 'characters'>): number {
+  const characters = story.characters.filter((c) => cleanText(c.name)).length;
+  return READING_SECONDS * (OPENING_WEIGHT + Math.min(characters, MAX_CHARACTER_CARDS) + 1);
+}
+
 export function planCards(input: CardPlanInput): Card[] {
   const { story, width, height } = input;
   const short = Math.min(width, height);

@@ -11,7 +11,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { measureAudioSeconds, runFfmpeg } from './ffmpeg.js';
-import { buildFilterGraph, frameSize, paletteFor, planCards } from './local-cards.js';
+import { buildFilterGraph, frameSize, paletteFor, planCards, readableSeconds } from './local-cards.js';
 import type { VideoBrief } from './provider.js';
 
 export const VIDEO_FILE = 'video.mp4';
@@ -50,7 +50,7 @@ export async function renderBrief(
     }
   }
   const requested = Number.isFinite(brief.durationSeconds) && brief.durationSeconds > 0 ? brief.durationSeconds : DEFAULT_SECONDS;
-  const totalSeconds = Math.min(settings.maxSeconds, Math.max(MIN_SECONDS, narrationSeconds ?? requested));
+  const totalSeconds = Math.min(settings.maxSeconds, Math.max(MIN_SECONDS, narrationSeconds ?? Math.max(requested, readableSeconds(brief.story))));
   const { width, height } = frameSize(brief.aspectRatio, settings.shortSide);
   const cards = planCards({ story: brief.story, width, height, totalSeconds, fps: settings.fps, notes });
   const { graph, textFiles } = buildFilterGraph({

@@ -176,7 +176,7 @@ function progressValues(seen: TaskStatus[]): number[] {
 describe('local video provider', () => {
   it('renders a story with three characters into an H.264/AAC MP4 of the asked length, with text drawn', async () => {
     const p = provider();
-    const { file, bytes, seen } = await renderToFile(p, brief({ durationSeconds: 10 }, { characters: THREE_CHARACTERS }));
+    const { file, bytes, seen } = await renderToFile(p, brief({ durationSeconds: 16 }, { characters: THREE_CHARACTERS }));
 
     expect(seen[0]!.state).toMatch(/QUEUED|RUNNING/);
     expect(seen.at(-1)!.state).toBe('SUCCEEDED');
@@ -184,7 +184,7 @@ describe('local video provider', () => {
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
     expect(bytes.subarray(4, 8).toString('latin1')).toBe('ftyp');
     const info = await probe(file);
-    expect(info.seconds).toBeCloseTo(10, 0);
+    expect(info.seconds).toBeCloseTo(16, 0);
     expect(info.video).toEqual([640, 360]);
     expect(info.audio).toBe(true);
     // Silent, yet present: every video has an audio track.
@@ -206,11 +206,18 @@ describe('local video provider', () => {
     expect((await probe(cut.file)).seconds).toBeCloseTo(5, 0);
   });
 
+  it('makes a silent video long enough to read every card, when the asked length is shorter', async () => {
+    const p = provider();
+    // 2.5 s a card: the opening (1.5 cards), three characters and the ending.
+    const { file } = await renderToFile(p, brief({ durationSeconds: 5 }, { characters: THREE_CHARACTERS }));
+    expect((await probe(file)).seconds).toBeCloseTo(13.75, 0);
+  });
+
   it('renders silently at the asked length when the narration cannot be fetched', async () => {
     const p = provider();
-    const { file } = await renderToFile(p, brief({ durationSeconds: 5, narration: { url: narrationUrl.replace('narration.wav', 'gone.wav'), contentType: 'audio/wav' } }));
+    const { file } = await renderToFile(p, brief({ durationSeconds: 7, narration: { url: narrationUrl.replace('narration.wav', 'gone.wav'), contentType: 'audio/wav' } }));
     const info = await probe(file);
-    expect(info.seconds).toBeCloseTo(5, 0);
+    expect(info.seconds).toBeCloseTo(7, 0);
     expect(info.audio).toBe(true);
     expect(await maxVolumeDb(file)).toBeLessThan(-80);
   });
