@@ -3,6 +3,8 @@ import { assertQueueName, defaultJobBackoffMs, type JobQueue, type QueuedJob, ty
 
 interface Entry {
   id: string;
+  /** What a second enqueue is recognised by while the entry waits. */
+  key: string;
   data: unknown;
   attempt: number;
 }
@@ -18,12 +20,13 @@ export class InProcessJobQueue implements JobQueue {
 
   constructor(private readonly logger: Logger) {}
 
-  async enqueue(queue: string, job: { id: string; data?: unknown }): Promise<void> {
+  async enqueue(queue: string, job: { id: string; data?: unknown }, options: { key?: string } = {}): Promise<void> {
     assertQueueName(queue);
     const list = this.waiting.get(queue) ?? [];
     this.waiting.set(queue, list);
-    if (list.some((entry) => entry.id === job.id)) return;
-    list.push({ id: job.id, data: JSON.parse(JSON.stringify(job.data ?? null)), attempt: 0 });
+    const key = options.key ?? job.id;
+    if (list.some((entry) => entry.key === key)) return;
+    list.push({ id: job.id, key, data: JSON.parse(JSON.stringify(job.data ?? null)), attempt: 0 });
     this.wake.get(queue)?.();
   }
 

@@ -49,9 +49,9 @@ export class JetStreamJobQueue implements JobQueue {
     }
   }
 
-  async enqueue(queue: string, job: { id: string; data?: unknown }): Promise<void> {
+  async enqueue(queue: string, job: { id: string; data?: unknown }, options: { key?: string } = {}): Promise<void> {
     assertQueueName(queue);
-    await this.js.publish(this.prefix + queue, encoder.encode(JSON.stringify({ id: job.id, data: job.data ?? null })), { msgID: `${queue}:${job.id}` });
+    await this.js.publish(this.prefix + queue, encoder.encode(JSON.stringify({ id: job.id, data: job.data ?? null })), { msgID: `${queue}:${options.key ?? job.id}` });
   }
 
   async work(queue: string, options: WorkOptions, handler: (job: QueuedJob) => Promise<void>): Promise<Worker> {

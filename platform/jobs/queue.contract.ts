@@ -60,6 +60,19 @@ export function jobQueueContract(name: string, open: () => Promise<JobQueue>) {
       expect(seen.filter((j) => j.id === 'same')).toHaveLength(1);
     });
 
+    it('queues a job again under another key, even after it was done', async () => {
+      const queue = await fresh();
+      const name = queueName();
+      const seen: QueuedJob[] = [];
+      await working(queue, name, { concurrency: 1, ackWaitMs: 5000 }, async (job) => {
+        seen.push(job);
+      });
+      await queue.enqueue(name, { id: 'again', data: 1 });
+      await eventually(() => expect(seen).toHaveLength(1));
+      await queue.enqueue(name, { id: 'again', data: 2 }, { key: 'again:swept' });
+      await eventually(() => expect(seen.map((j) => [j.id, j.data])).toEqual([['again', 1], ['again', 2]]));
+    });
+
     it('retries a handler that throws, then drops the job after maxAttempts', async () => {
       const queue = await fresh();
       const name = queueName();

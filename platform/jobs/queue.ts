@@ -7,8 +7,12 @@
  */
 export interface JobQueue {
   readonly kind: 'NATS' | 'IN_PROCESS';
-  /** Queues a job; the same id queued again while it waits is dropped (JetStream msgID window). */
-  enqueue(queue: string, job: { id: string; data?: unknown }): Promise<void>;
+  /**
+   * Queues a job; queued again under the same key (by default its id) while it waits, it is
+   * dropped (JetStream: within the stream's duplicate window). Another key queues a second
+   * message for the job: what a sweep does for a job whose message is gone.
+   */
+  enqueue(queue: string, job: { id: string; data?: unknown }, options?: { key?: string }): Promise<void>;
   /** Starts taking jobs of `queue`; at most `concurrency` run at once. */
   work(queue: string, options: WorkOptions, handler: (job: QueuedJob) => Promise<void>): Promise<Worker>;
   close(): Promise<void>;

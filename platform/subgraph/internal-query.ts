@@ -37,7 +37,11 @@ export async function querySubgraph<T>(topology: Topology, internalSecret: strin
     body: JSON.stringify(operation),
     signal: request.signal ? AbortSignal.any([request.signal, timeout]) : timeout,
   });
-  if (!response.ok) throw new Error(`the ${request.subgraph} subgraph answered ${response.status}`);
+  if (!response.ok) {
+    // Not read: cancelled, or the connection stays taken until the body is collected.
+    await response.body?.cancel().catch(() => {});
+    throw new Error(`the ${request.subgraph} subgraph answered ${response.status}`);
+  }
   const body = (await response.json()) as { data?: T | null; errors?: InternalAnswer<T>['errors'] };
   return { data: body.data ?? null, errors: body.errors ?? [] };
 }

@@ -18,14 +18,14 @@ export const video: SubgraphModule = {
     const storage = storageFor(config, topology, 'video');
     const providers = videoProvidersFor(config);
     const stories = new StorySource(topology, config.INTERNAL_SECRET);
-    const videos = new VideoService({ stories, jobs, providers: [...providers.keys()], durationSeconds: config.VIDEO_DURATION_SECONDS });
+    const videos = new VideoService({ stories, jobs, providers: providers.enabled, durationSeconds: config.VIDEO_DURATION_SECONDS });
     const worker = new VideoWorker({
       orm,
       jobs,
       live,
       storage,
       stories,
-      providers,
+      providers: providers.all,
       concurrency: config.VIDEO_CONCURRENCY,
       ackWaitMs: config.VIDEO_ACK_WAIT_MS,
       maxBytes: config.VIDEO_MAX_BYTES,
@@ -41,7 +41,7 @@ export const video: SubgraphModule = {
       async stop() {
         await worker.stop();
         // The local renderer kills its ffmpeg processes; their tasks resume at the next start.
-        for (const provider of providers.values()) await provider.close?.();
+        for (const provider of providers.all.values()) await provider.close?.();
       },
     };
   },

@@ -39,6 +39,10 @@ export interface VideoJob {
   sizeBytes: number | null;
   /** Runs of the job: the fence against a second run of it. */
   runs: number;
+  /** Until when the run under way holds the job (renewed while it works; on the database's clock). */
+  leaseUntil: Date | null;
+  /** Failures that were not a provider's (database, storage, another subgraph); the job fails after a few. */
+  failures: number;
   correlationId: string | null;
   createdAt: Date;
   startedAt: Date | null;
@@ -65,6 +69,8 @@ export const VideoJob = new EntitySchema<VideoJob>({
     videoContentType: { type: 'string', nullable: true, fieldName: 'video_content_type' },
     sizeBytes: { type: 'bigint', nullable: true, fieldName: 'size_bytes', runtimeType: 'number' },
     runs: { type: 'integer' },
+    leaseUntil: { type: 'Date', nullable: true, fieldName: 'lease_until' },
+    failures: { type: 'integer' },
     correlationId: { type: 'string', nullable: true, fieldName: 'correlation_id' },
     createdAt: { type: 'Date', fieldName: 'created_at' },
     startedAt: { type: 'Date', nullable: true, fieldName: 'started_at' },

@@ -64,9 +64,9 @@ export function videosPerMonthOf(entitlements: { tier: string; videosPerMonth?: 
 export const STARTING_ENTITLEMENTS: VideoEntitlements = { tier: 'FREE', videosPerMonth: VIDEOS_PER_MONTH_OF_TIER.FREE! };
 
 /**
- * A new video is allowed while the month's videos that did not fail are fewer than the plan
- * allows. Jobs under way count (or a burst of requests would pass the limit); failed ones do
- * not, as billing charges only completed videos.
+ * A new video is allowed while the videos completed this month and those under way are fewer
+ * than the plan allows. Jobs under way count (or a burst of requests would pass the limit);
+ * failed ones do not, as billing charges only completed videos, in the month they complete.
  */
 export function assertVideoAllowed(entitlements: VideoEntitlements, videosThisMonth: number): void {
   const limit = entitlements.videosPerMonth;

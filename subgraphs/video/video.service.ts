@@ -71,8 +71,10 @@ export class VideoService {
       await em.getConnection().execute(`select pg_advisory_xact_lock(hashtext('video:' || ?::text))`, [userId], 'all', em.getTransactionContext());
       const entitlement = (await em.findOne(VideoEntitlement, { userId })) ?? rules.STARTING_ENTITLEMENTS;
       const month = rules.monthOf(now);
+      // What billing will count (completed this month) and what may still complete (under way).
       const [row] = await em.getConnection().execute<{ count: string }[]>(
-        `select count(*) as count from ${tableOf(em, 'video_job')} where "user_id" = ? and "created_at" >= ? and "created_at" < ? and "status" <> 'FAILED'`,
+        `select count(*) as count from ${tableOf(em, 'video_job')}
+          where "user_id" = ? and ("status" in ('QUEUED', 'RUNNING') or ("status" = 'COMPLETED' and "completed_at" >= ? and "completed_at" < ?))`,
         [userId, month.start, month.end],
         'all',
         em.getTransactionContext(),
@@ -95,6 +97,8 @@ export class VideoService {
         videoContentType: null,
         sizeBytes: null,
         runs: 0,
+        leaseUntil: null,
+        failures: 0,
         correlationId: ctx.correlationId,
         createdAt: now,
         startedAt: null,

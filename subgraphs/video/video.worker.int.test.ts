@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
@@ -66,9 +66,10 @@ function frozenAfterCreate(): VideoProvider {
   return { ...real, name: real.name, pollIntervalMs: real.pollIntervalMs, taskTimeoutMs: real.taskTimeoutMs, create: real.create.bind(real), status: () => new Promise(() => {}), download: real.download.bind(real) };
 }
 
-function worker(jobs: JetStreamJobQueue, runwayProvider: VideoProvider) {
+function worker(jobs: JetStreamJobQueue, runwayProvider: VideoProvider, options: { clock?: () => Date; sweepMs?: number; orm?: MikroORM } = {}) {
   return new VideoWorker({
     orm,
+    ...options,
     jobs,
     live: new InProcessLiveBus(),
     storage: storage(),
@@ -102,6 +103,8 @@ async function insertJob(status: 'QUEUED' | 'COMPLETED' = 'QUEUED'): Promise<str
     videoContentType: null,
     sizeBytes: null,
     runs: 0,
+    leaseUntil: null,
+    failures: 0,
     correlationId: null,
     createdAt: new Date(),
     startedAt: null,
@@ -122,13 +125,16 @@ describe('the video worker', () => {
     const creationsBefore = runway.creations;
     const id = await insertJob();
     const doomedJobs = await queue();
-    await worker(doomedJobs, frozenAfterCreate()).start();
+    // A process of its own: its database connections die with it.
+    const doomedOrm = await openDatabase({ url: db.url, schema: 'video', entities: videoEntities, migrations: videoMigrations, logger });
+    await worker(doomedJobs, frozenAfterCreate(), { orm: doomedOrm }).start();
     // start() queued the QUEUED job itself; the doomed worker creates the task and freezes.
     await vi.waitFor(async () => expect((await attempts(id))[0]?.task?.id).toBeTruthy(), { timeout: 10_000, interval: 20 });
     const taskId = (await attempts(id))[0]!.task!.id;
     expect(runway.creations - creationsBefore).toBe(1);
-    // The process dies: its connection goes, nothing is acknowledged or handed back.
+    // The process dies: its connections go, nothing is acknowledged or handed back, its lease is no longer renewed.
     await doomedJobs.close();
+    await doomedOrm.close(true);
 
     const heirJobs = await queue();
     const heirWorker = worker(heirJobs, realRunway());
@@ -156,7 +162,9 @@ describe('the video worker', () => {
     const creationsBefore = runway.creations;
     const id = await insertJob();
     const firstJobs = await queue();
-    const first = worker(firstJobs, realRunway({ taskTimeoutMs: 1500 }));
+    // Its clock stands still: it never sees the task's time run out, however slow this machine is.
+    const frozen = new Date();
+    const first = worker(firstJobs, realRunway({ taskTimeoutMs: 1500 }), { clock: () => frozen });
     await first.start();
     await vi.waitFor(async () => expect((await attempts(id))[0]?.task?.id).toBeTruthy(), { timeout: 10_000, interval: 20 });
     const taskId = (await attempts(id))[0]!.task!.id;
@@ -188,6 +196,65 @@ describe('the video worker', () => {
     }
   });
 
+  it('drops a second message for a job a live run holds: no second run, no second task', async () => {
+    runway.behave({ kind: 'hang' });
+    const creationsBefore = runway.creations;
+    const id = await insertJob();
+    const aJobs = await queue();
+    const a = worker(aJobs, realRunway());
+    await a.start();
+    const bJobs = await queue();
+    const b = worker(bJobs, realRunway());
+    await b.start();
+    const nc = await connect({ servers: natsUrl });
+    try {
+      await vi.waitFor(async () => expect((await attempts(id))[0]?.task?.id).toBeTruthy(), { timeout: 10_000, interval: 20 });
+      // A copy of the job's message, as a re-queue after JetStream's duplicate window would make.
+      await jetstream(nc).publish(`${stream.toLowerCase()}.${VIDEO_QUEUE}`, JSON.stringify({ id, data: null }));
+      const jsm = await jetstreamManager(nc);
+      // The copy was taken and acknowledged; only the live run's message is still out.
+      await vi.waitFor(
+        async () => {
+          const info = await jsm.consumers.info(stream, VIDEO_QUEUE);
+          expect([info.num_pending, info.num_ack_pending]).toEqual([0, 1]);
+        },
+        { timeout: 10_000, interval: 50 },
+      );
+      expect((await row(id)).runs).toBe(1);
+      expect(runway.creations - creationsBefore).toBe(1);
+      // The live run stops; the next one takes over the same task and finishes it.
+      const taskId = (await attempts(id))[0]!.task!.id;
+      const task = runway.tasks.find((t) => t.id === taskId)!;
+      await a.stop();
+      task.behaviour = { kind: 'succeed', polls: 0 };
+      await vi.waitFor(async () => expect((await row(id)).status).toBe('COMPLETED'), { timeout: 15_000, interval: 50 });
+      expect((await row(id)).runs).toBe(2);
+      expect(runway.creations - creationsBefore).toBe(1);
+      expect(await outbox(id)).toEqual(['video.generation.started', 'video.generation.completed']);
+    } finally {
+      await nc.close();
+      await a.stop();
+      await b.stop();
+      await aJobs.close();
+      await bJobs.close();
+    }
+  });
+
+  it('queues again a job whose message is missing', async () => {
+    runway.behave({ kind: 'succeed', polls: 1 });
+    const jobs = await queue();
+    const w = worker(jobs, realRunway(), { sweepMs: 200 });
+    await w.start();
+    try {
+      // Committed, but never queued (the process died between the two).
+      const id = await insertJob();
+      await vi.waitFor(async () => expect((await row(id)).status).toBe('COMPLETED'), { timeout: 15_000, interval: 50 });
+    } finally {
+      await w.stop();
+      await jobs.close();
+    }
+  });
+
   it('does nothing for a job that is already finished', async () => {
     const id = await insertJob('COMPLETED');
     const jobs = await queue();
@@ -203,6 +270,7 @@ describe('the video worker', () => {
       await vi.waitFor(async () => expect((await row(marker)).status).toBe('COMPLETED'), { timeout: 10_000, interval: 50 });
       expect(await outbox(id)).toEqual([]);
       expect(await attempts(id)).toEqual([]);
+      expect((await row(id)).runs).toBe(0);
       expect(runway.creations - creationsBefore).toBe(1);
     } finally {
       await w.stop();

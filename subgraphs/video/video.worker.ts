@@ -1,4 +1,5 @@
 import { LockMode, type EntityManager, type MikroORM } from '@mikro-orm/postgresql';
+import { tableOf } from '../../platform/db/tables.js';
 import type { NewEvent } from '../../platform/events/envelope.js';
 import { recordEvents } from '../../platform/events/outbox.js';
 import { sleep } from '../../platform/http/provider-http.js';
@@ -6,7 +7,7 @@ import type { JobQueue, QueuedJob, Worker } from '../../platform/jobs/queue.js';
 import type { LiveBus } from '../../platform/live/live.js';
 import type { Logger } from '../../platform/log.js';
 import { ObjectTooLarge, type BlobStorage } from '../../platform/storage/storage.js';
-import { VideoProviderError, type TaskStatus, type VideoBrief, type VideoProvider, type VideoProviderName } from './providers/provider.js';
+import { VideoProviderError, type DownloadedVideo, type TaskStatus, type VideoBrief, type VideoProvider, type VideoProviderName } from './providers/provider.js';
 import type { StorySource } from './story-source.js';
 import { VideoAttempt, VideoJob, type AttemptStatus, type VideoStatus } from './video.entities.js';
 import * as events from './video.events.js';
@@ -28,13 +29,28 @@ export interface VideoWorkerOptions {
   logger: Logger;
   onEventsCommitted: () => void;
   clock?: () => Date;
+  /** How long a run holds its job without renewing it (default ackWaitMs); a dead worker's job is taken over after it. */
+  leaseMs?: number;
+  /** How often open jobs no run holds are queued again (default the lease). */
+  sweepMs?: number;
 }
 
-/** Deliveries of a job before it fails for a reason that is not a provider's (the queue drops it after). */
-const VIDEO_MAX_DELIVERIES = 5;
+/** Failures that are not a provider's (database, storage, another subgraph) before the job fails. */
+const VIDEO_MAX_FAILURES = 5;
+/**
+ * Deliveries of one message before the queue drops it. High: the row counts failures, graceful
+ * stops count as deliveries too, and the sweeper queues a dropped job's again anyway.
+ */
+const VIDEO_MAX_DELIVERIES = 100;
 
 /** Another run of the job (a copy of its message, a worker thought dead) took it over. */
 class Superseded extends Error {}
+
+/** `any` aborts when the worker stops or the run loses the job; `lost` only for the latter. */
+interface RunSignals {
+  any: AbortSignal;
+  lost: AbortSignal;
+}
 
 /** What one attempt came to: the video is ours, or the next provider's turn. */
 type AttemptOutcome = 'COMPLETED' | 'NEXT';
@@ -49,12 +65,15 @@ type AttemptOutcome = 'COMPLETED' | 'NEXT';
  */
 export class VideoWorker {
   private worker: Worker | null = null;
+  private sweeper: NodeJS.Timeout | null = null;
   private readonly log: Logger;
   private readonly now: () => Date;
+  private readonly leaseMs: number;
 
   constructor(private readonly options: VideoWorkerOptions) {
     this.log = options.logger.child({ worker: 'video' });
     this.now = options.clock ?? (() => new Date());
+    this.leaseMs = options.leaseMs ?? options.ackWaitMs;
   }
 
   async start(): Promise<void> {
@@ -63,49 +82,140 @@ export class VideoWorker {
       { concurrency: this.options.concurrency, ackWaitMs: this.options.ackWaitMs, maxAttempts: VIDEO_MAX_DELIVERIES },
       (job) => this.run(job),
     );
-    // As narration: jobs queued before this process started may be missing from the queue (an
-    // in-process queue dies with its process; an enqueue can fail after the commit). JetStream
-    // drops a second copy of a waiting job, and keeps a RUNNING job's message until it is acked.
-    const statuses: VideoStatus[] = this.options.jobs.kind === 'IN_PROCESS' ? ['QUEUED', 'RUNNING'] : ['QUEUED'];
-    const open = await this.options.orm.em.fork().find(VideoJob, { status: { $in: statuses } }, { fields: ['id'] });
-    for (const { id } of open) await this.options.jobs.enqueue(VIDEO_QUEUE, { id });
-    if (open.length) this.log.info({ jobs: open.length }, 'queued unfinished videos again');
+    await this.sweep(true);
+    this.sweeper = setInterval(() => {
+      this.sweep(false).catch((error: unknown) => this.log.warn({ err: error }, 'could not look for abandoned videos; trying again later'));
+    }, this.options.sweepMs ?? this.leaseMs);
+    this.sweeper.unref();
   }
 
   async stop(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
     await this.worker?.stop();
   }
 
+  /**
+   * Queues again the open jobs no run holds: QUEUED ones whose message may be missing (an
+   * in-process queue dies with its process; an enqueue can fail after the commit) and RUNNING
+   * ones whose run stopped renewing its lease (its process died, or its message was dropped).
+   * A job queued twice is harmless: the second message finds it held, or finished.
+   */
+  private async sweep(atStart: boolean): Promise<void> {
+    const rows = await this.options.orm.em.fork().getConnection().execute<{ id: string; runs: number; status: VideoStatus }[]>(
+      `select "id", "runs", "status" from ${tableOf(this.options.orm.em, 'video_job')}
+        where ("status" = 'RUNNING' and ("lease_until" is null or "lease_until" <= clock_timestamp()))
+           or ("status" = 'QUEUED' and (? or "created_at" <= clock_timestamp() - make_interval(secs => ?)))`,
+      [atStart, this.leaseMs / 1000],
+    );
+    // At start a QUEUED job is queued under its own id: JetStream drops it if its message is
+    // still there. Otherwise keyed by the run that let the job go: a message of its own even
+    // within the duplicate window, and one per abandoned run however often we sweep.
+    for (const { id, runs, status } of rows) {
+      await this.options.jobs.enqueue(VIDEO_QUEUE, { id }, atStart && status === 'QUEUED' ? {} : { key: `${id}:r${runs}` });
+    }
+    if (rows.length) this.log.info({ jobs: rows.length }, 'queued open videos again');
+  }
+
   private async run(queued: QueuedJob): Promise<void> {
-    const job = await this.options.orm.em.fork().findOne(VideoJob, { id: queued.id });
-    if (!job || isTerminal(job.status)) return;
-    const log = this.log.child({ jobId: job.id, storyId: job.storyId, delivery: queued.attempt });
-    const wasQueued = job.status === 'QUEUED';
-    const claim: Partial<VideoJob> = wasQueued ? { status: 'RUNNING', startedAt: this.now(), runs: job.runs + 1 } : { runs: job.runs + 1 };
-    const started: NewEvent | undefined = wasQueued
-      ? { type: events.VIDEO_STARTED, userId: job.userId, payload: { jobId: job.id, storyId: job.storyId, providers: job.providers } satisfies events.VideoStarted }
-      : undefined;
-    if (!(await this.commit(job, { job: claim, event: started }, [job.status]))) return;
+    const job = await this.claim(queued.id);
+    // Finished, or held by a live run: this message is not needed (should that run die, the sweeper queues the job again).
+    if (!job) return;
+    const log = this.log.child({ jobId: job.id, storyId: job.storyId, run: job.runs });
+    // Aborted when this run loses the job (its lease could not be renewed, another run has it).
+    const lost = new AbortController();
+    const heartbeat = setInterval(() => {
+      this.renew(job).then(
+        (held) => held || lost.abort(new Superseded()),
+        (error: unknown) => log.warn({ err: error }, 'could not renew the lease of a video job'),
+      );
+    }, Math.max(50, Math.floor(this.leaseMs / 3)));
+    const signals = { lost: lost.signal, any: AbortSignal.any([queued.signal, lost.signal]) };
     this.publish(job);
     try {
-      await this.generate(job, queued, log);
+      await this.generate(job, signals, log);
     } catch (error) {
-      if (queued.signal.aborted) throw error;
-      if (error instanceof Superseded) return log.warn('another run of this video took it over; this one stops');
+      if (lost.signal.aborted || error instanceof Superseded) return log.warn('another run of this video took it over; this one stops');
+      if (queued.signal.aborted) {
+        // Stopping: hand the job over at once rather than when the lease runs out.
+        await this.release(job).catch(() => {});
+        throw error;
+      }
       // Anything but a provider's answer (the database, storage, another subgraph) is retried
-      // by the queue, until its last delivery: then the job fails rather than stay RUNNING.
-      if (queued.attempt < VIDEO_MAX_DELIVERIES) throw error;
-      log.error({ err: error }, 'video failed on its last delivery');
+      // by the queue a few times; then the job fails rather than stay RUNNING.
+      const failures = await this.recordFailure(job);
+      if (failures === null) return;
+      if (failures < VIDEO_MAX_FAILURES) throw error;
+      log.error({ err: error, failures }, 'video failed for a reason that is not a provider\'s, too often');
       await this.fail(job, 'The video could not be made; try again later');
     } finally {
+      clearInterval(heartbeat);
       this.publish(job);
     }
   }
 
+  /**
+   * Takes the job for this run if it is QUEUED, or RUNNING with no live run (its lease ran
+   * out): raises its run count (the fence every later write checks) and leases it, on the
+   * database's clock. Returns null when the job is finished or another run holds it.
+   */
+  private async claim(id: string): Promise<VideoJob | null> {
+    let started = false;
+    const job = await this.options.orm.em.fork().transactional(async (em) => {
+      const table = tableOf(em, 'video_job');
+      const [row] = await em.getConnection().execute<{ status: VideoStatus; free: boolean }[]>(
+        `select "status", ("lease_until" is null or "lease_until" <= clock_timestamp()) as "free" from ${table} where "id" = ? for update`,
+        [id],
+        'all',
+        em.getTransactionContext(),
+      );
+      if (!row || isTerminal(row.status) || (row.status === 'RUNNING' && !row.free)) return null;
+      started = row.status === 'QUEUED';
+      await em.getConnection().execute(
+        `update ${table} set "runs" = "runs" + 1, "status" = 'RUNNING', "started_at" = coalesce("started_at", ?),
+           "lease_until" = clock_timestamp() + make_interval(secs => ?) where "id" = ?`,
+        [this.now(), this.leaseMs / 1000, id],
+        'run',
+        em.getTransactionContext(),
+      );
+      const claimed = await em.findOneOrFail(VideoJob, { id });
+      if (started) {
+        const payload: events.VideoStarted = { jobId: id, storyId: claimed.storyId, providers: claimed.providers };
+        await recordEvents(em, { serviceName: 'video', correlationId: claimed.correlationId }, [{ type: events.VIDEO_STARTED, userId: claimed.userId, payload }]);
+      }
+      return claimed;
+    });
+    if (started) this.options.onEventsCommitted();
+    return job;
+  }
+
+  /** Extends this run's lease; false when the job is no longer this run's. */
+  private async renew(job: VideoJob): Promise<boolean> {
+    return (await this.fenced(job, `"lease_until" = clock_timestamp() + make_interval(secs => ?)`, [this.leaseMs / 1000])) !== null;
+  }
+
+  /** Lets another run take the job at once. */
+  private async release(job: VideoJob): Promise<void> {
+    await this.fenced(job, `"lease_until" = clock_timestamp()`, []);
+  }
+
+  /** Counts a failure that was not a provider's and releases the job for the queue's retry; null when it is no longer this run's. */
+  private async recordFailure(job: VideoJob): Promise<number | null> {
+    return this.fenced(job, `"failures" = "failures" + 1, "lease_until" = clock_timestamp()`, []);
+  }
+
+  /** An update of this run's RUNNING job; its new failure count, or null when the job is not this run's any more. */
+  private async fenced(job: VideoJob, set: string, params: unknown[]): Promise<number | null> {
+    const rows = await this.options.orm.em.fork().getConnection().execute<{ failures: number }[]>(
+      `update ${tableOf(this.options.orm.em, 'video_job')} set ${set} where "id" = ? and "runs" = ? and "status" = 'RUNNING' returning "failures"`,
+      [...params, job.id, job.runs],
+    );
+    return rows[0]?.failures ?? null;
+  }
+
   /** Tries the job's providers from the attempt it is at, until one makes the video or none is left. */
-  private async generate(job: VideoJob, queued: QueuedJob, log: Logger): Promise<void> {
+  private async generate(job: VideoJob, signals: RunSignals, log: Logger): Promise<void> {
     let brief: Promise<VideoBrief> | null = null;
-    const briefOnce = () => (brief ??= this.brief(job, queued.signal));
+    const briefOnce = () => (brief ??= this.brief(job, signals.any));
     for (;;) {
       let attempt = await this.options.orm.em.fork().findOne(VideoAttempt, { jobId: job.id }, { orderBy: { seq: 'desc' } });
       if (!attempt || attempt.status === 'FAILED' || attempt.status === 'TIMED_OUT') {
@@ -120,15 +230,19 @@ export class VideoWorker {
         continue;
       }
       const alog = log.child({ provider: provider.name, seq: attempt.seq });
-      if ((await this.attempt(job, attempt, provider, briefOnce, queued.signal, alog)) === 'COMPLETED') return;
+      if ((await this.attempt(job, attempt, provider, briefOnce, signals, alog)) === 'COMPLETED') return;
     }
   }
 
-  private async attempt(job: VideoJob, attempt: VideoAttempt, provider: VideoProvider, brief: () => Promise<VideoBrief>, signal: AbortSignal, log: Logger): Promise<AttemptOutcome> {
+  private async attempt(job: VideoJob, attempt: VideoAttempt, provider: VideoProvider, brief: () => Promise<VideoBrief>, signals: RunSignals, log: Logger): Promise<AttemptOutcome> {
+    const signal = signals.any;
     try {
       if (attempt.status === 'RUNNING') {
         if (!attempt.task) {
-          const task = await provider.create(await brief(), { signal });
+          const input = await brief();
+          // Not stopped by a shutdown (its request timeout bounds it): a task the provider made
+          // must be recorded, or the next run would pay for another.
+          const task = await provider.create(input, { signal: signals.lost });
           // Stored before the first poll: from here a restart polls this task, never makes another.
           await this.update(job, attempt, { task, taskCreatedAt: this.now(), progress: 0 }, { progress: jobProgress('SUBMITTED') });
           log.info({ taskId: task.id }, 'provider task created');
@@ -189,7 +303,7 @@ export class VideoWorker {
 
   /** Copies the finished video into storage and completes the job with its event, once. */
   private async complete(job: VideoJob, attempt: VideoAttempt, provider: VideoProvider, signal: AbortSignal): Promise<void> {
-    const video = await provider.download(attempt.resultUrl!, { signal });
+    const video = await this.download(job, attempt, provider, signal);
     // Named by this run: a superseded run cannot overwrite the video of the one that completes.
     const key = `videos/${job.id}/video-${attempt.seq}-${job.runs}.mp4`;
     let stored;
@@ -213,6 +327,26 @@ export class VideoWorker {
     if (!done) {
       await this.options.storage.delete(key);
       throw new Superseded();
+    }
+  }
+
+  /**
+   * The finished video's bytes. The video exists and is paid for: a download that fails for a
+   * while (the CDN, a stall) is retried by the queue with the attempt still SUCCEEDED, and a
+   * link that expired (the job waited, a restart) is asked of the provider again once. Only a
+   * video that cannot be had at all fails the attempt over to the next provider.
+   */
+  private async download(job: VideoJob, attempt: VideoAttempt, provider: VideoProvider, signal: AbortSignal): Promise<DownloadedVideo> {
+    try {
+      return await provider.download(attempt.resultUrl!, { signal });
+    } catch (error) {
+      if (!(error instanceof VideoProviderError)) throw error;
+      if (TRANSIENT.has(error.reason)) throw new Error(`downloading the video from ${provider.name} failed for now: ${error.message}`, { cause: error });
+      if (error.reason !== 'INVALID_RESPONSE' || !attempt.task) throw error;
+      const status = await provider.status(attempt.task, { signal });
+      if (status.state !== 'SUCCEEDED' || status.videoUrl === attempt.resultUrl) throw error;
+      await this.update(job, attempt, { resultUrl: status.videoUrl });
+      return provider.download(status.videoUrl, { signal });
     }
   }
 

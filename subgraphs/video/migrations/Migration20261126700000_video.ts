@@ -24,6 +24,8 @@ export class Migration20261126700000_video extends SchemaMigration {
         "video_content_type" text null,
         "size_bytes" bigint null,
         "runs" integer not null default 0,
+        "lease_until" timestamptz null,
+        "failures" integer not null default 0,
         "correlation_id" text null,
         "created_at" timestamptz not null,
         "started_at" timestamptz null,
@@ -32,7 +34,8 @@ export class Migration20261126700000_video extends SchemaMigration {
       // The plan check counts a user's jobs of the month; story pages list a story's videos.
       `create index "video_job_user_idx" on "video_job" ("user_id", "created_at" desc)`,
       `create index "video_job_story_idx" on "video_job" ("story_id", "created_at" desc)`,
-      `create index "video_job_open_idx" on "video_job" ("status") where "status" in ('QUEUED', 'RUNNING')`,
+      // The sweeper's question: open jobs whose worker is gone.
+      `create index "video_job_open_idx" on "video_job" ("status", "lease_until") where "status" in ('QUEUED', 'RUNNING')`,
       `create table "video_attempt" (
         "job_id" uuid not null references "video_job" ("id") on delete cascade,
         "seq" integer not null check ("seq" >= 0),
