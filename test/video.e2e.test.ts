@@ -21,6 +21,7 @@ const op = {
   register: clientOperation('Register'),
   createStory: clientOperation('CreateStory'),
   analyze: clientOperation('AnalyzeStory'),
+  publish: clientOperation('PublishStory'),
   changePlan: clientOperation('ChangePlan'),
   generate: clientOperation('GenerateVideo'),
   job: clientOperation('VideoJob'),
@@ -288,6 +289,15 @@ describe('who may, and how much', () => {
     expect(refused.errors?.[0]?.extensions?.code ?? refused.data?.generateVideo?.userErrors?.[0]?.code).toMatch(/FORBIDDEN|STORY_NOT_FOUND/);
     const missing = await generate(dee.token, { storyId: randomUUID() });
     expect(missing.userErrors).toEqual([{ code: 'STORY_NOT_FOUND', field: 'storyId', message: expect.any(String) }]);
+
+    // Once the story is published, its readers see the finished video, but not how it was made.
+    await vi.waitFor(async () => expect((await videoJob(created.job.id, dee.token)).status).toBe('COMPLETED'), { timeout: 15_000, interval: 50 });
+    const videosOf = (token: string) => stack.gql(`query($id: ID!) { story(id: $id) { videos { id status videoUrl error attempts { provider } } } }`, { id: storyId }, { token });
+    expect((await videosOf(eve.token)).data.story).toBeNull();
+    expect((await stack.gql(op.publish, { id: storyId }, { token: dee.token })).data.publishStory.userErrors).toEqual([]);
+    const seen = (await videosOf(eve.token)).data.story.videos;
+    expect(seen).toEqual([{ id: created.job.id, status: 'COMPLETED', videoUrl: expect.stringMatching(/^http/), error: null, attempts: [] }]);
+    expect((await videosOf(dee.token)).data.story.videos[0].attempts).toEqual([{ provider: 'RUNWAY' }]);
   });
 
   it('holds the plan\'s videos a month (FREE: 1), counting videos under way, and lifts it with a better plan', async () => {

@@ -7,6 +7,8 @@ import type { VideoAttempt, VideoJob } from './video.entities.js';
 import { aspectEnumOf, enumOfProvider } from './video.rules.js';
 import type { GenerateInput, VideoService } from './video.service.js';
 
+const isOwner = (job: VideoJob, ctx: SubgraphContext) => ctx.caller.userId === job.userId;
+
 /** How long a videoUrl stays valid once read. */
 const VIDEO_URL_SECONDS = 3600;
 
@@ -27,7 +29,9 @@ export function videoResolvers(videos: VideoService, storage: BlobStorage): Reso
         job.status === 'COMPLETED' && job.videoKey ? storage.downloadUrl(job.videoKey, { expiresInSeconds: VIDEO_URL_SECONDS, filename: `storyloom-${job.id}.mp4` }) : null,
       prompt: (job: VideoJob) => job.source.prompt,
       aspectRatio: (job: VideoJob) => aspectEnumOf(job.aspectRatio),
-      attempts: (job: VideoJob, _: unknown, ctx: SubgraphContext) => videos.attempts(ctx, job.id),
+      // How it was made is the owner's business: readers of a published story see its videos, not the providers' errors.
+      attempts: (job: VideoJob, _: unknown, ctx: SubgraphContext) => (isOwner(job, ctx) ? videos.attempts(ctx, job.id) : []),
+      error: (job: VideoJob, _: unknown, ctx: SubgraphContext) => (isOwner(job, ctx) ? job.error : null),
       story: (job: VideoJob) => ({ __typename: 'Story', id: job.storyId }),
     },
     VideoAttempt: {
