@@ -23,7 +23,7 @@ const modelError = (status: number, field: string | null, msg: string, type: str
 /** `fal-ai/pika` of `/fal-ai/pika/v2.2/text-to-video`: status and response URLs live under the app, not the endpoint. */
 const appOf = (path: string) => path.split('/').slice(1, 3).join('/');
 
-const falWire: ProviderWire = {
+const falWire = (options: FalFakeOptions): ProviderWire => ({
   name: 'fal.ai',
   basePath: '',
   endpoint(method, path) {
@@ -49,7 +49,8 @@ const falWire: ProviderWire = {
   refusal: (message) => modelError(422, 'prompt', message, 'content_policy_violation'),
   created(task, origin) {
     const base = `${origin}/${appOf(task.createdOn)}/requests/${task.id}`;
-    return { status: 200, body: { request_id: task.id, response_url: base, status_url: `${base}/status`, cancel_url: `${base}/cancel`, queue_position: 0 } };
+    const cancel = `${options.cancelOrigin ?? origin}/${appOf(task.createdOn)}/requests/${task.id}/cancel`;
+    return { status: 200, body: { request_id: task.id, response_url: base, status_url: `${base}/status`, cancel_url: cancel, queue_position: 0 } };
   },
   status(task, phase, origin) {
     const response_url = `${origin}/${appOf(task.createdOn)}/requests/${task.id}`;
@@ -58,7 +59,7 @@ const falWire: ProviderWire = {
     return { status: 200, body: { status: 'COMPLETED', logs: null, response_url, metrics: { inference_time: 1.5 } } };
   },
   result: (task, phase) => outcome(task, phase),
-};
+});
 
 function outcome(task: FakeTask, phase: TaskPhase): Answer {
   if (phase.state === 'queued' || phase.state === 'running') return { status: 400, body: { detail: 'Request is still in progress' } };
@@ -66,6 +67,12 @@ function outcome(task: FakeTask, phase: TaskPhase): Answer {
   return { status: 200, body: { video: { url: phase.videoUrl, content_type: 'video/mp4', file_name: `${task.id}.mp4`, file_size: null } } };
 }
 
-export function startFalFake(options: { apiKey?: string } = {}): Promise<VideoFake> {
-  return startVideoFake(falWire, options.apiKey ?? 'test-fal-key');
+export interface FalFakeOptions {
+  apiKey?: string;
+  /** Where the answers' cancel_url points (default: this fake), to hand the adapter one on another host. */
+  cancelOrigin?: string;
+}
+
+export function startFalFake(options: FalFakeOptions = {}): Promise<VideoFake> {
+  return startVideoFake(falWire(options), options.apiKey ?? 'test-fal-key');
 }

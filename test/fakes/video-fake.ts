@@ -22,8 +22,8 @@ export type VideoFakeBehaviour =
   | { kind: 'fail'; message?: string; code?: string; polls?: number }
   /** The task stays running forever. */
   | { kind: 'hang' }
-  /** Creates answer 429 with Retry-After: 0, `times` times (default: always); then creates work again. */
-  | { kind: 'throttle'; times?: number }
+  /** Creates answer 429 with Retry-After: `retryAfter` seconds (default 0), `times` times (default: always); then creates work again. */
+  | { kind: 'throttle'; times?: number; retryAfter?: number }
   /** Creates answer the provider's content-policy refusal (400; 422 at fal.ai). */
   | { kind: 'refuse'; message?: string }
   /** Every request, video links included, answers 500. */
@@ -33,7 +33,16 @@ export type VideoFakeBehaviour =
   /** API requests get their status, headers and half their JSON, never the rest (until close). */
   | { kind: 'stall-body' }
   /** Video links send their headers and the first bytes of the MP4, never the rest (until close). */
-  | { kind: 'stall-download' };
+  | { kind: 'stall-download' }
+  /** Video links answer 403 with the CDN's XML error (an expired link); with `stall`, its headers and first bytes, never the rest (until close). */
+  | { kind: 'deny-download'; stall?: boolean }
+  /**
+   * API requests (only those to the `on` endpoint, when given) answer `status` (default 500) with
+   * a proxy's HTML error page instead of the provider's JSON: the proxy in front of it failed.
+   */
+  | { kind: 'proxy-error'; on?: Endpoint['kind']; status?: number }
+  /** API requests answer 307 to the same path on `to` (an origin: another host). */
+  | { kind: 'redirect'; to: string };
 
 /** Behaviours that describe the next tasks; the others describe the next requests. */
 type TaskBehaviour = Extract<VideoFakeBehaviour, { kind: 'succeed' | 'fail' | 'hang' }>;
@@ -173,6 +182,12 @@ export async function startVideoFake(wire: ProviderWire, apiKey: string): Promis
 
   const cdn = (res: ServerResponse, path: string) => {
     if (!/^\/cdn\/videos\/[\w-]+\.mp4(\?|$)/.test(path)) return send(res, { status: 404, body: 'NoSuchKey' });
+    if (requestBehaviour?.kind === 'deny-download') {
+      const xml = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>';
+      res.writeHead(403, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(xml) });
+      if (requestBehaviour.stall) return void res.write(xml.slice(0, 20));
+      return void res.end(xml);
+    }
     downloads++;
     res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': video.length, 'accept-ranges': 'bytes' });
     if (requestBehaviour?.kind === 'stall-download') return void res.write(video.subarray(0, 1024));
@@ -183,12 +198,19 @@ export async function startVideoFake(wire: ProviderWire, apiKey: string): Promis
     const path = request.path.split('?')[0]!;
     const endpoint = path.startsWith(wire.basePath) ? wire.endpoint(request.method, path.slice(wire.basePath.length)) : null;
     if (!endpoint) return send(res, { status: 404, body: wire.error(404, `No route for ${request.method} ${path}`) });
+    if (requestBehaviour?.kind === 'redirect') return void res.writeHead(307, { location: `${requestBehaviour.to}${request.path}`, 'content-length': 0 }).end();
+    if (requestBehaviour?.kind === 'proxy-error' && (requestBehaviour.on ?? endpoint.kind) === endpoint.kind) {
+      const status = requestBehaviour.status ?? 500;
+      const page = `<html><head><title>${status} Internal Server Error</title></head><body><center><h1>${status} Internal Server Error</h1></center><hr><center>nginx</center></body></html>`;
+      return void res.writeHead(status, { 'content-type': 'text/html', 'content-length': Buffer.byteLength(page) }).end(page);
+    }
     const rejected = wire.checkAuth(request, apiKey);
     if (rejected) return send(res, rejected);
     if (endpoint.kind === 'create') {
       if (requestBehaviour?.kind === 'throttle' && throttlesLeft > 0) {
+        const retryAfter = String(requestBehaviour.retryAfter ?? 0);
         if (--throttlesLeft === 0) requestBehaviour = null;
-        return send(res, { status: 429, body: wire.error(429, 'Too many requests: rate limit exceeded'), headers: { 'retry-after': '0' } });
+        return send(res, { status: 429, body: wire.error(429, 'Too many requests: rate limit exceeded'), headers: { 'retry-after': retryAfter } });
       }
       if (requestBehaviour?.kind === 'refuse') return send(res, wire.refusal(requestBehaviour.message ?? 'The prompt was flagged by content moderation'));
       const valid = wire.validate(request);

@@ -25,13 +25,12 @@ export async function downloadVideo(videoUrl: string, context: Omit<CallContext,
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw invalidResponse(call, `a video link that is not HTTP (${url.protocol})`);
 
-  const { response } = await fetchWithRetries(url.href, { method: 'GET', headers: { accept: 'video/*, */*' } }, call, async () => undefined);
+  // An error's body is read inside the call, under its deadline: a link that answers 403 and then
+  // stalls would otherwise hold the job forever.
+  const { response, body: errorText } = await fetchWithRetries(url.href, { method: 'GET', headers: { accept: 'video/*, */*' } }, call, (r) => (r.ok ? Promise.resolve(null) : headOf(r)));
   if (!response.ok) {
-    const detail = await response.text().then(
-      (text) => text.trim().slice(0, 200) || null,
-      () => null,
-    );
-    throw httpFailure(call, response.status, detail);
+    signal.throwIfAborted();
+    throw httpFailure(call, response.status, errorText?.trim().slice(0, 200) || null);
   }
   const contentType = response.headers.get('content-type') ?? 'video/mp4';
   // A login page or an error document served with 200 is not a video.
@@ -41,6 +40,33 @@ export async function downloadVideo(videoUrl: string, context: Omit<CallContext,
   }
   const stalled = () => new VideoProviderError('TIMEOUT', redact(`${context.label}'s video stopped arriving for ${context.timeoutMs} ms`, context.apiKey));
   return { body: guardedBody(response.body, context.timeoutMs, stalled, signal), contentType };
+}
+
+/** The most an error body is read for its message: a CDN's XML error fits, a large page does not need to. */
+const ERROR_BODY_MAX_BYTES = 4096;
+
+/**
+ * The first ERROR_BODY_MAX_BYTES of an error's body as text, the rest cancelled; null when it
+ * cannot be read (the call's deadline aborts a stalled one): the status says enough.
+ */
+async function headOf(response: Response): Promise<string | null> {
+  if (!response.body) return null;
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  try {
+    while (bytes < ERROR_BODY_MAX_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      bytes += value.length;
+    }
+    return new TextDecoder().decode(Buffer.concat(chunks).subarray(0, ERROR_BODY_MAX_BYTES));
+  } catch {
+    return null;
+  } finally {
+    reader.cancel().catch(() => {});
+  }
 }
 
 /**

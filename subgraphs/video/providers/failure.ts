@@ -18,7 +18,11 @@ export interface CallContext {
   apiKey: string;
   timeoutMs: number;
   maxRetries: number;
+  /** How many tries were made, when fewer than maxRetries + 1 (a create is not sent again after a timeout). */
+  attempts?: number;
 }
+
+const triesOf = (context: CallContext) => attempts(context.attempts ?? context.maxRetries + 1);
 
 /** The provider answered `status` (after the retries) with `detail` (its own error text, if any). */
 export function httpFailure(context: CallContext, status: number, detail: string | null): VideoProviderError {
@@ -36,9 +40,9 @@ export function httpFailure(context: CallContext, status: number, detail: string
     if (status === 408 || status === 429 || status >= 500) return error('UNAVAILABLE', `${label} answered ${status} when asked about a task${said}`);
     return error('INVALID_RESPONSE', `${label} answered ${status} when asked about a task${said}`);
   }
-  if (status === 429) return error('THROTTLED', `${label} is rate limiting us (429, ${attempts(context.maxRetries + 1)})${said}`);
+  if (status === 429) return error('THROTTLED', `${label} is rate limiting us (429, ${triesOf(context)})${said}`);
   if (status === 408) return error('TIMEOUT', `${label} timed out (408)${said}`);
-  if (status >= 500) return error('UNAVAILABLE', `${label} answered ${status} (${attempts(context.maxRetries + 1)})${said}`);
+  if (status >= 500) return error('UNAVAILABLE', `${label} answered ${status} (${triesOf(context)})${said}`);
   // A 404 on create is a wrong base URL or model: nothing the author can change.
   if (status === 404) return error('INVALID_RESPONSE', `${label} does not know this endpoint (404)${said}: check its base URL and model`);
   return error('REFUSED', `${label} refused to make this video (${status})${said}`);
@@ -46,8 +50,8 @@ export function httpFailure(context: CallContext, status: number, detail: string
 
 /** No answer at all: the connection failed, or the deadline of every attempt passed. */
 export function connectionFailure(context: CallContext, timedOut: boolean, cause: string): VideoProviderError {
-  const { label, call, apiKey, timeoutMs, maxRetries } = context;
-  const tries = attempts(maxRetries + 1);
+  const { label, call, apiKey, timeoutMs } = context;
+  const tries = triesOf(context);
   // A poll that times out is asked again by the worker; a create or a download that times out is not.
   const reason = timedOut ? (call === 'create' || call === 'download' ? 'TIMEOUT' : 'UNAVAILABLE') : 'UNAVAILABLE';
   const message = timedOut ? `${label} did not answer within ${timeoutMs} ms (${tries})` : `Could not reach ${label} (${tries}): ${cause}`;

@@ -1,6 +1,7 @@
 /**
  * HTTP plumbing the remote video adapters share: a fetch for the official SDKs whose deadline
- * covers the body, and a retrying fetch for the calls no SDK makes (fal.ai's queue, downloads).
+ * covers the body, a retrying fetch for the calls no SDK makes (fal.ai's queue, downloads), and
+ * the one rule for sending a create again (createNotTaken), which both follow.
  */
 import { sleep, untilAborted } from '../../../platform/http/provider-http.js';
 import { connectionFailure, type CallContext } from './failure.js';
@@ -10,7 +11,7 @@ import { connectionFailure, type CallContext } from './failure.js';
  * at the response headers, so a server that stalls mid-body would hold a call forever. This one
  * reads the whole body before returning, which brings it under the SDK's timer; its own deadline
  * is a fallback that fails as an AbortError, the one error both SDKs (Luma checks only the name)
- * report as APIConnectionTimeoutError and retry.
+ * report as APIConnectionTimeoutError (and retry, except on creates: see createWithRetries).
  */
 export function fetchWithinDeadline(timeoutMs: number): typeof fetch {
   return async (input, init) => {
@@ -44,47 +45,89 @@ export interface Answer<T> {
 const retryable = (status: number) => status === 408 || status === 429 || status >= 500;
 
 /**
+ * Whether a create may be sent again: only when the provider answered that it did not take it
+ * (429, or 5xx before it made anything). A create that timed out, lost its connection after
+ * sending, or whose answer stopped midway may have made a task, and a second try would make
+ * (and bill) another that nobody polls.
+ */
+// Not 504: a gateway that gave up waiting says nothing of whether the provider made the task.
+export const createNotTaken = (status: number) => status === 429 || (status >= 500 && status !== 504);
+
+/**
  * `fetch` with what the SDKs do for us elsewhere: a deadline per attempt (headers and whatever
  * `read` reads), and up to `maxRetries` retries on 408/429/5xx and connection errors, waiting as
- * Retry-After says or backing off exponentially. Every wait ends when `signal` aborts. Returns
- * the last answer, successful or not; throws VideoProviderError when no answer came at all.
+ * Retry-After says or backing off exponentially. A create is retried only on 429/5xx answers
+ * (see createNotTaken). Every wait ends when `signal` aborts. Returns the last answer,
+ * successful or not; throws VideoProviderError when no answer came at all.
  */
 export async function fetchWithRetries<T>(url: string, init: RequestInit, call: RetryingCall, read: (response: Response) => Promise<T>): Promise<Answer<T>> {
+  const create = call.call === 'create';
   for (let attempt = 0; ; attempt++) {
     const last = attempt >= call.maxRetries;
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(), call.timeoutMs);
     try {
       const response = await fetch(url, { ...init, signal: AbortSignal.any([call.signal, deadline.signal]) });
-      if (!last && retryable(response.status)) {
+      if (!last && (create ? createNotTaken(response.status) : retryable(response.status))) {
         await response.body?.cancel();
         clearTimeout(timer);
-        await sleep(retryAfterMs(response.headers) ?? backoffMs(attempt), call.signal);
+        await sleep(retryDelayMs(response.headers.get('retry-after'), attempt), call.signal);
         continue;
       }
       return { response, body: await read(response) };
     } catch (error) {
       if (call.signal.aborted) throw call.signal.reason;
-      if (!last) {
+      if (!last && !create) {
         clearTimeout(timer);
         await sleep(backoffMs(attempt), call.signal);
         continue;
       }
-      throw connectionFailure(call, deadline.signal.aborted, describe(error));
+      throw connectionFailure({ ...call, attempts: attempt + 1 }, deadline.signal.aborted, describe(error));
     } finally {
       clearTimeout(timer);
     }
   }
 }
 
-/** Retry-After in seconds or as an HTTP date; capped, since the worker has deadlines of its own. */
-function retryAfterMs(headers: Headers): number | null {
-  const value = headers.get('retry-after');
-  if (value === null) return null;
-  const seconds = Number(value);
-  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now();
-  return Number.isNaN(ms) ? null : Math.min(Math.max(ms, 0), 60_000);
+/** What an SDK error says the provider answered, when it answered at all. */
+export interface SdkAnswer {
+  status: number;
+  retryAfter: string | null;
 }
+
+/**
+ * An SDK create (`attempt`, which must pass `maxRetries: 0` to the SDK: the Stainless SDKs also
+ * retry timeouts and dropped connections) sent again up to `maxRetries` times, only when the
+ * provider answered 429 or 5xx (see createNotTaken), waiting as Retry-After says. `answered`
+ * reads the status off the SDK's error; `attempt` is told which try it is (1, 2, ...), so the
+ * adapter's message can count them. The last error is rethrown as the SDK threw it.
+ */
+export async function createWithRetries<T>(
+  maxRetries: number,
+  signal: AbortSignal,
+  answered: (error: unknown) => SdkAnswer | null,
+  attempt: (tries: number) => Promise<T>,
+): Promise<T> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt(tries);
+    } catch (error) {
+      const answer = signal.aborted ? null : answered(error);
+      if (!answer || !createNotTaken(answer.status) || tries > maxRetries) throw error;
+      await sleep(retryDelayMs(answer.retryAfter, tries - 1), signal);
+    }
+  }
+}
+
+/** Retry-After in seconds or as an HTTP date, else the backoff; capped, since the worker has deadlines of its own. */
+function retryDelayMs(retryAfter: string | null, attempt: number): number {
+  if (retryAfter === null) return backoffMs(attempt);
+  const seconds = Number(retryAfter);
+  const ms = retryAfter.trim() !== '' && Number.isFinite(seconds) ? seconds * 1000 : Date.parse(retryAfter) - Date.now();
+  return Number.isNaN(ms) ? backoffMs(attempt) : Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
+}
+
+const MAX_RETRY_AFTER_MS = 60_000;
 
 /** 0.5 s, 1 s, 2 s ... up to 8 s, less up to a quarter of jitter (as the Stainless SDKs do). */
 function backoffMs(attempt: number): number {

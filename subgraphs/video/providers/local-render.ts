@@ -91,13 +91,21 @@ export async function renderBrief(
   }
 }
 
-/** Streams the narration to `file`, refusing anything but http(s), past the deadline, or past the size cap. */
+/**
+ * Streams the narration to `file`, refusing anything but http(s), past the deadline, or past the
+ * size cap. Narration links are our storage's signed links, served directly: a redirect is not
+ * followed, so the link cannot send the renderer to another host.
+ */
 async function fetchNarration(url: string, file: string, settings: RenderSettings, signal: AbortSignal): Promise<void> {
   const protocol = new URL(url).protocol;
   if (protocol !== 'http:' && protocol !== 'https:') throw new Error(`Narration URL scheme ${protocol} is not fetched`);
   const deadline = AbortSignal.any([signal, AbortSignal.timeout(settings.narrationTimeoutMs)]);
-  const response = await fetch(url, { signal: deadline });
-  if (!response.ok || !response.body) throw new Error(`Narration answered HTTP ${response.status}`);
+  const response = await fetch(url, { signal: deadline, redirect: 'error' });
+  if (!response.ok || !response.body) {
+    // Unread, the error's body would hold its connection open until garbage collection.
+    await response.body?.cancel().catch(() => {});
+    throw new Error(`Narration answered HTTP ${response.status}`);
+  }
   let bytes = 0;
   const cap = new Transform({
     transform(chunk: Buffer, _encoding, callback) {

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -18,9 +18,26 @@ const NARRATION_SECONDS = 6;
 let root: string;
 let workDir: string;
 let narrationUrl: string;
+/** Requests to /refused.wav whose connection the client has closed. */
+let refusedClosed = 0;
+/** Answers to /refused.wav left hanging, ended at the end. */
+const hanging = new Set<ServerResponse>();
 const server = createServer((req, res) => {
   if (req.url === '/narration.wav') res.writeHead(200, { 'content-type': 'audio/wav' }).end(toneWav(NARRATION_SECONDS));
+  else if (req.url === '/refused.wav') {
+    // An error whose body never ends: only a client that lets it go closes the connection.
+    req.socket.once('close', () => refusedClosed++);
+    hanging.add(res);
+    res.writeHead(403, { 'content-type': 'application/xml', 'content-length': 10_000 }).write('<Error><Code>AccessDenied</Code>');
+  } else if (req.url?.startsWith('/moved/')) res.writeHead(302, { location: `${otherHostUrl}/narration.wav` }).end();
   else res.writeHead(404).end();
+});
+/** Another host, where a redirect would send the narration fetch: counts what reaches it. */
+let otherHostUrl: string;
+let otherHostRequests = 0;
+const otherHost = createServer((_req, res) => {
+  otherHostRequests++;
+  res.writeHead(200, { 'content-type': 'audio/wav' }).end(toneWav(NARRATION_SECONDS));
 });
 const providers: LocalVideoProvider[] = [];
 
@@ -29,11 +46,13 @@ beforeAll(async () => {
   // Characters ffmpeg's filter syntax treats specially, in the folder every task lives under.
   workDir = join(root, "work dir: it's [a],b;%");
   narrationUrl = `${await listen(server, 0, '127.0.0.1')}/narration.wav`;
+  otherHostUrl = await listen(otherHost, 0, '127.0.0.1');
 });
 
 afterAll(async () => {
   await Promise.all(providers.map((p) => p.close()));
-  await closeServer(server);
+  for (const res of hanging) res.destroy();
+  await Promise.all([closeServer(server), closeServer(otherHost)]);
   await rm(root, { recursive: true, force: true });
 });
 
@@ -169,6 +188,40 @@ async function ffmpegChildren(): Promise<number[]> {
   return pids;
 }
 
+/**
+ * A stand-in for ffmpeg, named ffmpeg (so ffmpegChildren sees it), that reports `fraction` of
+ * the output written, notes the run, and then waits to be killed: a render it runs is always
+ * midway when a test looks.
+ */
+async function stuckFfmpeg(fraction: number): Promise<{ path: string; runs: () => Promise<number> }> {
+  const dir = await mkdtemp(join(root, 'stuck-ffmpeg-'));
+  const log = join(dir, 'runs.log');
+  const path = join(dir, 'ffmpeg');
+  // `-t <seconds>` among the arguments is the output's length: out_time is that much of it.
+  const script = [
+    '#!/bin/sh',
+    `echo run >> '${log}'`,
+    'total=1; prev=; for arg in "$@"; do [ "$prev" = "-t" ] && total=$arg; prev=$arg; done',
+    `echo "out_time_us=$(awk "BEGIN { printf \\"%d\\", $total * ${fraction} * 1000000 }")"`,
+    'echo progress=continue',
+    'while :; do sleep 0.05; done',
+  ];
+  await writeFile(path, `${script.join('\n')}\n`);
+  await chmod(path, 0o755);
+  const runs = () => readFile(log, 'utf8').then((text) => text.split('\n').filter(Boolean).length, () => 0);
+  return { path, runs };
+}
+
+/** A task folder as an earlier process left it: its brief, written `ageMs` ago, and nothing else. */
+async function leftBehind(dir: string, b: VideoBrief, ageMs: number): Promise<TaskHandle> {
+  const id = randomUUID();
+  await mkdir(join(dir, id), { recursive: true });
+  await writeFile(join(dir, id, 'brief.json'), JSON.stringify(b));
+  const then = new Date(Date.now() - ageMs);
+  await utimes(join(dir, id, 'brief.json'), then, then);
+  return { id };
+}
+
 function progressValues(seen: TaskStatus[]): number[] {
   return seen.flatMap((s) => (s.state === 'RUNNING' && s.progress !== null ? [s.progress] : []));
 }
@@ -250,9 +303,10 @@ describe('local video provider', () => {
   });
 
   it('reports ffmpeg progress, and a render killed midway is resumed by the next process from the stored brief', async () => {
-    const first = provider();
+    // The first process's "ffmpeg" reports a quarter written and never finishes: it is always caught midway.
+    const stuck = await stuckFfmpeg(0.25);
+    const first = provider({ ffmpegPath: stuck.path });
     const handle = await first.create(brief({ durationSeconds: 120 }, { characters: THREE_CHARACTERS }), { signal: never });
-    // 120 s of video takes ffmpeg a few seconds here, and it reports every 0.5 s: long enough to be caught midway.
     const midway = await vi.waitFor(
       async () => {
         const status = await first.status(handle, { signal: never });
@@ -261,8 +315,8 @@ describe('local video provider', () => {
       },
       { timeout: 20_000, interval: 10 },
     );
-    expect(midway).toBeGreaterThan(0);
-    expect(midway).toBeLessThan(1);
+    expect(midway).toBeCloseTo(0.25, 5);
+    expect(await ffmpegChildren()).toHaveLength(1);
     await first.close();
     expect(await ffmpegChildren()).toEqual([]);
     expect((await readdir(join(workDir, handle.id))).filter((f) => f.endsWith('.mp4'))).toEqual([]);
@@ -278,6 +332,69 @@ describe('local video provider', () => {
     const file = join(root, 'resumed.mp4');
     await writeFile(file, await download(restarted, `local:${handle.id}`));
     expect((await probe(file)).seconds).toBeCloseTo(120, 0);
+  });
+
+  it('fails, without rendering it, a task whose time ran out before a restarted process asked about it', async () => {
+    const stuck = await stuckFfmpeg(0.5);
+    const handle = await leftBehind(workDir, brief(), 2 * 60_000);
+    const restarted = provider({ ffmpegPath: stuck.path, taskTimeoutMs: 60_000 });
+    const status = await restarted.status(handle, { signal: never });
+    expect(status).toEqual({ state: 'FAILED', message: 'The local render was interrupted and its 60 s ran out before it was resumed' });
+    expect(await stuck.runs()).toBe(0);
+    // The verdict is on disk: any process asking next says the same, and renders nothing either.
+    expect(await readdir(join(workDir, handle.id))).toContain('failed.json');
+    expect(await provider({ ffmpegPath: stuck.path, taskTimeoutMs: 10 * 60_000 }).status(handle, { signal: never })).toEqual(status);
+    expect(await stuck.runs()).toBe(0);
+  });
+
+  it('gives a resumed render only what is left of its time since the task was created', async () => {
+    const stuck = await stuckFfmpeg(0.5);
+    const handle = await leftBehind(workDir, brief(), 2_000);
+    const restarted = provider({ ffmpegPath: stuck.path, taskTimeoutMs: 3_000 });
+    const started = performance.now();
+    expect((await restarted.status(handle, { signal: never })).state).toMatch(/QUEUED|RUNNING/);
+    const { final } = await settle(restarted, handle);
+    const took = performance.now() - started;
+    expect(final).toEqual({ state: 'FAILED', message: 'The local renderer took longer than 3 s and was stopped' });
+    expect(await stuck.runs()).toBe(1);
+    // About the 1 s left of its 3 s, not 3 s afresh.
+    expect(took).toBeLessThan(2_000);
+    expect(await ffmpegChildren()).toEqual([]);
+  });
+
+  it('never deletes the folder of a task it is rendering, however abandoned the folder looks', async () => {
+    const dir = join(root, 'cleanup-while-rendering');
+    const stuck = await stuckFfmpeg(0.5);
+    const p = provider({ workDir: dir, ffmpegPath: stuck.path, keepFinishedMs: 0, taskTimeoutMs: 60_000 });
+    const handle = await p.create(brief(), { signal: never });
+    await vi.waitFor(async () => expect(await stuck.runs()).toBe(1), { timeout: 10_000, interval: 10 });
+    // As if written long ago (a folder restored from a backup keeps its times).
+    const longAgo = new Date(Date.now() - 24 * 3_600_000);
+    await utimes(join(dir, handle.id, 'brief.json'), longAgo, longAgo);
+    await utimes(join(dir, handle.id), longAgo, longAgo);
+    // Each create cleans up first; the statuses race it, as the worker's polls would.
+    const [other] = await Promise.all([p.create(brief(), { signal: never }), p.status(handle, { signal: never }), p.status(handle, { signal: never })]);
+    expect((await readdir(dir)).sort()).toEqual([handle.id, other.id].sort());
+    expect((await p.status(handle, { signal: never })).state).toBe('RUNNING');
+    await p.close();
+  });
+
+  it('fetches the narration from its own link only: no redirect is followed, and a refused answer\'s body is let go', async () => {
+    const p = provider();
+    const base = narrationUrl.replace('/narration.wav', '');
+    const closedBefore = refusedClosed;
+    const [moved, refused] = await Promise.all([
+      renderToFile(p, brief({ durationSeconds: 8, narration: { url: `${base}/moved/narration.wav`, contentType: 'audio/wav' } })),
+      renderToFile(p, brief({ durationSeconds: 8, narration: { url: `${base}/refused.wav`, contentType: 'audio/wav' } })),
+    ]);
+    expect(otherHostRequests).toBe(0);
+    // Silent, at the asked length (the narration would have made it 6 s).
+    for (const { file } of [moved, refused]) {
+      expect((await probe(file)).seconds).toBeCloseTo(8, 0);
+      expect(await maxVolumeDb(file)).toBeLessThan(-80);
+    }
+    // The 403's body never ends: its connection closes only because the renderer cancelled it.
+    await vi.waitFor(() => expect(refusedClosed).toBe(closedBefore + 1), { timeout: 3_000, interval: 20 });
   });
 
   it('a restarted process finds a finished render on disk', async () => {

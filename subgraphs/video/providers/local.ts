@@ -5,8 +5,8 @@
  * A task is a folder under `workDir` named by its id, holding `brief.json` from the moment
  * create() returns and `video.mp4` (or `failed.json`) once done. The disk is the truth that
  * survives a restart: a process that does not know a task looks there, and re-renders from the
- * stored brief when the render died with its process. Renders beyond `maxConcurrentRenders`
- * wait their turn (QUEUED).
+ * stored brief when the render died with its process, if the task's time has not run out.
+ * Renders beyond `maxConcurrentRenders` wait their turn (QUEUED).
  */
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -26,7 +26,7 @@ export interface LocalVideoProviderOptions {
   /** Default: `fontPath` when given, else DejaVu Sans Bold. */
   boldFontPath?: string;
   pollIntervalMs: number;
-  /** Also the render's own deadline: past it ffmpeg is killed and the task FAILED. */
+  /** Also the render's own deadline, from the task's creation: past it ffmpeg is killed and the task FAILED. */
   taskTimeoutMs: number;
   /** ffmpeg processes at once (default: one per core); the rest wait as QUEUED. */
   maxConcurrentRenders?: number;
@@ -71,6 +71,10 @@ export function createLocalVideoProvider(options: LocalVideoProviderOptions): Lo
   const slots = createSlots(options.maxConcurrentRenders ?? availableParallelism());
   const tasks = new Map<string, Task>();
   const running = new Set<Promise<void>>();
+  /** Tasks whose render runs in this process: cleanup never deletes their folders. */
+  const rendering = new Set<string>();
+  /** Task folders cleanup is deleting right now: a status call that read one before it went starts no render in it. */
+  const removing = new Set<string>();
   const closing = new AbortController();
   let cleaning: Promise<void> | null = null;
 
@@ -79,16 +83,23 @@ export function createLocalVideoProvider(options: LocalVideoProviderOptions): Lo
     if (closing.signal.aborted) throw new VideoProviderError('UNAVAILABLE', 'The local video renderer is shutting down');
   };
 
-  function start(id: string, brief: VideoBrief): Task {
+  /** Starts rendering task `id`, created at `createdAt` (epoch ms): its deadline runs from then. */
+  function start(id: string, brief: VideoBrief, createdAt: number): Task {
     const task: Task = { status: { state: 'QUEUED' } };
     tasks.set(id, task);
-    const run = render(id, brief, task).finally(() => running.delete(run));
+    rendering.add(id);
+    const run = render(id, brief, task, createdAt).finally(() => {
+      rendering.delete(id);
+      running.delete(run);
+    });
     running.add(run);
     return task;
   }
 
-  async function render(id: string, brief: VideoBrief, task: Task): Promise<void> {
-    const deadline = AbortSignal.timeout(options.taskTimeoutMs);
+  async function render(id: string, brief: VideoBrief, task: Task, createdAt: number): Promise<void> {
+    // From the task's creation, not from this render: a render resumed after a restart has only
+    // what is left of the time the worker gives the task.
+    const deadline = AbortSignal.timeout(Math.max(0, Math.ceil(createdAt + options.taskTimeoutMs - Date.now())));
     const signal = AbortSignal.any([closing.signal, deadline]);
     let release: (() => void) | undefined;
     try {
@@ -115,14 +126,23 @@ export function createLocalVideoProvider(options: LocalVideoProviderOptions): Lo
   /** What the disk says of a task this process does not know, resuming an interrupted render. */
   async function statusFromDisk(id: string): Promise<TaskStatus> {
     const dir = folder(id);
-    if (!(await exists(dir))) throw new VideoProviderError('REFUSED', `Local render task ${id} is unknown: its folder is gone (cleaned up, or made on another machine)`);
+    if (!(await exists(dir))) throw gone(id);
     if (await exists(join(dir, VIDEO_FILE))) return { state: 'SUCCEEDED', videoUrl: `${URL_PREFIX}${id}` };
     const failed = await readJson<{ message?: unknown }>(join(dir, FAILED_FILE));
     if (failed) return { state: 'FAILED', message: typeof failed.message === 'string' ? failed.message : 'The local renderer failed' };
     const brief = await readJson<VideoBrief>(join(dir, BRIEF_FILE));
-    if (!brief?.story || typeof brief.story.title !== 'string') return { state: 'FAILED', message: 'The local render was interrupted and its brief cannot be read to resume it' };
+    // brief.json is written once, at creation: its mtime is when the task was created.
+    const createdAt = await mtime(join(dir, BRIEF_FILE));
+    if (!brief?.story || typeof brief.story.title !== 'string' || createdAt === null) return { state: 'FAILED', message: 'The local render was interrupted and its brief cannot be read to resume it' };
+    if (Date.now() - createdAt > options.taskTimeoutMs) {
+      // Its time ran out while no process rendered it: the worker has given up on it by now.
+      const message = `The local render was interrupted and its ${Math.round(options.taskTimeoutMs / 1000)} s ran out before it was resumed`;
+      await writeFile(join(dir, FAILED_FILE), JSON.stringify({ message, detail: 'expired before a process resumed it' })).catch(() => {});
+      return { state: 'FAILED', message };
+    }
+    if (removing.has(id)) throw gone(id);
     // Two status calls may have read the disk at once: only the first starts the render.
-    return (tasks.get(id) ?? start(id, brief)).status;
+    return (tasks.get(id) ?? start(id, brief, createdAt)).status;
   }
 
   /** Deletes task folders finished more than `keepFinishedMs` ago, and abandoned ones no process finished. */
@@ -136,9 +156,13 @@ export function createLocalVideoProvider(options: LocalVideoProviderOptions): Lo
       const finished = (await mtime(join(dir, VIDEO_FILE))) ?? (await mtime(join(dir, FAILED_FILE)));
       const created = (await mtime(join(dir, BRIEF_FILE))) ?? (await mtime(dir));
       const stale = finished !== null ? now - finished > keepFinishedMs : created !== null && now - created > keepFinishedMs + options.taskTimeoutMs;
-      if (!stale) continue;
+      // Asked again after the awaits above: a status call may have started rendering it meanwhile.
+      if (!stale || rendering.has(id)) continue;
       tasks.delete(id);
-      await rm(dir, { recursive: true, force: true }).catch(() => {});
+      removing.add(id);
+      await rm(dir, { recursive: true, force: true })
+        .catch(() => {})
+        .finally(() => removing.delete(id));
     }
   }
 
@@ -165,7 +189,7 @@ export function createLocalVideoProvider(options: LocalVideoProviderOptions): Lo
         checkOpen();
         throw signal.reason;
       }
-      start(id, brief);
+      start(id, brief, Date.now());
       return { id };
     },
 
@@ -197,6 +221,10 @@ export function createLocalVideoProvider(options: LocalVideoProviderOptions): Lo
       await Promise.all(running);
     },
   };
+}
+
+function gone(id: string): VideoProviderError {
+  return new VideoProviderError('REFUSED', `Local render task ${id} is unknown: its folder is gone (cleaned up, or made on another machine)`);
 }
 
 /** A counting semaphore; a waiter whose signal aborts leaves the queue. */

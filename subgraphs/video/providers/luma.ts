@@ -1,14 +1,15 @@
 /**
  * The Luma Dream Machine adapter of the video port, through the official SDK (`lumaai`), which
- * owns retries and backoff. `generations.video.create` is `POST /generations/video` in this SDK
+ * owns the retries of polls. `generations.video.create` is `POST /generations/video` in this SDK
  * (1.19.1; older ones posted to `/generations`); `generations.get` polls `GET /generations/{id}`.
- * Luma reports no progress while a generation is "dreaming".
+ * Luma reports no progress while a generation is "dreaming". A create is retried here, not by
+ * the SDK, and only when Luma answered that it did not take it (http.ts).
  */
 import LumaAI from 'lumaai';
 import { checkClientOptions } from '../../../platform/http/provider-http.js';
 import { downloadVideo } from './download.js';
 import { connectionFailure, errorDetail, httpFailure, invalidResponse, type Call, type CallContext } from './failure.js';
-import { fetchWithinDeadline, withCallSignal } from './http.js';
+import { createWithRetries, fetchWithinDeadline, withCallSignal, type SdkAnswer } from './http.js';
 import { VideoProviderError, type ProviderSettings, type TaskStatus, type VideoProvider } from './provider.js';
 
 export interface LumaProviderOptions extends ProviderSettings {
@@ -46,14 +47,18 @@ export function createLumaProvider(options: LumaProviderOptions): VideoProvider 
       signal.throwIfAborted();
       // A tie goes to the longer clip, as with the other providers.
       const seconds = Math.abs(brief.durationSeconds - 5) < Math.abs(brief.durationSeconds - 9) ? DURATIONS[0] : DURATIONS[1];
+      const params = { model, prompt: brief.prompt, aspect_ratio: brief.aspectRatio, duration: `${seconds}s` } as const;
+      let tries = 1;
       try {
-        const generation = await withCallSignal(signal, (own) =>
-          client.generations.video.create({ model, prompt: brief.prompt, aspect_ratio: brief.aspectRatio, duration: `${seconds}s` }, { signal: own }),
-        );
+        // The SDK's own retries would send the create again after a timeout too: see createWithRetries.
+        const generation = await createWithRetries(maxRetries, signal, answered, (attempt) => {
+          tries = attempt;
+          return withCallSignal(signal, (own) => client.generations.video.create(params, { signal: own, maxRetries: 0 }));
+        });
         if (typeof generation?.id !== 'string' || !generation.id) throw invalidResponse(context('create'), 'a generation without an id');
         return { id: generation.id };
       } catch (error) {
-        throw failure(error, context('create'), signal);
+        throw failure(error, { ...context('create'), attempts: tries }, signal);
       }
     },
 
@@ -90,6 +95,13 @@ function statusOf(generation: LumaAI.Generation, context: CallContext): TaskStat
     default:
       throw invalidResponse(context, `a generation in an unknown state (${JSON.stringify((generation as { state?: unknown } | undefined)?.state)})`);
   }
+}
+
+/** The status of an answer the SDK threw as an error, for createWithRetries. */
+function answered(error: unknown): SdkAnswer | null {
+  if (!(error instanceof LumaAI.APIError) || typeof error.status !== 'number') return null;
+  const retryAfter = error.headers?.['retry-after'];
+  return { status: error.status, retryAfter: typeof retryAfter === 'string' ? retryAfter : null };
 }
 
 /** Maps what the SDK threw (after its retries) to what the port promises. */

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeServer, listen } from '../../../platform/http/server.js';
 import { startFalFake } from '../../../test/fakes/fal.js';
 import type { VideoFake } from '../../../test/fakes/video-fake.js';
 import { createPikaProvider, PIKA_DEFAULT_MODEL } from './pika.js';
@@ -18,12 +20,32 @@ describeRemoteProvider({
   },
 });
 
+/**
+ * Another host, standing in for wherever a bad URL or a redirect would send the adapter: it
+ * records what it receives, and answers as fal.ai would (a create queued on `queue`, a request
+ * in progress), so only the adapter's own checks keep it from being believed.
+ */
+async function startForeignHost(queue: () => string) {
+  const received: { method: string; path: string; authorization: string | undefined }[] = [];
+  const server = createServer((req, res) => {
+    received.push({ method: req.method ?? 'GET', path: req.url ?? '/', authorization: req.headers.authorization });
+    const id = randomUUID();
+    const base = `${queue()}/fal-ai/pika/requests/${id}`;
+    const body = req.method === 'POST' ? { request_id: id, status_url: `${base}/status`, response_url: base } : { status: 'IN_PROGRESS' };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  });
+  const url = await listen(server, 0, '127.0.0.1');
+  return { url, received, close: () => closeServer(server) };
+}
+
 describe('Pika on fal.ai\'s queue, on the wire', () => {
   let fake: VideoFake;
+  let foreign: Awaited<ReturnType<typeof startForeignHost>>;
   beforeAll(async () => {
     fake = await startFalFake({ apiKey: `fal-${randomUUID()}` });
+    foreign = await startForeignHost(() => fake.url);
   });
-  afterAll(() => fake.close());
+  afterAll(() => Promise.all([fake.close(), foreign.close()]));
   const signal = new AbortController().signal;
   const lastPost = () => fake.requests.filter((r) => r.method === 'POST').at(-1)!;
 
@@ -79,12 +101,50 @@ describe('Pika on fal.ai\'s queue, on the wire', () => {
     expect(statuses).toEqual([{ state: 'FAILED', message: 'Pika (fal.ai) could not make the video: The prompt was flagged by the content checker', code: 'content_policy_violation' }]);
   });
 
-  it('does not send the key to a status URL on another host', async () => {
-    const requests = fake.requests.length;
+  it('sends nothing, and so no key, to a status or response URL on another host', async () => {
     const id = randomUUID();
-    const elsewhere = { id, urls: { status_url: `http://127.0.0.2:9/fal-ai/pika/requests/${id}/status`, response_url: `http://127.0.0.2:9/fal-ai/pika/requests/${id}` } };
+    const before = foreign.received.length;
+    const elsewhere = { id, urls: { status_url: `${foreign.url}/fal-ai/pika/requests/${id}/status`, response_url: `${foreign.url}/fal-ai/pika/requests/${id}` } };
     await expect(pika(fake).status(elsewhere, { signal })).rejects.toMatchObject({ reason: 'INVALID_RESPONSE', message: expect.stringContaining('another host') });
-    expect(fake.requests.length).toBe(requests);
+    expect(foreign.received.slice(before)).toEqual([]);
+  });
+
+  it('keeps a cancel_url only when it is on the queue\'s host, and still returns the task', async () => {
+    const elsewhere = await startFalFake({ apiKey: fake.apiKey, cancelOrigin: foreign.url });
+    try {
+      const handle = await pika(elsewhere).create(brief(), { signal });
+      expect(handle.id).toBe(elsewhere.tasks.at(-1)!.id);
+      expect(Object.keys(handle.urls ?? {}).sort()).toEqual(['response_url', 'status_url']);
+    } finally {
+      await elsewhere.close();
+    }
+  });
+
+  it('follows no redirect: an answer from the host it points to is not taken as fal.ai\'s', async () => {
+    fake.behave({ kind: 'succeed' });
+    const provider = pika(fake);
+    const handle = await provider.create(brief(), { signal });
+    const before = foreign.received.length;
+    fake.behave({ kind: 'redirect', to: foreign.url });
+    const created = await provider.create(brief(), { signal }).catch((e: unknown) => e);
+    const polled = await provider.status(handle, { signal }).catch((e: unknown) => e);
+    fake.behave({ kind: 'succeed' });
+    // What reached the other host, and whether the key went with it.
+    expect(foreign.received.slice(before)).toEqual([]);
+    expect(created).toMatchObject({ reason: 'INVALID_RESPONSE', message: expect.stringContaining(`redirect (307) to ${foreign.url}`) });
+    expect(polled).toMatchObject({ reason: 'INVALID_RESPONSE', message: expect.stringContaining('redirect (307)') });
+  });
+
+  it('asks again (UNAVAILABLE) when a COMPLETED request\'s response URL answers 500 with a proxy\'s page, not fal.ai\'s error', async () => {
+    fake.behave({ kind: 'succeed', polls: 0 });
+    const provider = pika(fake);
+    const handle = await provider.create(brief(), { signal });
+    for (const status of [500, 501]) {
+      fake.behave({ kind: 'proxy-error', on: 'result', status });
+      await expect(provider.status(handle, { signal })).rejects.toMatchObject({ reason: 'UNAVAILABLE', message: expect.stringContaining(`${status}`) });
+    }
+    fake.behave({ kind: 'succeed' });
+    expect(await provider.status(handle, { signal })).toMatchObject({ state: 'SUCCEEDED' });
   });
 
   it('needs a fal.ai endpoint id, and a key', () => {

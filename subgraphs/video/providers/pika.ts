@@ -41,17 +41,22 @@ export function createPikaProvider(options: PikaProviderOptions): VideoProvider 
   const context = (call: Call): CallContext => ({ label: 'Pika (fal.ai)', call, apiKey, timeoutMs: requestTimeoutMs, maxRetries });
   const headers = { authorization: `Key ${apiKey}`, accept: 'application/json' };
 
-  const call = (url: string, init: RequestInit, ctx: CallContext, signal: AbortSignal): Promise<Answer<unknown>> =>
-    fetchWithRetries(url, { ...init, headers: { ...headers, ...init.headers } }, { ...ctx, signal }, async (response) => parseJson(await response.text()));
+  /**
+   * One queue call. Redirects are not followed: an answer from wherever fal.ai's queue pointed
+   * (a status or a video URL) would be taken as fal.ai's, and the queue does not redirect.
+   */
+  const call = async (url: string, init: RequestInit, ctx: CallContext, signal: AbortSignal): Promise<Answer<unknown>> => {
+    const answer = await fetchWithRetries(url, { ...init, redirect: 'manual', headers: { ...headers, ...init.headers } }, { ...ctx, signal }, async (response) =>
+      parseJson(await response.text()),
+    );
+    const { status } = answer.response;
+    if (status >= 300 && status < 400) throw invalidResponse(ctx, `a redirect (${status}) to ${originOf(answer.response.headers.get('location'), url)}; its answers are not trusted`);
+    return answer;
+  };
 
   /** A URL fal.ai handed us, checked before the key is sent to it. */
   const queueLink = (value: unknown, ctx: CallContext, name: string): string => {
-    let url: URL | null = null;
-    try {
-      url = typeof value === 'string' ? new URL(value) : null;
-    } catch {
-      url = null;
-    }
+    const url = parseUrl(value);
     if (!url) throw invalidResponse(ctx, `without a valid ${name}`);
     if (url.origin !== queue.origin) throw invalidResponse(ctx, `a ${name} on another host (${url.origin}); the key is only sent to ${queue.origin}`);
     return url.href;
@@ -75,7 +80,10 @@ export function createPikaProvider(options: PikaProviderOptions): VideoProvider 
         status_url: queueLink(queued.status_url, ctx, 'status_url'),
         response_url: queueLink(queued.response_url, ctx, 'response_url'),
       };
-      if (typeof queued.cancel_url === 'string') urls.cancel_url = queued.cancel_url;
+      // Unused so far, but kept for whoever cancels: only when the key may go there. A bad one is
+      // dropped, not refused: the task exists now, and refusing would leave it unpolled.
+      const cancel = parseUrl(queued.cancel_url);
+      if (cancel?.origin === queue.origin) urls.cancel_url = cancel.href;
       return { id: queued.request_id, urls };
     },
 
@@ -104,8 +112,9 @@ export function createPikaProvider(options: PikaProviderOptions): VideoProvider 
 
   /**
    * A COMPLETED request may have failed: fal.ai keeps the model's answer, error or not, at the
-   * response URL. Its model errors are 4xx/500 with `detail`; 502-504 and 429 are fal.ai's own
-   * gateway (ask again), and so is a 500 without fal.ai's error body.
+   * response URL. Its model errors are 4xx/500 with a JSON `detail`; 502-504 and 429 are fal.ai's
+   * own gateway (ask again), and so is any 5xx without that body (a proxy's "Internal Server
+   * Error" page): taking it for the model's verdict would give up a video that may be done.
    */
   async function outcome(handle: TaskHandle, signal: AbortSignal): Promise<TaskStatus> {
     const ctx = context('result');
@@ -116,10 +125,33 @@ export function createPikaProvider(options: PikaProviderOptions): VideoProvider 
       return { state: 'SUCCEEDED', videoUrl: url };
     }
     const detail = errorDetail(body);
-    const gateway = [401, 403, 404, 408, 429, 502, 503, 504].includes(response.status) || (response.status >= 500 && !detail);
+    const gateway = [401, 403, 404, 408, 429, 502, 503, 504].includes(response.status) || (response.status >= 500 && falDetail(body) === null);
     if (gateway) throw httpFailure(ctx, response.status, detail);
     const code = errorCode(body) ?? response.headers.get('x-fal-error-type');
     return { state: 'FAILED', message: `Pika (fal.ai) could not make the video: ${detail ?? `error ${response.status}`}`, ...(code ? { code } : {}) };
+  }
+}
+
+/** The text of fal.ai's own error body, `{ "detail": ... }` in JSON; null for anything else. */
+function falDetail(body: unknown): string | null {
+  const detail = record(body)?.detail;
+  return detail === undefined ? null : errorDetail({ detail });
+}
+
+function parseUrl(value: unknown): URL | null {
+  try {
+    return typeof value === 'string' ? new URL(value) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Where a redirect pointed, as an origin (never the path: it may hold anything). */
+function originOf(location: string | null, base: string): string {
+  try {
+    return location ? new URL(location, base).origin : 'nowhere';
+  } catch {
+    return 'an invalid URL';
   }
 }
 

@@ -147,16 +147,53 @@ export function describeRemoteProvider(c: RemoteProviderCase): void {
       expect(performance.now() - started).toBeLessThan(3_000);
     });
 
-    it('creates the task when only the first try is rate limited: the retry goes through', async () => {
+    it('creates the task when only the first try is rate limited: the retry goes through, and only it', async () => {
       fake.behave({ kind: 'succeed', polls: 1 });
       fake.behave({ kind: 'throttle', times: 1 });
       const posts = () => fake.requests.filter((r) => r.method === 'POST').length;
       const before = { posts: posts(), creations: fake.creations };
-      const provider = make({ maxRetries: 1 });
+      const provider = make({ maxRetries: 2 });
       const handle = await provider.create(brief(), { signal: signal() });
       expect({ posts: posts() - before.posts, creations: fake.creations - before.creations }).toEqual({ posts: 2, creations: 1 });
       expect((await pollToEnd(provider, handle)).at(-1)!.state).toBe('SUCCEEDED');
     });
+
+    it('waits as Retry-After says before it sends a throttled create again', async () => {
+      fake.behave({ kind: 'succeed' });
+      fake.behave({ kind: 'throttle', times: 1, retryAfter: 1 });
+      const posts = () => fake.requests.filter((r) => r.method === 'POST').length;
+      const before = { posts: posts(), creations: fake.creations };
+      const started = performance.now();
+      await make({ maxRetries: 1 }).create(brief(), { signal: signal() });
+      expect(performance.now() - started).toBeGreaterThanOrEqual(950);
+      expect({ posts: posts() - before.posts, creations: fake.creations - before.creations }).toEqual({ posts: 2, creations: 1 });
+    });
+
+    it('sends a create again when the provider answered 500 (it made nothing), and is UNAVAILABLE when every try did', async () => {
+      fake.behave({ kind: 'down' });
+      const posts = () => fake.requests.filter((r) => r.method === 'POST').length;
+      const before = { posts: posts(), creations: fake.creations };
+      const error = await failureOf(make({ maxRetries: 1 }).create(brief(), { signal: signal() }));
+      fake.behave({ kind: 'succeed' });
+      expect(error.reason).toBe('UNAVAILABLE');
+      expect(error.message).toContain('2 attempts');
+      expect({ posts: posts() - before.posts, creations: fake.creations - before.creations }).toEqual({ posts: 2, creations: 0 });
+    });
+
+    for (const stall of ['stall', 'stall-body'] as const) {
+      it(`sends a create once when it gets ${stall === 'stall' ? 'no answer' : 'half an answer'}, retries or not: the task may exist, and a second would be billed`, async () => {
+        fake.behave({ kind: 'succeed' });
+        fake.behave({ kind: stall });
+        const posts = () => fake.requests.filter((r) => r.method === 'POST').length;
+        const before = { posts: posts(), creations: fake.creations };
+        const error = await failureOf(make({ requestTimeoutMs: 300, maxRetries: 2 }).create(brief(), { signal: signal() }));
+        fake.behave({ kind: 'succeed' });
+        // stall-body answers after creating the task; stall never gets that far.
+        expect({ posts: posts() - before.posts, creations: fake.creations - before.creations }).toEqual({ posts: 1, creations: stall === 'stall' ? 0 : 1 });
+        expect(error.reason).toBe('TIMEOUT');
+        expect(error.message).toContain('(1 attempt)');
+      });
+    }
 
     it('is UNAVAILABLE to create, poll and download while the provider answers 500', async () => {
       const provider = make();
@@ -206,6 +243,21 @@ export function describeRemoteProvider(c: RemoteProviderCase): void {
       expect(error.reason).toBe('TIMEOUT');
       expect(performance.now() - started).toBeLessThan(2_000);
     });
+
+    for (const stall of [false, true]) {
+      it(`is INVALID_RESPONSE when the video link answers 403${stall ? ' and its error body stalls: read under the deadline' : ''}`, { timeout: 10_000 }, async () => {
+        const provider = make({ requestTimeoutMs: 300 });
+        const videoUrl = await succeeded(provider);
+        fake.behave({ kind: 'deny-download', stall });
+        const started = performance.now();
+        const error = await failureOf(provider.download(videoUrl, { signal: signal() }));
+        fake.behave({ kind: 'succeed' });
+        expect(error.reason).toBe('INVALID_RESPONSE');
+        expect(error.message).toContain('403');
+        if (!stall) expect(error.message).toContain('Request has expired');
+        expect(performance.now() - started).toBeLessThan(2_000);
+      });
+    }
 
     it('says a task the provider does not know is lost (INVALID_RESPONSE)', async () => {
       fake.behave({ kind: 'succeed' });

@@ -1,13 +1,14 @@
 /**
  * The Runway adapter of the video port, through the official SDK (`@runwayml/sdk`), which owns
- * the X-Runway-Version header, retries and backoff: `POST /v1/text_to_video` starts a task,
- * `GET /v1/tasks/{id}` polls it. Runway asks to be polled no more than every 5 s.
+ * the X-Runway-Version header and the retries of polls: `POST /v1/text_to_video` starts a task,
+ * `GET /v1/tasks/{id}` polls it. Runway asks to be polled no more than every 5 s. A create is
+ * retried here, not by the SDK, and only when Runway answered that it did not take it (http.ts).
  */
 import RunwayML from '@runwayml/sdk';
 import { checkClientOptions } from '../../../platform/http/provider-http.js';
 import { downloadVideo } from './download.js';
 import { connectionFailure, errorDetail, httpFailure, invalidResponse, type Call, type CallContext } from './failure.js';
-import { fetchWithinDeadline, withCallSignal } from './http.js';
+import { createWithRetries, fetchWithinDeadline, withCallSignal, type SdkAnswer } from './http.js';
 import { VideoProviderError, type AspectRatio, type ProviderSettings, type TaskStatus, type VideoProvider } from './provider.js';
 
 export interface RunwayProviderOptions extends ProviderSettings {
@@ -72,12 +73,17 @@ export function createRunwayProvider(options: RunwayProviderOptions): VideoProvi
       const ratio = RATIOS[brief.aspectRatio];
       if (!ratio) throw new VideoProviderError('REFUSED', `Runway ${model} makes no ${brief.aspectRatio} video (only 16:9 and 9:16)`);
       const params = spec.params(brief.prompt, ratio, nearestDuration(brief.durationSeconds, spec.durations));
+      let tries = 1;
       try {
-        const task = await withCallSignal(signal, (own) => client.textToVideo.create(params, { signal: own }));
+        // The SDK's own retries would send the create again after a timeout too: see createWithRetries.
+        const task = await createWithRetries(maxRetries, signal, answered, (attempt) => {
+          tries = attempt;
+          return withCallSignal(signal, (own) => client.textToVideo.create(params, { signal: own, maxRetries: 0 }));
+        });
         if (typeof task?.id !== 'string' || !task.id) throw invalidResponse(context('create'), 'a task without an id');
         return { id: task.id };
       } catch (error) {
-        throw failure(error, context('create'), signal);
+        throw failure(error, { ...context('create'), attempts: tries }, signal);
       }
     },
 
@@ -118,6 +124,12 @@ function statusOf(task: RunwayML.TaskRetrieveResponse, context: CallContext): Ta
     default:
       throw invalidResponse(context, `a task in an unknown state (${JSON.stringify((task as { status?: unknown } | undefined)?.status)})`);
   }
+}
+
+/** The status of an answer the SDK threw as an error, for createWithRetries. */
+function answered(error: unknown): SdkAnswer | null {
+  if (!(error instanceof RunwayML.APIError) || typeof error.status !== 'number') return null;
+  return { status: error.status, retryAfter: error.headers?.get('retry-after') ?? null };
 }
 
 /** Maps what the SDK threw (after its retries) to what the port promises. */
