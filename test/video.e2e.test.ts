@@ -226,6 +226,8 @@ describe('a video with live progress', () => {
       { provider: 'LUMA', status: 'SUCCEEDED', error: null },
     ]);
     expect([runway.creations - runwayBefore, pika.creations - pikaBefore, luma.creations - lumaBefore]).toEqual([1, 1, 1]);
+    // Pika's task, given up on, was cancelled at fal.ai rather than left to render and bill.
+    expect(pika.cancellations).toBe(1);
     // Subscribers saw the provider change as the job fell back.
     const providers = followed.received.map((r) => r.data.videoJobUpdated.provider).filter(Boolean);
     expect(providers.indexOf('LUMA')).toBeGreaterThan(providers.indexOf('RUNWAY'));

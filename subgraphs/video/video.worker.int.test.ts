@@ -186,6 +186,8 @@ describe('the video worker', () => {
       expect(runway.creations - creationsBefore).toBe(1);
       const [attempt] = await attempts(id);
       expect(attempt).toMatchObject({ status: 'TIMED_OUT', errorCode: 'TIMEOUT', task: { id: taskId } });
+      // Given up on, and cancelled at Runway.
+      expect(runway.tasks.find((t) => t.id === taskId)!.cancelled).toBe(true);
       // The heir asked once and gave up: the deadline counts from the task's creation, not from the takeover.
       expect(runway.polls - pollsBefore).toBe(1);
       expect((await row(id)).error).toMatch(/runway: .*within/);

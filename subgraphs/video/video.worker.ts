@@ -253,6 +253,8 @@ export class VideoWorker {
         if (outcome.state === 'FAILED') {
           await this.finish(job, attempt, outcome.timedOut ? 'TIMED_OUT' : 'FAILED', outcome.timedOut ? 'TIMEOUT' : (outcome.code ?? 'PROVIDER_FAILED'), outcome.message);
           log.info({ reason: outcome.message }, 'provider attempt failed; falling back');
+          // Given up on, the task would go on rendering (and billing) at the provider.
+          if (outcome.timedOut) await this.cancel(provider, attempt, signal, log);
           return 'NEXT';
         }
         await this.update(job, attempt, { status: 'SUCCEEDED', resultUrl: outcome.videoUrl, progress: 1, finishedAt: this.now() }, { progress: jobProgress('DOWNLOADING') });
@@ -298,6 +300,18 @@ export class VideoWorker {
       const left = deadline - this.now().getTime();
       if (left <= 0) return { state: 'FAILED', message: `${provider.name} made no video within ${Math.round(provider.taskTimeoutMs / 1000)} s`, timedOut: true };
       await sleep(Math.min(provider.pollIntervalMs, left), signal);
+    }
+  }
+
+  /** Asks the provider to stop a task the job gave up on; best effort: the job moves on either way. */
+  private async cancel(provider: VideoProvider, attempt: VideoAttempt, signal: AbortSignal, log: Logger): Promise<void> {
+    if (!provider.cancel || !attempt.task) return;
+    try {
+      await provider.cancel(attempt.task, { signal });
+      log.info({ taskId: attempt.task.id }, 'provider task cancelled');
+    } catch (error) {
+      if (signal.aborted) throw error;
+      log.warn({ err: error, taskId: attempt.task.id }, 'could not cancel a provider task the job gave up on');
     }
   }
 

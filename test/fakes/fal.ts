@@ -4,8 +4,10 @@
  * response_url, cancel_url }`, whose URLs drop the model's subpath (`/fal-ai/pika/requests/{id}`,
  * as fal.ai's docs say); `GET status_url` answers IN_QUEUE | IN_PROGRESS | COMPLETED; `GET
  * response_url` answers the model's output `{ video: { url, ... } }`, or its error (a model error:
- * `{ detail: [{ loc, msg, type }] }`). Input errors are answered at submission here (422), where
- * fal.ai may only report them at the response URL: the adapter handles both.
+ * `{ detail: [{ loc, msg, type }] }`); `PUT cancel_url` answers 202 `{ status:
+ * 'CANCELLATION_REQUESTED' }`, or 400 `{ status: 'ALREADY_COMPLETED' }` once the request is done.
+ * Input errors are answered at submission here (422), where fal.ai may only report them at the
+ * response URL: the adapter handles both.
  */
 import { credential, shownKey, startVideoFake, type Answer, type FakeTask, type ProviderWire, type TaskPhase, type VideoFake } from './video-fake.js';
 
@@ -27,8 +29,9 @@ const falWire = (options: FalFakeOptions): ProviderWire => ({
   name: 'fal.ai',
   basePath: '',
   endpoint(method, path) {
-    const request = /^\/([\w.-]+\/[\w.-]+)\/requests\/([^/]+)(\/status)?$/.exec(path);
-    if (request && method === 'GET') return request[3] ? { kind: 'status', taskId: request[2]! } : { kind: 'result', taskId: request[2]! };
+    const request = /^\/([\w.-]+\/[\w.-]+)\/requests\/([^/]+)(\/status|\/cancel)?$/.exec(path);
+    if (request && method === 'GET' && request[3] !== '/cancel') return request[3] ? { kind: 'status', taskId: request[2]! } : { kind: 'result', taskId: request[2]! };
+    if (request && method === 'PUT' && request[3] === '/cancel') return { kind: 'cancel', taskId: request[2]! };
     if (method === 'POST' && /^\/fal-ai\/pika(\/[\w.-]+)+$/.test(path) && !path.includes('/requests/')) return { kind: 'create' };
     return null;
   },
@@ -59,6 +62,14 @@ const falWire = (options: FalFakeOptions): ProviderWire => ({
     return { status: 200, body: { status: 'COMPLETED', logs: null, response_url, metrics: { inference_time: 1.5 } } };
   },
   result: (task, phase) => outcome(task, phase),
+  // fal.ai documents no cancelled state: a request is IN_QUEUE, IN_PROGRESS or COMPLETED, a queued
+  // one is dropped, and a running one's model "decides how to stop the work". So the fake reports
+  // a cancelled request as before (a hung one stays IN_PROGRESS), rather than invent a COMPLETED
+  // with an error that fal.ai does not document.
+  cancel: (_task, phase) =>
+    phase.state === 'succeeded' || phase.state === 'failed'
+      ? { answer: { status: 400, body: { status: 'ALREADY_COMPLETED' } } }
+      : { answer: { status: 202, body: { status: 'CANCELLATION_REQUESTED' } } },
 });
 
 function outcome(task: FakeTask, phase: TaskPhase): Answer {

@@ -3,7 +3,8 @@
  * `/dream-machine/v1`, Bearer key, errors as `{ detail }`. Generations are created at
  * `POST /generations/video` (what this SDK posts to) or `POST /generations` (older SDKs), and
  * read at `GET /generations/{id}`: state queued | dreaming | completed (+assets.video) | failed
- * (+failure_reason). Luma reports no progress.
+ * (+failure_reason). Luma reports no progress. `DELETE /generations/{id}` deletes a generation,
+ * running or not (204): Luma has no cancel of its own, and knows the generation no more (404).
  */
 import { credential, shownKey, startVideoFake, type FakeTask, type ProviderWire, type TaskPhase, type VideoFake } from './video-fake.js';
 
@@ -19,6 +20,7 @@ const lumaWire: ProviderWire = {
     if (method === 'POST' && (path === '/generations/video' || path === '/generations')) return { kind: 'create' };
     const generation = /^\/generations\/([^/]+)$/.exec(path);
     if (method === 'GET' && generation && generation[1] !== 'video') return { kind: 'status', taskId: decodeURIComponent(generation[1]!) };
+    if (method === 'DELETE' && generation && generation[1] !== 'video') return { kind: 'cancel', taskId: decodeURIComponent(generation[1]!) };
     return null;
   },
   error: (_status, message) => ({ detail: message }),
@@ -40,6 +42,7 @@ const lumaWire: ProviderWire = {
   refusal: (message) => ({ status: 400, body: { detail: message } }),
   created: (task) => ({ status: 201, body: generation(task, { state: 'queued' }) }),
   status: (task, phase) => ({ status: 200, body: generation(task, phase) }),
+  cancel: () => ({ answer: { status: 204, body: undefined }, forget: true }),
 };
 
 function generation(task: FakeTask, phase: TaskPhase | { state: 'queued' }): Record<string, unknown> {

@@ -1,8 +1,8 @@
 /**
- * A fake Runway API (`POST /v1/text_to_video`, `GET /v1/tasks/{id}`) on loopback, in the wire
- * format of `@runwayml/sdk` 4.20.1: Bearer key, a required `X-Runway-Version: 2024-11-06`,
- * errors as `{ error }`, task states PENDING | RUNNING (+progress) | SUCCEEDED (+output) | FAILED
- * (+failure, failureCode).
+ * A fake Runway API (`POST /v1/text_to_video`, `GET /v1/tasks/{id}`, `DELETE /v1/tasks/{id}`) on
+ * loopback, in the wire format of `@runwayml/sdk` 4.20.1: Bearer key, a required
+ * `X-Runway-Version: 2024-11-06`, errors as `{ error }`, task states PENDING | RUNNING (+progress)
+ * | SUCCEEDED (+output) | FAILED (+failure, failureCode) | CANCELLED.
  */
 import { credential, shownKey, startVideoFake, type Answer, type FakeTask, type ProviderWire, type TaskPhase, type VideoFake } from './video-fake.js';
 
@@ -24,6 +24,7 @@ const runwayWire: ProviderWire = {
     if (method === 'POST' && path === '/v1/text_to_video') return { kind: 'create' };
     const task = /^\/v1\/tasks\/([^/]+)$/.exec(path);
     if (method === 'GET' && task) return { kind: 'status', taskId: decodeURIComponent(task[1]!) };
+    if (method === 'DELETE' && task) return { kind: 'cancel', taskId: decodeURIComponent(task[1]!) };
     return null;
   },
   error: (_status, message) => ({ error: message }),
@@ -46,11 +47,15 @@ const runwayWire: ProviderWire = {
   refusal: (message) => ({ status: 400, body: { error: message } }),
   created: (task) => ({ status: 200, body: { id: task.id, estimatedCost: { credits: 10 * Number(task.body.duration ?? 8) } } }),
   status: (task, phase) => ({ status: 200, body: taskBody(task, phase) }),
+  // The SDK's `tasks.delete`: a pending or running task is cancelled, a finished one deleted; both
+  // then read as CANCELLED (its type: "a cancelled or deleted task"). No content either way.
+  cancel: () => ({ answer: { status: 204, body: undefined } }),
 };
 
 function taskBody(task: FakeTask, phase: TaskPhase): Record<string, unknown> {
   const common = { id: task.id, createdAt: new Date().toISOString() };
   const credits = 10 * Number(task.body.duration ?? 8);
+  if (task.cancelled) return { ...common, status: 'CANCELLED', cost: { credits: 0 } };
   switch (phase.state) {
     case 'queued':
       return { ...common, status: 'PENDING', estimatedCost: { credits } };

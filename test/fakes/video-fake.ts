@@ -1,7 +1,7 @@
 /**
  * What the fake video providers (runway.ts, luma.ts, fal.ts) share: one controller interface, so
  * end-to-end tests drive any of them the same way; the HTTP plumbing (request log, behaviours,
- * stalls, closing); the tasks and how they progress from poll to poll; and the "CDN" that serves
+ * stalls, closing); the tasks and how they progress from poll to poll, and their cancellation; and the "CDN" that serves
  * finished videos, a real MP4 made once per process with ffmpeg. Each provider file only says how
  * its wire looks: paths, field names, states, error bodies, credentials.
  */
@@ -67,6 +67,8 @@ export interface FakeTask {
   behaviour: TaskBehaviour;
   /** Status requests about this task so far. */
   polls: number;
+  /** A cancel of it was accepted (what the provider reports afterwards is its wire's to say). */
+  cancelled: boolean;
 }
 
 /** Where a task stands after its latest poll. */
@@ -92,6 +94,11 @@ export interface VideoFake {
   readonly polls: number;
   /** Video downloads started. */
   readonly downloads: number;
+  /**
+   * Accepted cancels that stopped a task still queued or running. A cancel of a finished task
+   * (refused by fal.ai, a deletion at Runway and Luma) or a second cancel of one task is not one.
+   */
+  readonly cancellations: number;
   /** Every request received, in order, rejected ones included. */
   readonly requests: FakeRequest[];
   /** Every task created, in order, with its prompt. */
@@ -102,7 +109,7 @@ export interface VideoFake {
 export type Answer = { status: number; body: unknown; headers?: Record<string, string> };
 
 /** Which endpoint a request is, as the provider's wire names it. */
-export type Endpoint = { kind: 'create' } | { kind: 'status'; taskId: string } | { kind: 'result'; taskId: string };
+export type Endpoint = { kind: 'create' } | { kind: 'status'; taskId: string } | { kind: 'result'; taskId: string } | { kind: 'cancel'; taskId: string };
 
 /** One provider's wire format. */
 export interface ProviderWire {
@@ -123,6 +130,11 @@ export interface ProviderWire {
   status(task: FakeTask, phase: TaskPhase, origin: string): Answer;
   /** fal.ai only: the outcome at the response URL. */
   result?(task: FakeTask, phase: TaskPhase): Answer;
+  /**
+   * The answer to a cancel of `task` in `phase`; a 2xx marks it cancelled, and with `forget` the
+   * provider no longer knows it (Luma deletes it: 404 from then on).
+   */
+  cancel(task: FakeTask, phase: TaskPhase): { answer: Answer; forget?: boolean };
 }
 
 const run = promisify(execFile);
@@ -170,10 +182,13 @@ export async function startVideoFake(wire: ProviderWire, apiKey: string): Promis
   let creations = 0;
   let polls = 0;
   let downloads = 0;
+  let cancellations = 0;
   let origin = '';
   const videoUrlOf = (task: FakeTask) => `${origin}/cdn/videos/${task.id}.mp4?expires=${Date.now() + 3_600_000}&signature=${task.id.slice(0, 8)}`;
 
   const send = (res: ServerResponse, answer: Answer) => {
+    // 204 No Content (Runway's and Luma's DELETE).
+    if (answer.body === undefined) return void res.writeHead(answer.status, { 'content-length': 0, ...answer.headers }).end();
     const text = JSON.stringify(answer.body);
     res.writeHead(answer.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...answer.headers });
     if (requestBehaviour?.kind === 'stall-body') return void res.write(text.slice(0, Math.floor(text.length / 2)));
@@ -215,13 +230,23 @@ export async function startVideoFake(wire: ProviderWire, apiKey: string): Promis
       if (requestBehaviour?.kind === 'refuse') return send(res, wire.refusal(requestBehaviour.message ?? 'The prompt was flagged by content moderation'));
       const valid = wire.validate(request);
       if (!('prompt' in valid)) return send(res, valid);
-      const task: FakeTask = { id: randomUUID(), prompt: valid.prompt, body: request.body as Record<string, unknown>, createdOn: path, behaviour: taskBehaviour, polls: 0 };
+      const task: FakeTask = { id: randomUUID(), prompt: valid.prompt, body: request.body as Record<string, unknown>, createdOn: path, behaviour: taskBehaviour, polls: 0, cancelled: false };
       tasks.set(task.id, task);
       creations++;
       return send(res, wire.created(task, origin));
     }
     const task = tasks.get(endpoint.taskId);
     if (!task) return send(res, { status: 404, body: wire.error(404, `No task ${endpoint.taskId}`) });
+    if (endpoint.kind === 'cancel') {
+      const phase = phaseOf(task, videoUrlOf(task));
+      const { answer, forget } = wire.cancel(task, phase);
+      if (answer.status >= 200 && answer.status < 300) {
+        if (!task.cancelled && (phase.state === 'queued' || phase.state === 'running')) cancellations++;
+        task.cancelled = true;
+        if (forget) tasks.delete(task.id);
+      }
+      return send(res, answer);
+    }
     if (endpoint.kind === 'status') {
       task.polls++;
       polls++;
@@ -267,6 +292,9 @@ export async function startVideoFake(wire: ProviderWire, apiKey: string): Promis
     },
     get downloads() {
       return downloads;
+    },
+    get cancellations() {
+      return cancellations;
     },
     requests,
     get tasks() {

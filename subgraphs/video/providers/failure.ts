@@ -7,8 +7,8 @@
 import { attempts, redact } from '../../../platform/http/provider-http.js';
 import { VideoProviderError } from './provider.js';
 
-/** Which call failed: create a task, poll it, read its result (fal.ai), or download the video. */
-export type Call = 'create' | 'status' | 'result' | 'download';
+/** Which call failed: create a task, poll it, read its result (fal.ai), download the video, or cancel the task. */
+export type Call = 'create' | 'status' | 'result' | 'download' | 'cancel';
 
 export interface CallContext {
   /** The provider as authors read it, e.g. "Runway". */
@@ -36,9 +36,10 @@ export function httpFailure(context: CallContext, status: number, detail: string
   }
   if (status === 401 || status === 403) return error('AUTH', `${label} refused the API key (${status})${said}: check the ${label} API key`);
   if (call !== 'create') {
+    const asked = call === 'cancel' ? 'asked to cancel a task' : 'asked about a task';
     if (status === 404) return error('INVALID_RESPONSE', `${label} no longer knows this task (404)${said}`);
-    if (status === 408 || status === 429 || status >= 500) return error('UNAVAILABLE', `${label} answered ${status} when asked about a task${said}`);
-    return error('INVALID_RESPONSE', `${label} answered ${status} when asked about a task${said}`);
+    if (status === 408 || status === 429 || status >= 500) return error('UNAVAILABLE', `${label} answered ${status} when ${asked}${said}`);
+    return error('INVALID_RESPONSE', `${label} answered ${status} when ${asked}${said}`);
   }
   if (status === 429) return error('THROTTLED', `${label} is rate limiting us (429, ${triesOf(context)})${said}`);
   if (status === 408) return error('TIMEOUT', `${label} timed out (408)${said}`);

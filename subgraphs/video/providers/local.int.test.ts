@@ -362,6 +362,61 @@ describe('local video provider', () => {
     expect(await ffmpegChildren()).toEqual([]);
   });
 
+  it('cancels a running render by killing its ffmpeg, and a queued one before it starts: FAILED here, and for a fresh process on the same folder, which renders neither', async () => {
+    const dir = join(root, 'cancel');
+    const stuck = await stuckFfmpeg(0.5);
+    const p = provider({ workDir: dir, ffmpegPath: stuck.path, maxConcurrentRenders: 1 });
+    const [running, queued] = [await p.create(brief(), { signal: never }), await p.create(brief(), { signal: never })];
+    await vi.waitFor(async () => expect(await ffmpegChildren()).toHaveLength(1), { timeout: 10_000, interval: 10 });
+    expect((await p.status(queued, { signal: never })).state).toBe('QUEUED');
+    const cancelled = { state: 'FAILED', message: 'The local render was cancelled', code: 'CANCELLED' };
+
+    await p.cancel(queued, { signal: never });
+    expect(await p.status(queued, { signal: never })).toEqual(cancelled);
+    await p.cancel(running, { signal: never });
+    expect(await ffmpegChildren()).toEqual([]);
+    expect(await p.status(running, { signal: never })).toEqual(cancelled);
+    // Only the first one ever started, and the slot it freed went to no one.
+    expect(await stuck.runs()).toBe(1);
+    for (const handle of [running, queued]) {
+      const files = await readdir(join(dir, handle.id));
+      expect(files).toContain('failed.json');
+      expect(files.filter((f) => f.endsWith('.mp4'))).toEqual([]);
+    }
+
+    const fresh = provider({ workDir: dir, ffmpegPath: stuck.path });
+    for (const handle of [running, queued]) expect(await fresh.status(handle, { signal: never })).toEqual(cancelled);
+    // A second cancel, here or there, finds the task ended.
+    await p.cancel(running, { signal: never });
+    await fresh.cancel(queued, { signal: never });
+    expect(await stuck.runs()).toBe(1);
+    expect(await ffmpegChildren()).toEqual([]);
+  });
+
+  it('cancels an interrupted render no process runs, so none resumes it; a task that ended, or is gone, keeps its verdict', async () => {
+    const stuck = await stuckFfmpeg(0.5);
+    const p = provider({ ffmpegPath: stuck.path });
+    const interrupted = await leftBehind(workDir, brief(), 1_000);
+    await p.cancel(interrupted, { signal: never });
+    const cancelled = { state: 'FAILED', message: 'The local render was cancelled', code: 'CANCELLED' };
+    expect(await p.status(interrupted, { signal: never })).toEqual(cancelled);
+    expect(await provider({ ffmpegPath: stuck.path }).status(interrupted, { signal: never })).toEqual(cancelled);
+    expect(await stuck.runs()).toBe(0);
+
+    const broken = join(root, 'failing-ffmpeg.sh');
+    await writeFile(broken, '#!/bin/sh\nexit 3\n');
+    await chmod(broken, 0o755);
+    const failing = provider({ ffmpegPath: broken });
+    const failed = await failing.create(brief(), { signal: never });
+    const verdict = (await settle(failing, failed)).final;
+    expect(verdict).toMatchObject({ state: 'FAILED', message: 'The local renderer failed (ffmpeg exited with code 3)' });
+    await failing.cancel(failed, { signal: never });
+    expect(await failing.status(failed, { signal: never })).toEqual(verdict);
+    expect(await provider().status(failed, { signal: never })).toEqual(verdict);
+    await expect(p.cancel({ id: randomUUID() }, { signal: never })).resolves.toBeUndefined();
+    await expect(p.cancel({ id: '../x' }, { signal: never })).rejects.toMatchObject({ reason: 'REFUSED' });
+  });
+
   it('never deletes the folder of a task it is rendering, however abandoned the folder looks', async () => {
     const dir = join(root, 'cleanup-while-rendering');
     const stuck = await stuckFfmpeg(0.5);

@@ -6,7 +6,8 @@
  * create() returns and `video.mp4` (or `failed.json`) once done. The disk is the truth that
  * survives a restart: a process that does not know a task looks there, and re-renders from the
  * stored brief when the render died with its process, if the task's time has not run out.
- * Renders beyond `maxConcurrentRenders` wait their turn (QUEUED).
+ * Renders beyond `maxConcurrentRenders` wait their turn (QUEUED). A cancelled task gets a
+ * `failed.json` too, so no process renders it again.
  */
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -42,6 +43,11 @@ export interface LocalVideoProviderOptions {
 }
 
 export interface LocalVideoProvider extends VideoProvider {
+  /**
+   * Kills the task's render if this process runs it (or takes it out of the wait for a slot), and
+   * writes its verdict, so its status is FAILED (code CANCELLED) and no process renders it again.
+   */
+  cancel(handle: TaskHandle, options: { signal: AbortSignal }): Promise<void>;
   /** Kills running renders and refuses further calls; their folders stay, so the next process resumes them. */
   close(): Promise<void>;
 }
@@ -50,9 +56,15 @@ const TASK_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const URL_PREFIX = 'local:';
 const BRIEF_FILE = 'brief.json';
 const FAILED_FILE = 'failed.json';
+const CANCELLED_MESSAGE = 'The local render was cancelled';
+const cancelledStatus = (): TaskStatus => ({ state: 'FAILED', message: CANCELLED_MESSAGE, code: 'CANCELLED' });
 
 interface Task {
   status: TaskStatus;
+  /** Aborts this process's render of the task: cancel(). */
+  readonly stop: AbortController;
+  /** Settles once the render has stopped (its ffmpeg gone). */
+  done: Promise<void>;
 }
 
 export function createLocalVideoProvider(options: LocalVideoProviderOptions): LocalVideoProvider {
@@ -75,6 +87,11 @@ export function createLocalVideoProvider(options: LocalVideoProviderOptions): Lo
   const rendering = new Set<string>();
   /** Task folders cleanup is deleting right now: a status call that read one before it went starts no render in it. */
   const removing = new Set<string>();
+  /**
+   * Tasks cancelled in this process: a status call that read the disk before cancel() wrote its
+   * verdict starts no render of them. Forgotten when cleanup deletes their folders.
+   */
+  const cancelled = new Set<string>();
   const closing = new AbortController();
   let cleaning: Promise<void> | null = null;
 
@@ -85,7 +102,7 @@ export function createLocalVideoProvider(options: LocalVideoProviderOptions): Lo
 
   /** Starts rendering task `id`, created at `createdAt` (epoch ms): its deadline runs from then. */
   function start(id: string, brief: VideoBrief, createdAt: number): Task {
-    const task: Task = { status: { state: 'QUEUED' } };
+    const task: Task = { status: { state: 'QUEUED' }, stop: new AbortController(), done: Promise.resolve() };
     tasks.set(id, task);
     rendering.add(id);
     const run = render(id, brief, task, createdAt).finally(() => {
@@ -93,6 +110,7 @@ export function createLocalVideoProvider(options: LocalVideoProviderOptions): Lo
       running.delete(run);
     });
     running.add(run);
+    task.done = run;
     return task;
   }
 
@@ -100,7 +118,7 @@ export function createLocalVideoProvider(options: LocalVideoProviderOptions): Lo
     // From the task's creation, not from this render: a render resumed after a restart has only
     // what is left of the time the worker gives the task.
     const deadline = AbortSignal.timeout(Math.max(0, Math.ceil(createdAt + options.taskTimeoutMs - Date.now())));
-    const signal = AbortSignal.any([closing.signal, deadline]);
+    const signal = AbortSignal.any([closing.signal, deadline, task.stop.signal]);
     let release: (() => void) | undefined;
     try {
       release = await slots.acquire(signal);
@@ -108,6 +126,8 @@ export function createLocalVideoProvider(options: LocalVideoProviderOptions): Lo
       await renderBrief(brief, folder(id), settings, { signal, onProgress: (progress) => (task.status = { state: 'RUNNING', progress }) });
       task.status = { state: 'SUCCEEDED', videoUrl: `${URL_PREFIX}${id}` };
     } catch (error) {
+      // Stopped by cancel(), which writes the verdict (and says so when it cannot).
+      if (task.stop.signal.aborted) return void (task.status = cancelledStatus());
       // Killed by close(): no verdict on disk, so whichever process asks next renders it again.
       if (closing.signal.aborted) return void tasks.delete(id);
       const message = deadline.aborted
@@ -128,8 +148,11 @@ export function createLocalVideoProvider(options: LocalVideoProviderOptions): Lo
     const dir = folder(id);
     if (!(await exists(dir))) throw gone(id);
     if (await exists(join(dir, VIDEO_FILE))) return { state: 'SUCCEEDED', videoUrl: `${URL_PREFIX}${id}` };
-    const failed = await readJson<{ message?: unknown }>(join(dir, FAILED_FILE));
-    if (failed) return { state: 'FAILED', message: typeof failed.message === 'string' ? failed.message : 'The local renderer failed' };
+    const failed = await readJson<{ message?: unknown; code?: unknown }>(join(dir, FAILED_FILE));
+    if (failed) {
+      const message = typeof failed.message === 'string' ? failed.message : 'The local renderer failed';
+      return { state: 'FAILED', message, ...(typeof failed.code === 'string' ? { code: failed.code } : {}) };
+    }
     const brief = await readJson<VideoBrief>(join(dir, BRIEF_FILE));
     // brief.json is written once, at creation: its mtime is when the task was created.
     const createdAt = await mtime(join(dir, BRIEF_FILE));
@@ -141,6 +164,7 @@ export function createLocalVideoProvider(options: LocalVideoProviderOptions): Lo
       return { state: 'FAILED', message };
     }
     if (removing.has(id)) throw gone(id);
+    if (cancelled.has(id)) return cancelledStatus();
     // Two status calls may have read the disk at once: only the first starts the render.
     return (tasks.get(id) ?? start(id, brief, createdAt)).status;
   }
@@ -163,6 +187,7 @@ export function createLocalVideoProvider(options: LocalVideoProviderOptions): Lo
       await rm(dir, { recursive: true, force: true })
         .catch(() => {})
         .finally(() => removing.delete(id));
+      cancelled.delete(id);
     }
   }
 
@@ -198,6 +223,33 @@ export function createLocalVideoProvider(options: LocalVideoProviderOptions): Lo
       signal.throwIfAborted();
       if (!TASK_ID.test(handle.id)) throw new VideoProviderError('REFUSED', 'Not a local render task id');
       return tasks.get(handle.id)?.status ?? statusFromDisk(handle.id);
+    },
+
+    async cancel(handle: TaskHandle, { signal }) {
+      checkOpen();
+      signal.throwIfAborted();
+      if (!TASK_ID.test(handle.id)) throw new VideoProviderError('REFUSED', 'Not a local render task id');
+      const { id } = handle;
+      // Before any await: from now on no status call of this process starts rendering it.
+      cancelled.add(id);
+      const task = tasks.get(id);
+      if (task && rendering.has(id)) {
+        // Kills its ffmpeg (or takes it out of the wait for a slot); done settles once ffmpeg is gone.
+        task.stop.abort();
+        await task.done;
+      }
+      // It ended before the abort could stop it: its verdict or its video stands.
+      const ended = task?.status.state === 'SUCCEEDED' || (task?.status.state === 'FAILED' && task.status.code !== 'CANCELLED');
+      if (ended) return;
+      // The disk decides for a task this process does not render (a render in another process
+      // cannot be reached from here: it runs its course). The verdict written here keeps every
+      // process from rendering the task again, and makes its status FAILED everywhere.
+      const dir = folder(id);
+      if (!(await exists(dir))) return void cancelled.delete(id); // cleaned up: nothing to stop
+      if ((await exists(join(dir, VIDEO_FILE))) || (await exists(join(dir, FAILED_FILE)))) return;
+      await writeFile(join(dir, FAILED_FILE), JSON.stringify({ message: CANCELLED_MESSAGE, code: 'CANCELLED', detail: 'cancelled' })).catch(async () => {
+        if (await exists(dir)) throw new VideoProviderError('UNAVAILABLE', 'The local video renderer cannot write its work folder');
+      });
     },
 
     async download(videoUrl, { signal }) {

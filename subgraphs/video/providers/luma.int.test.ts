@@ -13,6 +13,9 @@ describeRemoteProvider({
   provider: luma,
   reportsProgress: false,
   lostHandle: () => ({ id: randomUUID() }),
+  cancelRequest: (fake, handle) => ({ method: 'DELETE', path: `/dream-machine/v1/generations/${handle.id}`, authorization: `Bearer ${fake.apiKey}` }),
+  // Deleted: Luma knows it no more.
+  afterCancel: 'lost',
 });
 
 describe('Luma on the wire', () => {

@@ -1,7 +1,8 @@
 /**
  * The Luma Dream Machine adapter of the video port, through the official SDK (`lumaai`), which
  * owns the retries of polls. `generations.video.create` is `POST /generations/video` in this SDK
- * (1.19.1; older ones posted to `/generations`); `generations.get` polls `GET /generations/{id}`.
+ * (1.19.1; older ones posted to `/generations`); `generations.get` polls `GET /generations/{id}`;
+ * `generations.delete` (`DELETE /generations/{id}`) is how a generation is given up.
  * Luma reports no progress while a generation is "dreaming". A create is retried here, not by
  * the SDK, and only when Luma answered that it did not take it (http.ts).
  */
@@ -71,6 +72,19 @@ export function createLumaProvider(options: LumaProviderOptions): VideoProvider 
         throw failure(error, context('status'), signal);
       }
       return statusOf(generation, context('status'));
+    },
+
+    async cancel(handle, { signal }) {
+      signal.throwIfAborted();
+      try {
+        // Luma has no cancel of its own: deleting the generation is the only way to tell it the
+        // generation is not wanted, and afterwards it is unknown (404) to polls.
+        await withCallSignal(signal, (own) => client.generations.delete(handle.id, { signal: own }));
+      } catch (error) {
+        // Already deleted, or never known: there is nothing left to stop.
+        if (!signal.aborted && error instanceof LumaAI.NotFoundError) return;
+        throw failure(error, context('cancel'), signal);
+      }
     },
 
     download(videoUrl, { signal }) {

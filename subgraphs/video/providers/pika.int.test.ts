@@ -16,8 +16,12 @@ describeRemoteProvider({
   reportsProgress: false,
   lostHandle: (fake) => {
     const id = randomUUID();
-    return { id, urls: { status_url: `${fake.url}/fal-ai/pika/requests/${id}/status`, response_url: `${fake.url}/fal-ai/pika/requests/${id}` } };
+    const base = `${fake.url}/fal-ai/pika/requests/${id}`;
+    return { id, urls: { status_url: `${base}/status`, response_url: base, cancel_url: `${base}/cancel` } };
   },
+  cancelRequest: (fake, handle) => ({ method: 'PUT', path: `/fal-ai/pika/requests/${handle.id}/cancel`, authorization: `Key ${fake.apiKey}` }),
+  // fal.ai documents no cancelled state (see the fake): a hung request still says IN_PROGRESS.
+  afterCancel: { state: 'RUNNING' },
 });
 
 /**
@@ -118,6 +122,23 @@ describe('Pika on fal.ai\'s queue, on the wire', () => {
     } finally {
       await elsewhere.close();
     }
+  });
+
+  it('cancels nothing, and sends nothing, for a handle without a cancel_url; never sends the key to a cancel_url on another host', async () => {
+    fake.behave({ kind: 'hang' });
+    const provider = pika(fake);
+    const handle = await provider.create(brief(), { signal });
+    const { cancel_url, ...kept } = handle.urls!;
+    expect(cancel_url).toBe(`${fake.url}/fal-ai/pika/requests/${handle.id}/cancel`);
+    const requests = fake.requests.length;
+    const before = { foreign: foreign.received.length, cancellations: fake.cancellations };
+    await expect(provider.cancel!({ id: handle.id, urls: kept }, { signal })).resolves.toBeUndefined();
+    const elsewhere = { id: handle.id, urls: { ...kept, cancel_url: `${foreign.url}/fal-ai/pika/requests/${handle.id}/cancel` } };
+    await expect(provider.cancel!(elsewhere, { signal })).rejects.toMatchObject({ reason: 'INVALID_RESPONSE', message: expect.stringContaining('another host') });
+    expect(fake.requests.length).toBe(requests);
+    expect(foreign.received.length).toBe(before.foreign);
+    expect(fake.cancellations).toBe(before.cancellations);
+    fake.behave({ kind: 'succeed' });
   });
 
   it('follows no redirect: an answer from the host it points to is not taken as fal.ai\'s', async () => {

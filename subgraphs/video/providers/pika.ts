@@ -1,8 +1,9 @@
 /**
  * The Pika adapter of the video port. Pika has no public API of its own: its models are served by
  * fal.ai's queue. A request is submitted to `POST {queue}/{model}`, which answers with the URLs
- * to poll (`status_url`) and to read the outcome from (`response_url`); fal.ai asks clients to use
- * those rather than build them, and they differ from the model path (they drop its subpath:
+ * to poll (`status_url`), to read the outcome from (`response_url`) and to cancel it (`cancel_url`,
+ * a PUT); fal.ai asks clients to use those rather than build them, and they differ from the model
+ * path (they drop its subpath:
  * `fal-ai/pika/requests/{id}`, not `fal-ai/pika/v2.2/text-to-video/requests/{id}`).
  *
  * Plain fetch, not `@fal-ai/client` (1.10.1): its `queue.status`/`queue.result` rebuild those URLs
@@ -80,8 +81,8 @@ export function createPikaProvider(options: PikaProviderOptions): VideoProvider 
         status_url: queueLink(queued.status_url, ctx, 'status_url'),
         response_url: queueLink(queued.response_url, ctx, 'response_url'),
       };
-      // Unused so far, but kept for whoever cancels: only when the key may go there. A bad one is
-      // dropped, not refused: the task exists now, and refusing would leave it unpolled.
+      // Kept for cancel(), only when the key may go there. A bad one is dropped, not refused: the
+      // task exists now, and refusing would leave it unpolled.
       const cancel = parseUrl(queued.cancel_url);
       if (cancel?.origin === queue.origin) urls.cancel_url = cancel.href;
       return { id: queued.request_id, urls };
@@ -103,6 +104,23 @@ export function createPikaProvider(options: PikaProviderOptions): VideoProvider 
         default:
           throw invalidResponse(ctx, `a request in an unknown status (${JSON.stringify(status)})`);
       }
+    },
+
+    async cancel(handle, { signal }) {
+      signal.throwIfAborted();
+      // No cancel_url: fal.ai gave none on our queue's host, so the key may not go anywhere to ask,
+      // and fal.ai asks clients not to build queue URLs. Nothing to do: the request runs its course.
+      const cancelUrl = handle.urls?.cancel_url;
+      if (cancelUrl === undefined) return;
+      const ctx = context('cancel');
+      // Checked again: the handle was read back from the database.
+      const { response, body } = await call(queueLink(cancelUrl, ctx, 'cancel_url in the task handle'), { method: 'PUT' }, ctx, signal);
+      // 202 CANCELLATION_REQUESTED: taken out of the queue, or the runner was told to stop (the
+      // model decides whether it does). 400 ALREADY_COMPLETED: done, nothing to stop. 404: fal.ai
+      // no longer knows the request (its URL came from fal.ai, so not a wrong one).
+      if (response.ok || response.status === 404) return;
+      if (response.status === 400 && record(body)?.status === 'ALREADY_COMPLETED') return;
+      throw httpFailure(ctx, response.status, errorDetail(body) ?? falStatus(body));
     },
 
     download(videoUrl, { signal }) {
@@ -130,6 +148,12 @@ export function createPikaProvider(options: PikaProviderOptions): VideoProvider 
     const code = errorCode(body) ?? response.headers.get('x-fal-error-type');
     return { state: 'FAILED', message: `Pika (fal.ai) could not make the video: ${detail ?? `error ${response.status}`}`, ...(code ? { code } : {}) };
   }
+}
+
+/** The `status` of a queue answer (the cancel's answers carry no `detail`), or null. */
+function falStatus(body: unknown): string | null {
+  const status = record(body)?.status;
+  return typeof status === 'string' ? status : null;
 }
 
 /** The text of fal.ai's own error body, `{ "detail": ... }` in JSON; null for anything else. */

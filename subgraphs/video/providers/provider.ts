@@ -83,6 +83,14 @@ export interface VideoProvider {
   status(handle: TaskHandle, options: { signal: AbortSignal }): Promise<TaskStatus>;
   /** The finished video's bytes, as a stream. Throws VideoProviderError. */
   download(videoUrl: string, options: { signal: AbortSignal }): Promise<DownloadedVideo>;
+  /**
+   * Asks the provider to stop a task this job no longer wants (the worker gave up on it), so it
+   * stops rendering and billing. Best effort: resolves when the provider accepted, or when the
+   * task had already ended (finished, failed, or no longer known); throws VideoProviderError
+   * otherwise (the caller logs and moves on). Accepted is not stopped: a provider may still
+   * finish, and bill, a task it was asked to stop.
+   */
+  cancel?(handle: TaskHandle, options: { signal: AbortSignal }): Promise<void>;
   /** Releases what the provider holds (the local renderer's ffmpeg processes); called at shutdown. */
   close?(): Promise<void>;
 }

@@ -21,6 +21,10 @@ export interface RemoteProviderCase {
   reportsProgress: boolean;
   /** A handle of a task the fake never made. */
   lostHandle(fake: VideoFake): TaskHandle;
+  /** The cancel of `handle` as the provider's wire has it: method, path, and the Authorization header. */
+  cancelRequest(fake: VideoFake, handle: TaskHandle): { method: string; path: string; authorization: string };
+  /** What a poll of a hung task says once it is cancelled (see the fake): a status, or lost (the provider forgot it). */
+  afterCancel: { state: TaskStatus['state']; code?: string } | 'lost';
 }
 
 export const SETTINGS: ProviderSettings = { pollIntervalMs: 10, taskTimeoutMs: 10_000, requestTimeoutMs: 2_000, maxRetries: 0 };
@@ -271,6 +275,55 @@ export function describeRemoteProvider(c: RemoteProviderCase): void {
       expect(error.reason).toBe('AUTH');
       expect(error.message).toContain('[redacted]');
       expect(error.message).not.toContain(wrongKey);
+    });
+
+    const cancel = (provider: VideoProvider, handle: TaskHandle) => {
+      if (!provider.cancel) throw new Error(`${c.name} has no cancel`);
+      return provider.cancel(handle, { signal: signal() });
+    };
+
+    it('cancels a hung task: one cancel on the wire, with the key; the task then reads as the provider reports it, and a second cancel resolves', async () => {
+      fake.behave({ kind: 'hang' });
+      const provider = make();
+      const handle = await provider.create(brief(), { signal: signal() });
+      expect((await provider.status(handle, { signal: signal() })).state).toBe('RUNNING');
+      const before = { cancellations: fake.cancellations, requests: fake.requests.length };
+      await expect(cancel(provider, handle)).resolves.toBeUndefined();
+      expect(fake.cancellations - before.cancellations).toBe(1);
+      const sent = fake.requests.slice(before.requests).map((r) => ({ method: r.method, path: r.path, authorization: r.headers.authorization }));
+      expect(sent).toEqual([c.cancelRequest(fake, handle)]);
+
+      if (c.afterCancel === 'lost') expect((await failureOf(provider.status(handle, { signal: signal() }))).reason).toBe('INVALID_RESPONSE');
+      else expect(await provider.status(handle, { signal: signal() })).toMatchObject(c.afterCancel);
+      await expect(cancel(provider, handle)).resolves.toBeUndefined();
+      expect(fake.cancellations - before.cancellations).toBe(1);
+      fake.behave({ kind: 'succeed' });
+    });
+
+    it('resolves a cancel of a task that already finished, or that the provider does not know, and stops nothing', async () => {
+      fake.behave({ kind: 'succeed', polls: 1 });
+      const provider = make();
+      const finished = await provider.create(brief(), { signal: signal() });
+      expect((await pollToEnd(provider, finished)).at(-1)!.state).toBe('SUCCEEDED');
+      const before = fake.cancellations;
+      await expect(cancel(provider, finished)).resolves.toBeUndefined();
+      await expect(cancel(provider, c.lostHandle(fake))).resolves.toBeUndefined();
+      expect(fake.cancellations).toBe(before);
+    });
+
+    it('is UNAVAILABLE when a cancel gets a 500, and AUTH (the key redacted) when the key is refused', async () => {
+      fake.behave({ kind: 'hang' });
+      const provider = make();
+      const handle = await provider.create(brief(), { signal: signal() });
+      const before = fake.cancellations;
+      fake.behave({ kind: 'down' });
+      const down = await failureOf(cancel(provider, handle));
+      fake.behave({ kind: 'succeed' });
+      expect(down.reason).toBe('UNAVAILABLE');
+      const refused = await failureOf(cancel(make({ apiKey: wrongKey }), handle));
+      expect(refused.reason).toBe('AUTH');
+      expect(refused.message).not.toContain(wrongKey);
+      expect(fake.cancellations).toBe(before);
     });
 
     it('gives up a call at once with the caller\'s reason when its signal aborts', async () => {

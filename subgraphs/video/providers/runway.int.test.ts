@@ -14,6 +14,8 @@ describeRemoteProvider({
   provider: runway,
   reportsProgress: true,
   lostHandle: () => ({ id: randomUUID() }),
+  cancelRequest: (fake, handle) => ({ method: 'DELETE', path: `/v1/tasks/${handle.id}`, authorization: `Bearer ${fake.apiKey}` }),
+  afterCancel: { state: 'FAILED', code: 'CANCELLED' },
 });
 
 describe('Runway on the wire', () => {

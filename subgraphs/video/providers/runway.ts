@@ -1,7 +1,7 @@
 /**
  * The Runway adapter of the video port, through the official SDK (`@runwayml/sdk`), which owns
  * the X-Runway-Version header and the retries of polls: `POST /v1/text_to_video` starts a task,
- * `GET /v1/tasks/{id}` polls it. Runway asks to be polled no more than every 5 s. A create is
+ * `GET /v1/tasks/{id}` polls it, `DELETE /v1/tasks/{id}` cancels it. Runway asks to be polled no more than every 5 s. A create is
  * retried here, not by the SDK, and only when Runway answered that it did not take it (http.ts).
  */
 import RunwayML from '@runwayml/sdk';
@@ -96,6 +96,20 @@ export function createRunwayProvider(options: RunwayProviderOptions): VideoProvi
         throw failure(error, context('status'), signal);
       }
       return statusOf(task, context('status'));
+    },
+
+    async cancel(handle, { signal }) {
+      signal.throwIfAborted();
+      try {
+        // One call for both (SDK 4.20.1): a pending, throttled or running task is cancelled, any
+        // other is deleted, output included; it then reads as CANCELLED ("a cancelled or deleted
+        // task"). The SDK retries it like a poll: sending it twice stops nothing twice.
+        await withCallSignal(signal, (own) => client.tasks.delete(handle.id, { signal: own }));
+      } catch (error) {
+        // Runway no longer knows the task: there is nothing left to stop.
+        if (!signal.aborted && error instanceof RunwayML.NotFoundError) return;
+        throw failure(error, context('cancel'), signal);
+      }
     },
 
     download(videoUrl, { signal }) {
