@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createClient, type Client } from 'graphql-ws';
+import type { Client } from 'graphql-ws';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import WebSocket from 'ws';
 import { LocalSpeechSynthesizer } from '../subgraphs/narration/providers/local-speech.js';
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js';
 import { captureEvents } from './support/capture.js';
 import { clientOperation } from './support/clients.js';
 import { startTestStack, type TestStack } from './support/stack.js';
+import { follow as followSubscription, wsClients } from './support/subscriptions.js';
 
 /** ../shared/clients/media.graphql (voice and narration) through the gateway, HTTP and graphql-ws, with the local providers. */
 const op = {
@@ -27,7 +27,9 @@ let stack: TestStack;
 let openai: FakeOpenAI;
 let events: Awaited<ReturnType<typeof captureEvents>>;
 let db: pg.Client;
-const clients: Client[] = [];
+const ws = wsClients(() => stack.app.gatewayUrl);
+const wsClient = ws.client;
+const follow = (client: Client, jobId: string) => followSubscription(client, op.progress, { jobId });
 
 beforeAll(async () => {
   openai = await startFakeOpenAI();
@@ -51,7 +53,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const client of clients) await client.dispose();
+  await ws.disposeAll();
   await db?.end();
   await events?.stop();
   await stack?.close();
@@ -136,37 +138,7 @@ describe('voice samples and cloning', () => {
   });
 });
 
-function wsClient(token: string | null) {
-  const client = createClient({
-    url: stack.app.gatewayUrl.replace(/^http/, 'ws'),
-    webSocketImpl: WebSocket,
-    connectionParams: token ? { authorization: `Bearer ${token}` } : {},
-    retryAttempts: 0,
-    lazy: true,
-  });
-  clients.push(client);
-  return client;
-}
 
-/** Collects a subscription's deliveries until it completes or fails. */
-function follow(client: Client, jobId: string) {
-  const received: any[] = [];
-  let error: unknown = null;
-  const done = new Promise<void>((resolve) => {
-    client.subscribe(
-      { query: op.progress, variables: { jobId } },
-      {
-        next: (value) => received.push(value),
-        error: (e) => {
-          error = e;
-          resolve();
-        },
-        complete: () => resolve(),
-      },
-    );
-  });
-  return { received, done, error: () => error };
-}
 
 describe('narration with live progress', () => {
   it('narrates a story in a stock voice; the subscription follows it to COMPLETED and the audio downloads', async () => {

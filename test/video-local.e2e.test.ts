@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { createClient, type Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import WebSocket from 'ws';
 import { clientOperation } from './support/clients.js';
 import { probe } from './support/probe.js';
 import { startTestStack, type TestStack } from './support/stack.js';
+import { follow, wsClients } from './support/subscriptions.js';
 
 /**
  * Video with no keys at all, as `npm start` runs it: the local provider renders title cards of
@@ -22,14 +21,14 @@ const op = {
 };
 
 let stack: TestStack;
-const clients: Client[] = [];
+const ws = wsClients(() => stack.app.gatewayUrl);
 
 beforeAll(async () => {
   stack = await startTestStack({ env: { LOCAL_VIDEO_POLL_INTERVAL_MS: '50' } });
 });
 
 afterAll(async () => {
-  for (const client of clients) await client.dispose();
+  await ws.disposeAll();
   await stack?.close();
 });
 
@@ -59,12 +58,10 @@ async function analysedStory(token: string, title: string) {
 async function videoOf(token: string, storyId: string) {
   const res = await stack.gql(op.generate, { input: { storyId, style: 'paper cut-outs' } }, { token });
   expect(res.data.generateVideo.userErrors).toEqual([]);
-  const client = createClient({ url: stack.app.gatewayUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0, lazy: true });
-  clients.push(client);
-  const received: any[] = [];
-  await new Promise<void>((resolve, reject) => {
-    client.subscribe({ query: op.progress, variables: { jobId: res.data.generateVideo.job.id } }, { next: (value) => received.push(value), error: reject, complete: resolve });
-  });
+  const followed = follow(ws.client(token), op.progress, { jobId: res.data.generateVideo.job.id });
+  await followed.done;
+  expect(followed.error()).toBeNull();
+  const received = followed.received;
   return { states: received.map((r) => r.data.videoJobUpdated.status as string), last: received.at(-1).data.videoJobUpdated };
 }
 

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createClient, type Client } from 'graphql-ws';
+import type { Client } from 'graphql-ws';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import WebSocket from 'ws';
 import { startFalFake } from './fakes/fal.js';
 import { startLumaFake } from './fakes/luma.js';
 import { startRunwayFake } from './fakes/runway.js';
@@ -11,6 +10,7 @@ import type { VideoFake } from './fakes/video-fake.js';
 import { captureEvents } from './support/capture.js';
 import { clientOperation } from './support/clients.js';
 import { startTestStack, type TestStack } from './support/stack.js';
+import { follow as followSubscription, wsClients } from './support/subscriptions.js';
 
 /**
  * Video through the gateway with the client operations of ../shared/clients/media.graphql:
@@ -35,7 +35,13 @@ let pika: VideoFake;
 let luma: VideoFake;
 let events: Awaited<ReturnType<typeof captureEvents>>;
 let db: pg.Client;
-const clients: Client[] = [];
+const ws = wsClients(() => stack.app.gatewayUrl);
+const wsClient = ws.client;
+/** A job's deliveries over graphql-ws, and the statuses they went through. */
+function follow(client: Client, jobId: string) {
+  const followed = followSubscription(client, op.progress, { jobId });
+  return { ...followed, states: () => followed.received.map((r) => r.data?.videoJobUpdated?.status as string) };
+}
 
 beforeAll(async () => {
   [runway, pika, luma] = await Promise.all([startRunwayFake(), startFalFake(), startLumaFake()]);
@@ -63,7 +69,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const client of clients) await client.dispose();
+  await ws.disposeAll();
   await db?.end();
   await events?.stop();
   await stack?.close();
@@ -102,37 +108,7 @@ async function generate(token: string, input: Record<string, unknown>) {
   return res.data.generateVideo;
 }
 
-function wsClient(token: string) {
-  const client = createClient({
-    url: stack.app.gatewayUrl.replace(/^http/, 'ws'),
-    webSocketImpl: WebSocket,
-    connectionParams: { authorization: `Bearer ${token}` },
-    retryAttempts: 0,
-    lazy: true,
-  });
-  clients.push(client);
-  return client;
-}
 
-/** Collects a subscription's deliveries until it completes or fails. */
-function follow(client: Client, jobId: string) {
-  const received: any[] = [];
-  let error: unknown = null;
-  const done = new Promise<void>((resolve) => {
-    client.subscribe(
-      { query: op.progress, variables: { jobId } },
-      {
-        next: (value) => received.push(value),
-        error: (e) => {
-          error = e;
-          resolve();
-        },
-        complete: () => resolve(),
-      },
-    );
-  });
-  return { received, done, error: () => error, states: () => received.map((r) => r.data?.videoJobUpdated?.status) };
-}
 
 const videoJob = async (id: string, token: string) => (await stack.gql(op.job, { id }, { token })).data.videoJob;
 const usage = async (token: string) => (await stack.gql(`{ me { membership { usage { videosGenerated storiesCreated } } } }`, {}, { token })).data.me.membership.usage as { videosGenerated: number; storiesCreated: number };

@@ -1,19 +1,11 @@
 import { EntitySchema } from '@mikro-orm/postgresql';
-import type { AspectRatio, TaskHandle, VideoProviderName } from './providers/provider.js';
+import type { AspectRatio, TaskHandle, VideoBrief, VideoProviderName } from './providers/provider.js';
 
 export type VideoStatus = 'QUEUED' | 'RUNNING' | 'COMPLETED' | 'FAILED';
 export type AttemptStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT';
 
 /** What the video is made of, taken from the story when it was asked for: fallbacks and restarts make the same video. */
-export interface VideoSource {
-  prompt: string;
-  title: string;
-  authorName: string | null;
-  summary: string | null;
-  genre: string | null;
-  characters: { name: string; description: string }[];
-  emotions: { label: string; intensity: number }[];
-}
+export type VideoSource = { prompt: string } & VideoBrief['story'];
 
 /**
  * A video and its job. The row and its attempts are the job's memory: a worker that takes it
