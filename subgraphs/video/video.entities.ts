@@ -35,6 +35,8 @@ export interface VideoJob {
   leaseUntil: Date | null;
   /** Failures that were not a provider's (database, storage, another subgraph); the job fails after a few. */
   failures: number;
+  /** When its message was put on the queue; null: not known to be (the sweeper sends it). */
+  enqueuedAt: Date | null;
   correlationId: string | null;
   createdAt: Date;
   startedAt: Date | null;
@@ -63,6 +65,7 @@ export const VideoJob = new EntitySchema<VideoJob>({
     runs: { type: 'integer' },
     leaseUntil: { type: 'Date', nullable: true, fieldName: 'lease_until' },
     failures: { type: 'integer' },
+    enqueuedAt: { type: 'Date', nullable: true, fieldName: 'enqueued_at' },
     correlationId: { type: 'string', nullable: true, fieldName: 'correlation_id' },
     createdAt: { type: 'Date', fieldName: 'created_at' },
     startedAt: { type: 'Date', nullable: true, fieldName: 'started_at' },

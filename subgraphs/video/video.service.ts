@@ -9,11 +9,7 @@ import type { AspectRatio, VideoProviderName } from './providers/provider.js';
 import type { StorySource } from './story-source.js';
 import { VideoAttempt, VideoEntitlement, VideoJob } from './video.entities.js';
 import * as rules from './video.rules.js';
-
-export const VIDEO_QUEUE = 'video';
-
-/** The live subject of a job: what `videoJobUpdated` follows. */
-export const liveSubjectOf = (jobId: string) => `VideoJob.${jobId}`;
+import { markEnqueued, VIDEO_QUEUE } from './video.queue.js';
 
 export interface GenerateInput {
   storyId: string;
@@ -99,15 +95,17 @@ export class VideoService {
         runs: 0,
         leaseUntil: null,
         failures: 0,
+        enqueuedAt: null,
         correlationId: ctx.correlationId,
         createdAt: now,
         startedAt: null,
         completedAt: null,
       });
     });
-    // After commit, so a worker finds the row. Should this process die right here, the next
-    // start queues every QUEUED job again (VideoWorker.start).
+    // After commit, so a worker finds the row. Should this process die right here (or the
+    // queue refuse), the worker's sweeper sends the jobs never marked enqueued.
     await this.deps.jobs.enqueue(VIDEO_QUEUE, { id: job.id });
+    await markEnqueued(ctx.em.fork(), job.id);
     return { job };
   }
 

@@ -19,7 +19,7 @@ import type { VideoProvider, VideoProviderName } from './providers/provider.js';
 import { createRunwayProvider } from './providers/runway.js';
 import type { StorySource } from './story-source.js';
 import { VideoAttempt, VideoJob, videoEntities } from './video.entities.js';
-import { VIDEO_QUEUE } from './video.service.js';
+import { VIDEO_QUEUE } from './video.queue.js';
 import { VideoWorker } from './video.worker.js';
 
 /**
@@ -57,8 +57,8 @@ afterAll(async () => {
 const queue = () => JetStreamJobQueue.connect({ url: natsUrl, stream, subjectPrefix: `${stream.toLowerCase()}.`, logger });
 const storage = () => new LocalDiskStorage({ root: storageDir, publicBaseUrl: 'http://127.0.0.1:4000/media/video', secret: randomBytes(32).toString('base64url') });
 const stories = { latestNarration: async () => null } as unknown as StorySource;
-const realRunway = (options: { taskTimeoutMs?: number } = {}) =>
-  createRunwayProvider({ apiKey: 'test-runway-key', baseUrl: runway.url, model: 'gen4.5', pollIntervalMs: 20, taskTimeoutMs: options.taskTimeoutMs ?? 30_000, requestTimeoutMs: 5000, maxRetries: 0 });
+const realRunway = (options: { taskTimeoutMs?: number; requestTimeoutMs?: number } = {}) =>
+  createRunwayProvider({ apiKey: 'test-runway-key', baseUrl: runway.url, model: 'gen4.5', pollIntervalMs: 20, taskTimeoutMs: options.taskTimeoutMs ?? 30_000, requestTimeoutMs: options.requestTimeoutMs ?? 5000, maxRetries: 0 });
 
 /** Runway as seen by a process that froze after creating the task (and then died): it never hears back. */
 function frozenAfterCreate(): VideoProvider {
@@ -105,6 +105,7 @@ async function insertJob(status: 'QUEUED' | 'COMPLETED' = 'QUEUED'): Promise<str
     runs: 0,
     leaseUntil: null,
     failures: 0,
+    enqueuedAt: null,
     correlationId: null,
     createdAt: new Date(),
     startedAt: null,
@@ -251,6 +252,32 @@ describe('the video worker', () => {
       // Committed, but never queued (the process died between the two).
       const id = await insertJob();
       await vi.waitFor(async () => expect((await row(id)).status).toBe('COMPLETED'), { timeout: 15_000, interval: 50 });
+    } finally {
+      await w.stop();
+      await jobs.close();
+    }
+  });
+
+  it('copies a made video again after its download stalled: the same task, no failure counted, no fallback', async () => {
+    runway.behave({ kind: 'succeed', polls: 1 });
+    runway.behave({ kind: 'stall-download' });
+    const creationsBefore = runway.creations;
+    const downloadsBefore = runway.downloads;
+    const id = await insertJob();
+    const jobs = await queue();
+    const w = worker(jobs, realRunway({ requestTimeoutMs: 500 }));
+    await w.start();
+    try {
+      await vi.waitFor(() => expect(runway.downloads - downloadsBefore).toBeGreaterThanOrEqual(1), { timeout: 10_000, interval: 20 });
+      // The CDN comes back.
+      runway.behave({ kind: 'succeed', polls: 1 });
+      await vi.waitFor(async () => expect((await row(id)).status).toBe('COMPLETED'), { timeout: 20_000, interval: 50 });
+      expect(await attempts(id)).toMatchObject([{ seq: 0, status: 'SUCCEEDED' }]);
+      const done = await row(id);
+      expect(done.failures).toBe(0);
+      expect(done.runs).toBeGreaterThanOrEqual(2);
+      expect(runway.creations - creationsBefore).toBe(1);
+      expect(runway.downloads - downloadsBefore).toBeGreaterThanOrEqual(2);
     } finally {
       await w.stop();
       await jobs.close();

@@ -12,7 +12,7 @@ import type { StorySource } from './story-source.js';
 import { VideoAttempt, VideoJob, type AttemptStatus, type VideoStatus } from './video.entities.js';
 import * as events from './video.events.js';
 import { isTerminal, jobProgress } from './video.rules.js';
-import { liveSubjectOf, VIDEO_QUEUE } from './video.service.js';
+import { liveSubjectOf, markEnqueued, VIDEO_QUEUE } from './video.queue.js';
 
 export interface VideoWorkerOptions {
   orm: MikroORM;
@@ -46,6 +46,15 @@ const VIDEO_MAX_DELIVERIES = 100;
 /** Another run of the job (a copy of its message, a worker thought dead) took it over. */
 class Superseded extends Error {}
 
+/** Something the job waits on will come back: the queue's next delivery goes on, no failure counted. */
+class RetryLater extends Error {}
+
+/** How long a made video may fail to download for a while before its attempt fails over. */
+const DOWNLOAD_GRACE_MS = 30 * 60_000;
+
+/** For calls nothing may cut short (their own request timeouts bound them). */
+const NEVER = new AbortController().signal;
+
 /** `any` aborts when the worker stops or the run loses the job; `lost` only for the latter. */
 interface RunSignals {
   any: AbortSignal;
@@ -66,6 +75,7 @@ type AttemptOutcome = 'COMPLETED' | 'NEXT';
 export class VideoWorker {
   private worker: Worker | null = null;
   private sweeper: NodeJS.Timeout | null = null;
+  private sweeping: Promise<void> = Promise.resolve();
   private readonly log: Logger;
   private readonly now: () => Date;
   private readonly leaseMs: number;
@@ -82,15 +92,20 @@ export class VideoWorker {
       { concurrency: this.options.concurrency, ackWaitMs: this.options.ackWaitMs, maxAttempts: VIDEO_MAX_DELIVERIES },
       (job) => this.run(job),
     );
-    await this.sweep(true);
-    this.sweeper = setInterval(() => {
-      this.sweep(false).catch((error: unknown) => this.log.warn({ err: error }, 'could not look for abandoned videos; trying again later'));
-    }, this.options.sweepMs ?? this.leaseMs);
+    const sweep = (atStart: boolean) => {
+      this.sweeping = this.sweeping
+        .then(() => this.sweep(atStart))
+        .catch((error: unknown) => this.log.warn({ err: error }, 'could not look for abandoned videos; trying again later'));
+    };
+    sweep(true);
+    this.sweeper = setInterval(() => sweep(false), this.options.sweepMs ?? this.leaseMs);
     this.sweeper.unref();
+    await this.sweeping;
   }
 
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
+    await this.sweeping;
     await this.worker?.stop();
   }
 
@@ -104,14 +119,15 @@ export class VideoWorker {
     const rows = await this.options.orm.em.fork().getConnection().execute<{ id: string; runs: number; status: VideoStatus }[]>(
       `select "id", "runs", "status" from ${tableOf(this.options.orm.em, 'video_job')}
         where ("status" = 'RUNNING' and ("lease_until" is null or "lease_until" <= clock_timestamp()))
-           or ("status" = 'QUEUED' and (? or "created_at" <= clock_timestamp() - make_interval(secs => ?)))`,
+           or ("status" = 'QUEUED' and (? or ("enqueued_at" is null and "created_at" <= clock_timestamp() - make_interval(secs => ?))))`,
       [atStart, this.leaseMs / 1000],
     );
-    // At start a QUEUED job is queued under its own id: JetStream drops it if its message is
-    // still there. Otherwise keyed by the run that let the job go: a message of its own even
-    // within the duplicate window, and one per abandoned run however often we sweep.
+    // A QUEUED job is queued under its own id: JetStream drops it if its message is still
+    // there. A RUNNING one is keyed by the run that let it go: a message of its own even within
+    // the duplicate window, and one per abandoned run however often we sweep.
     for (const { id, runs, status } of rows) {
-      await this.options.jobs.enqueue(VIDEO_QUEUE, { id }, atStart && status === 'QUEUED' ? {} : { key: `${id}:r${runs}` });
+      await this.options.jobs.enqueue(VIDEO_QUEUE, { id }, status === 'QUEUED' ? {} : { key: `${id}:r${runs}` });
+      if (status === 'QUEUED') await markEnqueued(this.options.orm.em.fork(), id);
     }
     if (rows.length) this.log.info({ jobs: rows.length }, 'queued open videos again');
   }
@@ -123,34 +139,53 @@ export class VideoWorker {
     const log = this.log.child({ jobId: job.id, storyId: job.storyId, run: job.runs });
     // Aborted when this run loses the job (its lease could not be renewed, another run has it).
     const lost = new AbortController();
-    const heartbeat = setInterval(() => {
-      this.renew(job).then(
-        (held) => held || lost.abort(new Superseded()),
-        (error: unknown) => log.warn({ err: error }, 'could not renew the lease of a video job'),
-      );
-    }, Math.max(50, Math.floor(this.leaseMs / 3)));
+    const heartbeat = this.heartbeat(job, lost, log);
     const signals = { lost: lost.signal, any: AbortSignal.any([queued.signal, lost.signal]) };
-    this.publish(job);
     try {
+      this.publish(job);
       await this.generate(job, signals, log);
     } catch (error) {
+      await heartbeat.stop();
       if (lost.signal.aborted || error instanceof Superseded) return log.warn('another run of this video took it over; this one stops');
-      if (queued.signal.aborted) {
-        // Stopping: hand the job over at once rather than when the lease runs out.
-        await this.release(job).catch(() => {});
+      if (queued.signal.aborted || error instanceof RetryLater) {
+        // Stopping, or waiting on something that will come back (the video is made and paid
+        // for): hand the job over at once for the queue's next delivery, counting no failure.
+        await this.release(job).catch((releaseError: unknown) => log.warn({ err: releaseError }, 'could not release a video job'));
+        if (error instanceof RetryLater) log.warn({ err: error.cause }, error.message);
         throw error;
       }
-      // Anything but a provider's answer (the database, storage, another subgraph) is retried
-      // by the queue a few times; then the job fails rather than stay RUNNING.
+      // Anything else that is not a provider's answer (the database, storage, another
+      // subgraph) is retried by the queue a few times; then the job fails rather than stay RUNNING.
       const failures = await this.recordFailure(job);
       if (failures === null) return;
       if (failures < VIDEO_MAX_FAILURES) throw error;
       log.error({ err: error, failures }, 'video failed for a reason that is not a provider\'s, too often');
       await this.fail(job, 'The video could not be made; try again later');
     } finally {
-      clearInterval(heartbeat);
+      await heartbeat.stop();
       this.publish(job);
     }
+  }
+
+  /**
+   * Renews the run's lease every third of it. `stop` also waits for a renewal in flight, so
+   * one landing after a release cannot take the job back.
+   */
+  private heartbeat(job: VideoJob, lost: AbortController, log: Logger): { stop(): Promise<void> } {
+    let inFlight: Promise<unknown> = Promise.resolve();
+    const timer = setInterval(() => {
+      inFlight = this.renew(job).then(
+        (held) => held || lost.abort(new Superseded()),
+        (error: unknown) => log.warn({ err: error }, 'could not renew the lease of a video job'),
+      );
+    }, Math.max(50, Math.floor(this.leaseMs / 3)));
+    timer.unref();
+    return {
+      async stop() {
+        clearInterval(timer);
+        await inFlight;
+      },
+    };
   }
 
   /**
@@ -198,9 +233,13 @@ export class VideoWorker {
     await this.fenced(job, `"lease_until" = clock_timestamp()`, []);
   }
 
-  /** Counts a failure that was not a provider's and releases the job for the queue's retry; null when it is no longer this run's. */
+  /**
+   * Counts a failure that was not a provider's and releases the job for the queue's retry; at
+   * the last one the lease is kept, so failing the job cannot race another run. Null when the
+   * job is no longer this run's.
+   */
   private async recordFailure(job: VideoJob): Promise<number | null> {
-    return this.fenced(job, `"failures" = "failures" + 1, "lease_until" = clock_timestamp()`, []);
+    return this.fenced(job, `"failures" = "failures" + 1, "lease_until" = case when "failures" + 1 >= ? then "lease_until" else clock_timestamp() end`, [VIDEO_MAX_FAILURES]);
   }
 
   /** An update of this run's RUNNING job; its new failure count, or null when the job is not this run's any more. */
@@ -240,21 +279,28 @@ export class VideoWorker {
       if (attempt.status === 'RUNNING') {
         if (!attempt.task) {
           const input = await brief();
-          // Not stopped by a shutdown (its request timeout bounds it): a task the provider made
-          // must be recorded, or the next run would pay for another.
-          const task = await provider.create(input, { signal: signals.lost });
-          // Stored before the first poll: from here a restart polls this task, never makes another.
-          await this.update(job, attempt, { task, taskCreatedAt: this.now(), progress: 0 }, { progress: jobProgress('SUBMITTED') });
+          // Never cut short (its request timeout bounds it): a task the provider made must be
+          // recorded, or the next run would pay for another.
+          const task = await provider.create(input, { signal: NEVER });
+          try {
+            // Stored before the first poll: from here a restart polls this task, never makes another.
+            await this.update(job, attempt, { task, taskCreatedAt: this.now(), progress: 0 }, { progress: jobProgress('SUBMITTED') });
+          } catch (error) {
+            // Nobody will poll it: the next run makes its own.
+            await this.cancel(provider, { ...attempt, task }, log);
+            throw error;
+          }
           log.info({ taskId: task.id }, 'provider task created');
         } else {
           log.info({ taskId: attempt.task.id }, 'polling the provider task this job already has');
         }
         const outcome = await this.poll(job, attempt, provider, signal);
         if (outcome.state === 'FAILED') {
+          // Given up on, the task would go on rendering (and billing) at the provider: cancelled
+          // before the attempt is closed, so a stop in between cannot skip it.
+          if (outcome.timedOut) await this.cancel(provider, attempt, log);
           await this.finish(job, attempt, outcome.timedOut ? 'TIMED_OUT' : 'FAILED', outcome.timedOut ? 'TIMEOUT' : (outcome.code ?? 'PROVIDER_FAILED'), outcome.message);
           log.info({ reason: outcome.message }, 'provider attempt failed; falling back');
-          // Given up on, the task would go on rendering (and billing) at the provider.
-          if (outcome.timedOut) await this.cancel(provider, attempt, signal, log);
           return 'NEXT';
         }
         await this.update(job, attempt, { status: 'SUCCEEDED', resultUrl: outcome.videoUrl, progress: 1, finishedAt: this.now() }, { progress: jobProgress('DOWNLOADING') });
@@ -303,14 +349,13 @@ export class VideoWorker {
     }
   }
 
-  /** Asks the provider to stop a task the job gave up on; best effort: the job moves on either way. */
-  private async cancel(provider: VideoProvider, attempt: VideoAttempt, signal: AbortSignal, log: Logger): Promise<void> {
+  /** Asks the provider to stop a task the job gave up on; best effort, bounded by the provider's request timeout: the job moves on either way. */
+  private async cancel(provider: VideoProvider, attempt: VideoAttempt, log: Logger): Promise<void> {
     if (!provider.cancel || !attempt.task) return;
     try {
-      await provider.cancel(attempt.task, { signal });
+      await provider.cancel(attempt.task, { signal: NEVER });
       log.info({ taskId: attempt.task.id }, 'provider task cancelled');
     } catch (error) {
-      if (signal.aborted) throw error;
       log.warn({ err: error, taskId: attempt.task.id }, 'could not cancel a provider task the job gave up on');
     }
   }
@@ -323,6 +368,10 @@ export class VideoWorker {
     let stored;
     try {
       stored = await this.options.storage.put(key, video.body, { contentType: video.contentType, maxBytes: this.options.maxBytes });
+    } catch (error) {
+      // The provider's body stalled or broke midway: the video is still there.
+      if (error instanceof VideoProviderError) throw this.retryLater(attempt, provider, error);
+      throw error;
     } finally {
       video.body.destroy();
     }
@@ -355,13 +404,29 @@ export class VideoWorker {
       return await provider.download(attempt.resultUrl!, { signal });
     } catch (error) {
       if (!(error instanceof VideoProviderError)) throw error;
-      if (TRANSIENT.has(error.reason)) throw new Error(`downloading the video from ${provider.name} failed for now: ${error.message}`, { cause: error });
+      if (TRANSIENT.has(error.reason)) throw this.retryLater(attempt, provider, error);
       if (error.reason !== 'INVALID_RESPONSE' || !attempt.task) throw error;
-      const status = await provider.status(attempt.task, { signal });
-      if (status.state !== 'SUCCEEDED' || status.videoUrl === attempt.resultUrl) throw error;
-      await this.update(job, attempt, { resultUrl: status.videoUrl });
-      return provider.download(status.videoUrl, { signal });
+      try {
+        const status = await provider.status(attempt.task, { signal });
+        if (status.state !== 'SUCCEEDED' || status.videoUrl === attempt.resultUrl) throw error;
+        await this.update(job, attempt, { resultUrl: status.videoUrl });
+        return await provider.download(status.videoUrl, { signal });
+      } catch (refreshError) {
+        if (refreshError instanceof VideoProviderError && TRANSIENT.has(refreshError.reason)) throw this.retryLater(attempt, provider, refreshError);
+        throw refreshError;
+      }
     }
+  }
+
+  /**
+   * A made video that cannot be had for now: the queue tries again later, the attempt still
+   * SUCCEEDED and no failure counted, for DOWNLOAD_GRACE_MS after the provider finished it;
+   * past that the provider's error stands and the attempt fails over.
+   */
+  private retryLater(attempt: VideoAttempt, provider: VideoProvider, error: VideoProviderError): Error {
+    const finished = attempt.finishedAt?.getTime() ?? this.now().getTime();
+    if (this.now().getTime() - finished > DOWNLOAD_GRACE_MS) return error;
+    return new RetryLater(`the video made by ${provider.name} cannot be copied for now; trying again later`, { cause: error });
   }
 
   /** Every provider failed (or the job cannot go on): FAILED with each attempt's error; nothing made, nothing charged. */
@@ -458,7 +523,12 @@ export class VideoWorker {
   /** A live update (`video.generation.progress`, not durable): the gateway fetches the job again for its subscribers. */
   private publish(job: VideoJob): void {
     const message: events.VideoProgress = { type: events.VIDEO_PROGRESS, jobId: job.id, status: job.status, progress: job.progress, provider: job.provider };
-    this.options.live.publish(liveSubjectOf(job.id), message);
+    try {
+      this.options.live.publish(liveSubjectOf(job.id), message);
+    } catch (error) {
+      // Live updates are not durable: a subscriber refetches at its next update.
+      this.log.warn({ err: error, jobId: job.id }, 'could not publish a live update');
+    }
   }
 }
 

@@ -26,6 +26,7 @@ export class Migration20261126700000_video extends SchemaMigration {
         "runs" integer not null default 0,
         "lease_until" timestamptz null,
         "failures" integer not null default 0,
+        "enqueued_at" timestamptz null,
         "correlation_id" text null,
         "created_at" timestamptz not null,
         "started_at" timestamptz null,
