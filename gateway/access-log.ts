@@ -17,6 +17,8 @@ export function accessLog(logger: Logger): ApolloServerPlugin<GatewayContext> {
             {
               correlationId: contextValue.correlationId,
               userId: contextValue.caller.userId,
+              // A guest has no userId; without this its requests would read as anonymous.
+              ...(contextValue.caller.guest ? { guest: contextValue.caller.guest } : {}),
               operation: request.operationName ?? null,
               status: response.http.status ?? 200,
               errors: errors?.map((e) => e.extensions?.code ?? 'INTERNAL_SERVER_ERROR'),

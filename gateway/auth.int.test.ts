@@ -28,6 +28,8 @@ interface TokenOptions {
   iss?: string;
   aud?: string;
   roles?: unknown;
+  /** A guest token's `scope` claim; left out when undefined. */
+  scope?: unknown;
   /** Seconds from now; negative for a token that has already expired. */
   expiresIn?: number;
 }
@@ -35,7 +37,7 @@ interface TokenOptions {
 function sign(key: SigningKey, opts: TokenOptions = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const expiresIn = opts.expiresIn ?? 300;
-  return new SignJWT({ roles: opts.roles ?? ['USER'] })
+  return new SignJWT({ roles: opts.roles ?? ['USER'], ...(opts.scope !== undefined ? { scope: opts.scope } : {}) })
     .setProtectedHeader({ alg: 'ES256', kid: opts.kid ?? key.kid, typ: opts.typ ?? 'at+jwt' })
     .setSubject(opts.sub ?? 'user-1')
     .setIssuer(opts.iss ?? ISSUER)
@@ -180,10 +182,47 @@ describe('createTokenVerifier', () => {
     expect(expired.authError).toContain('expired');
   });
 
-  it('keeps only the USER and ADMIN roles a token claims', async () => {
+  it('keeps only the USER and ADMIN roles a user token claims: never SERVICE', async () => {
     const callerOf = verifier();
-    expect(await callerOf(bearer(await sign(key1, { roles: ['ROOT', 'USER', 'GUEST', 'ADMIN', 42] })))).toEqual({ userId: 'user-1', roles: ['USER', 'ADMIN'] });
+    expect(await callerOf(bearer(await sign(key1, { roles: ['ROOT', 'USER', 'SERVICE', 'ADMIN', 42] })))).toEqual({ userId: 'user-1', roles: ['USER', 'ADMIN'] });
+    expect(await callerOf(bearer(await sign(key1, { roles: ['SERVICE'] })))).toEqual({ userId: 'user-1', roles: [] });
     expect(await callerOf(bearer(await sign(key1, { roles: 'ADMIN' })))).toEqual({ userId: 'user-1', roles: [] });
+  });
+
+  describe('guest tokens', () => {
+    const TEMPLATE = '7d4c1a52-7b3e-4f0e-9a51-3c2b8e6f0a11';
+    const guest = (opts: TokenOptions = {}) => sign(key1, { sub: 'participant-1', roles: ['GUEST'], scope: `collaboration:${TEMPLATE}`, ...opts });
+
+    it('makes a GUEST token a guest of its one template, with no user', async () => {
+      const callerOf = verifier();
+      expect(await callerOf(bearer(await guest()))).toEqual({ userId: null, roles: ['GUEST'], guest: { participantId: 'participant-1', templateId: TEMPLATE } });
+      // Roles nobody grants are ignored, as in a user's token; SERVICE with them.
+      expect(await callerOf(bearer(await guest({ roles: ['GUEST', 'SERVICE', 'ROOT'] })))).toEqual({
+        userId: null,
+        roles: ['GUEST'],
+        guest: { participantId: 'participant-1', templateId: TEMPLATE },
+      });
+    });
+
+    it('refuses a GUEST token whose scope is not exactly collaboration:<uuid>', async () => {
+      const callerOf = verifier();
+      const scopes: unknown[] = [undefined, '', 'collaboration:', 'collaboration:*', 'collaboration:not-a-uuid', `collaboration:${TEMPLATE} extra`, ` collaboration:${TEMPLATE}`, `story:${TEMPLATE}`, TEMPLATE, [`collaboration:${TEMPLATE}`], { templateId: TEMPLATE }];
+      for (const scope of scopes) {
+        expect(await callerOf(bearer(await guest({ scope }))), JSON.stringify(scope) ?? 'no scope').toEqual({ userId: null, roles: [], authError: INVALID });
+      }
+    });
+
+    it('refuses a token that is both a guest and a user (or an admin)', async () => {
+      const callerOf = verifier();
+      for (const roles of [['GUEST', 'USER'], ['USER', 'GUEST'], ['GUEST', 'ADMIN']]) {
+        expect(await callerOf(bearer(await guest({ roles }))), roles.join('+')).toEqual({ userId: null, roles: [], authError: INVALID });
+      }
+    });
+
+    it('treats a user token with a scope claim as the user it names: scope means nothing without GUEST', async () => {
+      const callerOf = verifier();
+      expect(await callerOf(bearer(await sign(key1, { scope: `collaboration:${TEMPLATE}` })))).toEqual({ userId: 'user-1', roles: ['USER'] });
+    });
   });
 
   // Well under jose's 5 s fetch timeout: a refused connection must fail at once, not time out.

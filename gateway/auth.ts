@@ -1,7 +1,7 @@
 import { createRemoteJWKSet, errors, jwtVerify } from 'jose';
 import { GraphQLError } from 'graphql';
 import { ANONYMOUS, type Caller, type Role } from '../platform/internal-auth.js';
-import { isTokenFault } from '../platform/jwt.js';
+import { isTokenFault, templateOfGuestScope } from '../platform/jwt.js';
 
 export interface TokenVerifierOptions {
   jwksUrl: string;
@@ -16,6 +16,29 @@ export interface TokenVerifierOptions {
 }
 
 const refused = (reason: string): Caller => ({ ...ANONYMOUS, authError: reason });
+const INVALID = 'The access token is invalid';
+
+/**
+ * The roles a token may grant. SERVICE is never one of them: it is what a subgraph calling
+ * another for itself sets, so a token claiming it (forged or minted by mistake) must not
+ * reach a subgraph as a service.
+ */
+const TOKEN_ROLES: ReadonlySet<Role> = new Set<Role>(['USER', 'ADMIN', 'GUEST']);
+
+/**
+ * The caller a verified token's claims make. A GUEST token (identity's issueGuest) is a
+ * participant of one template, not a user: userId stays null, so everything that needs an
+ * account refuses it as it refuses an anonymous caller, and only what reads `guest` lets it in.
+ * It is refused unless it is only GUEST and names exactly one template, so a token can never
+ * be a user and a guest at once, nor a guest of everything.
+ */
+function callerOfClaims(sub: string, claimedRoles: unknown, scope: unknown): Caller {
+  const roles = Array.isArray(claimedRoles) ? (claimedRoles.filter((r) => TOKEN_ROLES.has(r as Role)) as Role[]) : [];
+  if (!roles.includes('GUEST')) return { userId: sub, roles };
+  const templateId = templateOfGuestScope(scope);
+  if (roles.some((r) => r !== 'GUEST') || !templateId) return refused(INVALID);
+  return { userId: null, roles: ['GUEST'], guest: { participantId: sub, templateId } };
+}
 
 /**
  * Turns `Authorization: Bearer <jwt>` into the caller, verified against identity's JWKS.
@@ -42,11 +65,10 @@ export function createTokenVerifier(options: TokenVerifierOptions) {
         typ: 'at+jwt',
         requiredClaims: ['sub', 'exp'],
       });
-      const roles = Array.isArray(payload.roles) ? (payload.roles.filter((r) => r === 'USER' || r === 'ADMIN') as Role[]) : [];
-      return { userId: payload.sub!, roles };
+      return callerOfClaims(payload.sub!, payload.roles, payload.scope);
     } catch (error) {
       if (error instanceof errors.JWTExpired) return refused('The access token has expired; refresh the session');
-      if (isTokenFault(error)) return refused('The access token is invalid');
+      if (isTokenFault(error)) return refused(INVALID);
       throw new GraphQLError('Access tokens cannot be verified right now', {
         originalError: error as Error,
         extensions: { code: 'SERVICE_UNAVAILABLE', http: { status: 503 } },

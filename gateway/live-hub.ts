@@ -61,7 +61,10 @@ export class LiveHub {
    * (not allowed to read it, no such entity), in which case nothing is left behind.
    */
   async join(request: LiveRequest, responseKey: string): Promise<{ subscriber: Subscriber } | { errors: GraphQLFormattedError[] }> {
-    const key = JSON.stringify([request.subject, request.document, request.variables, request.caller.userId, [...request.caller.roles].sort()]);
+    // The guest scope too: two guests have no userId, and may read different templates.
+    // (onConnect admits no guest today; this keeps the key whole if that changes.)
+    const { caller } = request;
+    const key = JSON.stringify([request.subject, request.document, request.variables, caller.userId, [...caller.roles].sort(), caller.guest ? [caller.guest.participantId, caller.guest.templateId] : null]);
     let group = this.groups.get(key);
     if (!group) {
       group = new Group(key, request, this);

@@ -136,7 +136,8 @@ export function startSubscriptionServer(options: SubscriptionServerOptions) {
       onConnect: async (ctx) => {
         const authorization = ctx.connectionParams?.authorization;
         const caller = await options.authenticate(typeof authorization === 'string' ? authorization : undefined);
-        // Subscriptions follow a user's own jobs: an anonymous connection has nothing to follow.
+        // Subscriptions follow a user's own jobs: an anonymous connection has nothing to follow,
+        // and neither has a guest session (userId null; its scope is a template, not jobs).
         if (!caller.userId) return false;
         const expiresAt = expiryOf(authorization as string);
         connections.set(ctx, { caller, expiresAt, starting: new Set(), subscribers: new Map(), reserved: 0 });

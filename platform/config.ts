@@ -39,6 +39,9 @@ const schema = z.object({
   JWT_ISSUER: z.string().min(1).default('storyloom-identity'),
   JWT_AUDIENCE: z.string().min(1).default('storyloom'),
   ACCESS_TOKEN_TTL_SECONDS: seconds.default(15 * 60),
+  // A guest session has no refresh token (no account to refresh against): its access token
+  // lasts as long as an invitee may take to write their part.
+  GUEST_SESSION_TTL_SECONDS: seconds.default(7 * 24 * 3600),
   REFRESH_TOKEN_TTL_SECONDS: seconds.default(30 * 24 * 3600),
   GOOGLE_CLIENT_ID: z.string().optional(),
   GOOGLE_JWKS_URL: url.default('https://www.googleapis.com/oauth2/v3/certs'),
@@ -98,6 +101,9 @@ const schema = z.object({
   LUMA_MODEL: z.string().min(1).default('ray-2'),
   LUMA_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(5_000),
   LUMA_TASK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10 * 60_000),
+  // Collaboration: where invitees open an invitation (the token is appended; default <PUBLIC_URL>/invite/), and how often expired invitations are swept.
+  COLLABORATION_INVITE_URL: url.optional(),
+  COLLABORATION_SWEEP_MS: z.coerce.number().int().min(100).default(60_000),
   // The local renderer: ffmpeg from @ffmpeg-installer unless FFMPEG_PATH names another.
   FFMPEG_PATH: z.string().min(1).optional(),
   LOCAL_VIDEO_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(500),

@@ -11,7 +11,18 @@ import type { IncomingHttpHeaders } from 'node:http';
  * subgraph, only within MAX_SKEW_MS and only with that operation, so a captured header set can
  * be neither replayed for long, nor pointed at another subgraph, nor used for another operation.
  */
-export type Role = 'USER' | 'ADMIN' | 'GUEST';
+/**
+ * USER and ADMIN come from an account's access token; GUEST from a guest session's token (an
+ * invitee of a collaboration without an account). SERVICE never comes from a token (the
+ * gateway drops it): a subgraph sets it when it calls another for itself, not for a person.
+ */
+export type Role = 'USER' | 'ADMIN' | 'GUEST' | 'SERVICE';
+
+/** Who a GUEST caller is: one participant of one roleplay template, and nothing beyond it. */
+export interface GuestScope {
+  participantId: string;
+  templateId: string;
+}
 
 export interface Caller {
   userId: string | null;
@@ -22,6 +33,8 @@ export interface Caller {
    * needs a user answers UNAUTHENTICATED with this reason.
    */
   authError?: string;
+  /** Set only with the GUEST role (userId is then null): the one template the session is for. */
+  guest?: GuestScope;
 }
 
 export const ANONYMOUS: Caller = Object.freeze({ userId: null, roles: [] }) as Caller;
@@ -67,9 +80,21 @@ export interface SignRequest {
   operation: SignedOperation;
 }
 
+/** The caller as the header carries it: short keys, since it travels on every subgraph request. */
+interface EncodedCaller {
+  u: string | null;
+  r: Role[];
+  e?: string;
+  /** The guest scope as [participantId, templateId]. */
+  g?: [string, string];
+}
+
 /** Headers that let one subgraph trust `caller` for one operation. */
 export function signCaller(secret: string, request: SignRequest, now = Date.now()): Record<string, string> {
-  const caller = Buffer.from(JSON.stringify({ u: request.caller.userId, r: request.caller.roles, e: request.caller.authError })).toString('base64url');
+  const { userId, roles, authError, guest } = request.caller;
+  // Undefined fields drop out of the JSON, so a caller without a guest scope encodes as before.
+  const encoded: EncodedCaller = { u: userId, r: roles, e: authError, g: guest ? [guest.participantId, guest.templateId] : undefined };
+  const caller = Buffer.from(JSON.stringify(encoded)).toString('base64url');
   const timestamp = String(now);
   const signature = sign(secret, { timestamp, audience: request.audience, correlationId: request.correlationId, caller, digest: operationDigest(request.operation) });
   return {
@@ -108,7 +133,12 @@ export function verifyCaller(secret: string, request: VerifyRequest, now = Date.
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
     throw new InternalAuthError('invalid internal signature');
   }
-  const parsed = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')) as { u: string | null; r: Role[]; e?: string };
-  const caller: Caller = { userId: parsed.u, roles: parsed.r, ...(parsed.e ? { authError: parsed.e } : {}) };
+  const parsed = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')) as EncodedCaller;
+  const caller: Caller = {
+    userId: parsed.u,
+    roles: parsed.r,
+    ...(parsed.e ? { authError: parsed.e } : {}),
+    ...(parsed.g ? { guest: { participantId: parsed.g[0], templateId: parsed.g[1] } } : {}),
+  };
   return { caller, correlationId: correlationId || randomUUID() };
 }

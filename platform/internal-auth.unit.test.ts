@@ -16,6 +16,32 @@ describe('internal identity headers', () => {
     expect(verify(sign({ caller: anonymous })).caller).toEqual(anonymous);
   });
 
+  it('round-trips a guest caller, and a service caller, and encodes a caller without a guest as before', () => {
+    const guest: Caller = { userId: null, roles: ['GUEST'], guest: { participantId: 'p-1', templateId: 't-1' } };
+    expect(verify(sign({ caller: guest })).caller).toEqual(guest);
+    const service: Caller = { userId: null, roles: ['SERVICE'] };
+    expect(verify(sign({ caller: service })).caller).toEqual(service);
+    // No `g` key at all: subgraphs that predate guests read the same header as before.
+    expect(JSON.parse(Buffer.from(sign()[HEADER.caller]!, 'base64url').toString())).toEqual({ u: 'u-1', r: ['USER'] });
+  });
+
+  it('refuses a guest caller whose scope or identity was altered after signing', () => {
+    const guest: Caller = { userId: null, roles: ['GUEST'], guest: { participantId: 'p-1', templateId: 't-1' } };
+    const headers = sign({ caller: guest });
+    const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const cases: Record<string, object> = {
+      otherTemplate: { u: null, r: ['GUEST'], g: ['p-1', 't-2'] },
+      otherParticipant: { u: null, r: ['GUEST'], g: ['p-2', 't-1'] },
+      scopeDropped: { u: null, r: ['GUEST'] },
+      madeService: { u: null, r: ['SERVICE'], g: ['p-1', 't-1'] },
+    };
+    for (const [name, caller] of Object.entries(cases)) {
+      expect(() => verify({ ...headers, [HEADER.caller]: encode(caller) }), name).toThrow('invalid internal signature');
+    }
+    // A guest scope added to a signed user caller fails too.
+    expect(() => verify({ ...sign(), [HEADER.caller]: encode({ u: 'u-1', r: ['USER'], g: ['p-1', 't-1'] }) })).toThrow('invalid internal signature');
+  });
+
   it('survives the JSON round trip of the operation between gateway and subgraph', () => {
     const parsed = JSON.parse(JSON.stringify({ ...operation, variables: { b: [1, 'x'], c: null, d: undefined } }));
     expect(() => verify(sign({ operation: { ...operation, variables: { b: [1, 'x'], c: null, d: undefined } } }), 1_000_000, parsed)).not.toThrow();

@@ -1,4 +1,5 @@
 import { errors } from 'jose';
+import { isUuid } from './formats.js';
 
 /**
  * jose errors that mean "this token is bad": the caller's fault. Anything else (JWKS timeout,
@@ -19,4 +20,17 @@ const TOKEN_FAULTS = new Set<string>([
 
 export function isTokenFault(error: unknown): error is errors.JOSEError {
   return error instanceof errors.JOSEError && TOKEN_FAULTS.has(error.code);
+}
+
+/**
+ * The `scope` claim of a guest session's token, written by identity and read by the gateway
+ * here in one place so the two cannot drift: the one roleplay template the guest may act in.
+ */
+export const guestScope = (templateId: string): string => `collaboration:${templateId}`;
+
+/** The template a guest token's `scope` names, or null unless it is exactly `collaboration:<uuid>`. */
+export function templateOfGuestScope(scope: unknown): string | null {
+  if (typeof scope !== 'string' || !scope.startsWith('collaboration:')) return null;
+  const templateId = scope.slice('collaboration:'.length);
+  return isUuid(templateId) ? templateId : null;
 }

@@ -33,7 +33,7 @@ describe('client operations against the composed supergraph', () => {
 
   const served = operations.filter((o) => rootFieldsServed(o.document.definitions[0] as OperationDefinitionNode));
 
-  it.each(['identity.graphql', 'billing.graphql', 'story.graphql', 'media.graphql'])('serves every operation of %s', (file) => {
+  it.each(['identity.graphql', 'billing.graphql', 'story.graphql', 'media.graphql', 'collaboration.graphql'])('serves every operation of %s', (file) => {
     const ofFile = operations.filter((o) => o.file === file);
     expect(ofFile.length).toBeGreaterThan(0);
     expect(ofFile.filter((o) => !served.includes(o)).map((o) => o.name)).toEqual([]);

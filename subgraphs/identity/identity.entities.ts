@@ -14,7 +14,7 @@ export interface User {
   avatarUrl: string | null;
   locale: string;
   /** Granted roles; ADMIN_EMAILS adds ADMIN at sign-in for verified addresses (rules.rolesOf). */
-  role: Exclude<Role, 'GUEST'>;
+  role: Exclude<Role, 'GUEST' | 'SERVICE'>;
   createdAt: Date;
   updatedAt: Date;
 }

@@ -4,14 +4,16 @@ import type { SubgraphContext } from '../../platform/subgraph/context.js';
 import type { Resolvers } from '../../platform/subgraph/server.js';
 import type { AccountService, RegisterInput } from './accounts.service.js';
 import { ProviderLink, User } from './identity.entities.js';
-import { rolesOf, type ProfileChanges } from './identity.rules.js';
+import { checkGuestSessionRequest, rolesOf, type ProfileChanges } from './identity.rules.js';
 import type { ProviderSignInInput, ProviderSignInService } from './provider-signin.service.js';
 import type { SessionService } from './sessions.service.js';
+import type { AccessTokens } from './tokens.js';
 
 export interface IdentityServices {
   accounts: AccountService;
   sessions: SessionService;
   providers: ProviderSignInService;
+  tokens: AccessTokens;
   adminEmails: readonly string[];
 }
 
@@ -47,7 +49,7 @@ async function signedIn<T extends { user: User }>(ctx: SubgraphContext, result: 
   return value;
 }
 
-export function identityResolvers({ accounts, sessions, providers, adminEmails }: IdentityServices): Resolvers {
+export function identityResolvers({ accounts, sessions, providers, tokens, adminEmails }: IdentityServices): Resolvers {
   return {
     DateTime,
     Query: {
@@ -72,6 +74,13 @@ export function identityResolvers({ accounts, sessions, providers, adminEmails }
         mutationPayload(async () => ({ user: await accounts.updateProfile(ctx, input) })),
       deleteAccount: (_: unknown, __: unknown, ctx: SubgraphContext) =>
         mutationPayload(async () => ({ deletedUserId: await accounts.deleteAccount(ctx) })),
+      // @inaccessible: not in the gateway's API schema; collaboration calls it signed as SERVICE.
+      issueGuestSession: async (_: unknown, { participantId, templateId }: { participantId: string; templateId: string }, ctx: SubgraphContext) => {
+        checkGuestSessionRequest(ctx.caller, participantId, templateId);
+        const issued = await tokens.issueGuest(participantId, templateId);
+        ctx.log.info({ participantId, templateId, expiresAt: issued.expiresAt }, 'guest session issued');
+        return { accessToken: issued.token, accessTokenExpiresAt: issued.expiresAt };
+      },
     },
     User: {
       __resolveReference: (ref: { id: string }, ctx: SubgraphContext) => userById(ctx).load(ref.id),

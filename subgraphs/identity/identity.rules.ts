@@ -1,5 +1,6 @@
-import { userError } from '../../platform/errors.js';
-import type { Role } from '../../platform/internal-auth.js';
+import { badInput, forbidden, userError } from '../../platform/errors.js';
+import { isUuid } from '../../platform/formats.js';
+import type { Caller, Role } from '../../platform/internal-auth.js';
 import type { RefreshToken, User } from './identity.entities.js';
 
 /**
@@ -69,6 +70,18 @@ export function checkAvatarUrl(raw: string): string {
 export function rolesOf(user: Pick<User, 'role' | 'email' | 'emailVerified'>, adminEmails: readonly string[]): Role[] {
   const admin = user.role === 'ADMIN' || (user.emailVerified && adminEmails.includes(user.email));
   return admin ? ['USER', 'ADMIN'] : ['USER'];
+}
+
+/**
+ * Guest sessions are issued to a subgraph acting for itself (SERVICE: collaboration, once an
+ * invitee accepted), never to a person: the gateway drops SERVICE from every token, so no
+ * request through it gets here. Both ids are UUIDs: the gateway accepts a guest token only
+ * with `collaboration:<uuid>`, so another template id would make a token nobody can use.
+ */
+export function checkGuestSessionRequest(caller: Caller, participantId: string, templateId: string): void {
+  if (!caller.roles.includes('SERVICE')) throw forbidden('Guest sessions are issued to subgraphs only');
+  if (!isUuid(participantId)) throw badInput('participantId is not a participant id', 'participantId');
+  if (!isUuid(templateId)) throw badInput('templateId is not a template id', 'templateId');
 }
 
 export interface ProfileChanges {

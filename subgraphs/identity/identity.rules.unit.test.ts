@@ -58,4 +58,17 @@ describe('identity rules', () => {
     expect(rules.rolesOf({ ...user, emailVerified: true }, ['boss@example.com'])).toEqual(['USER']);
     expect(rules.rolesOf({ ...user, role: 'ADMIN' }, [])).toEqual(['USER', 'ADMIN']);
   });
+
+  it('issues guest sessions to SERVICE callers only, for UUIDs only', () => {
+    const p = '0b6f7a8e-1c2d-4e5f-8a9b-0c1d2e3f4a5b';
+    const t = '7d4c1a52-7b3e-4f0e-9a51-3c2b8e6f0a11';
+    const check = (caller: Parameters<typeof rules.checkGuestSessionRequest>[0], participantId = p, templateId = t) =>
+      domainErrorOf(() => rules.checkGuestSessionRequest(caller, participantId, templateId));
+    expect(check({ userId: null, roles: ['SERVICE'] })).toBe('ok');
+    expect(check({ userId: null, roles: [] })).toBe('FORBIDDEN:null');
+    expect(check({ userId: 'u1', roles: ['USER', 'ADMIN'] })).toBe('FORBIDDEN:null');
+    expect(check({ userId: null, roles: ['GUEST'], guest: { participantId: p, templateId: t } })).toBe('FORBIDDEN:null');
+    expect(check({ userId: null, roles: ['SERVICE'] }, 'p-1')).toBe('BAD_USER_INPUT:participantId');
+    expect(check({ userId: null, roles: ['SERVICE'] }, p, '*')).toBe('BAD_USER_INPUT:templateId');
+  });
 });

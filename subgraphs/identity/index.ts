@@ -24,6 +24,7 @@ export const identity: SubgraphModule = {
       issuer: config.JWT_ISSUER,
       audience: config.JWT_AUDIENCE,
       ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+      guestTtlSeconds: config.GUEST_SESSION_TTL_SECONDS,
     });
     const sessions = new SessionService(tokens, { refreshTtlSeconds: config.REFRESH_TOKEN_TTL_SECONDS, adminEmails: config.ADMIN_EMAILS });
     const accounts = new AccountService(sessions);
@@ -36,7 +37,7 @@ export const identity: SubgraphModule = {
         (error: unknown) => logger.warn({ err: error }, 'could not prune refresh tokens'),
       );
     return {
-      resolvers: identityResolvers({ accounts, sessions, providers, adminEmails: config.ADMIN_EMAILS }),
+      resolvers: identityResolvers({ accounts, sessions, providers, tokens, adminEmails: config.ADMIN_EMAILS }),
       async start() {
         await prune();
         pruning = setInterval(prune, 3600_000).unref();

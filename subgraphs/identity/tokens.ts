@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { SignJWT, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import type { Role } from '../../platform/internal-auth.js';
+import { guestScope } from '../../platform/jwt.js';
 import { SigningKey } from './identity.entities.js';
 
 const ALG = 'ES256';
@@ -10,6 +11,8 @@ export interface AccessTokenSettings {
   issuer: string;
   audience: string;
   ttlSeconds: number;
+  /** Lifetime of a guest session's token (GUEST_SESSION_TTL_SECONDS). */
+  guestTtlSeconds: number;
 }
 
 export interface IssuedAccessToken {
@@ -60,11 +63,24 @@ export class AccessTokens {
   }
 
   async issue(userId: string, roles: Role[], now = new Date()): Promise<IssuedAccessToken> {
+    return this.sign(userId, { roles }, this.settings.ttlSeconds, now);
+  }
+
+  /**
+   * A guest session's token: `sub` is the participant (not a user), the only role GUEST, and
+   * `scope` the one template it is for. Same issuer, audience, typ and key as a user's token, so
+   * the gateway verifies both alike and tells them apart by the role.
+   */
+  async issueGuest(participantId: string, templateId: string, now = new Date()): Promise<IssuedAccessToken> {
+    return this.sign(participantId, { roles: ['GUEST'] satisfies Role[], scope: guestScope(templateId) }, this.settings.guestTtlSeconds, now);
+  }
+
+  private async sign(subject: string, claims: Record<string, unknown>, ttlSeconds: number, now: Date): Promise<IssuedAccessToken> {
     const issuedAt = Math.floor(now.getTime() / 1000);
-    const expiresAt = new Date((issuedAt + this.settings.ttlSeconds) * 1000);
-    const token = await new SignJWT({ roles })
+    const expiresAt = new Date((issuedAt + ttlSeconds) * 1000);
+    const token = await new SignJWT(claims)
       .setProtectedHeader({ alg: ALG, kid: this.kid, typ: 'at+jwt' })
-      .setSubject(userId)
+      .setSubject(subject)
       .setIssuer(this.settings.issuer)
       .setAudience(this.settings.audience)
       .setIssuedAt(issuedAt)

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import type { DomainError } from '../../platform/errors.js';
+import * as rules from './collaboration.rules.js';
+import { hashOf, looksLikeToken, matches, newInvitationToken } from './invitation-token.js';
+
+const codeOf = (work: () => unknown) => {
+  try {
+    work();
+  } catch (error) {
+    return (error as DomainError).code;
+  }
+  return null;
+};
+
+describe('invitation expiry, by the clock given', () => {
+  const sentAt = new Date('2026-11-01T12:00:00Z');
+  const pending = { status: 'PENDING' as const, expiresAt: rules.expiresAtFor(sentAt) };
+
+  it('expires 120 hours after sending', () => {
+    expect(pending.expiresAt.toISOString()).toBe('2026-11-06T12:00:00.000Z');
+    expect(rules.invitationStatus(pending, new Date('2026-11-06T11:59:59.999Z'))).toBe('PENDING');
+    expect(rules.invitationStatus(pending, new Date('2026-11-06T12:00:00Z'))).toBe('EXPIRED');
+  });
+
+  it('never turns an answered invitation into an expired one', () => {
+    const late = new Date('2027-01-01T00:00:00Z');
+    expect(rules.invitationStatus({ ...pending, status: 'ACCEPTED' }, late)).toBe('ACCEPTED');
+    expect(rules.invitationStatus({ ...pending, status: 'REVOKED' }, late)).toBe('REVOKED');
+    expect(rules.holdsCharacter({ ...pending, status: 'ACCEPTED' }, late)).toBe(true);
+    expect(rules.holdsCharacter(pending, late)).toBe(false);
+    expect(rules.holdsCharacter(pending, sentAt)).toBe(true);
+  });
+});
+
+describe('templates, contacts, limits', () => {
+  it('needs a published story with characters', () => {
+    expect(codeOf(() => rules.assertTemplateAllowed({ status: 'DRAFT', characters: [{ name: 'Mira', description: '' }] }))).toBe('STORY_NOT_PUBLISHED');
+    expect(codeOf(() => rules.assertTemplateAllowed({ status: 'PUBLISHED', characters: [] }))).toBe('NO_CHARACTERS');
+    expect(codeOf(() => rules.assertTemplateAllowed({ status: 'PUBLISHED', characters: [{ name: 'Mira', description: '' }] }))).toBeNull();
+  });
+
+  it('takes an email, an E.164 phone, or both, and a name', () => {
+    expect(rules.normalizeContact({ name: '  Gia  G. ', email: ' Gia@Example.COM ' })).toEqual({ name: 'Gia G.', email: 'gia@example.com', phone: null });
+    expect(rules.normalizeContact({ name: 'Bob', phone: '+1 (555) 010-2233' })).toEqual({ name: 'Bob', email: null, phone: '+15550102233' });
+    expect(codeOf(() => rules.normalizeContact({ name: 'Bob' }))).toBe('INVALID_CONTACT');
+    expect(codeOf(() => rules.normalizeContact({ name: 'Bob', email: 'not an address' }))).toBe('INVALID_CONTACT');
+    expect(codeOf(() => rules.normalizeContact({ name: 'Bob', phone: '555-0102' }))).toBe('INVALID_CONTACT');
+    expect(codeOf(() => rules.normalizeContact({ name: ' ', email: 'a@b.co' }))).toBe('INVALID_INPUT');
+  });
+
+  it('caps invitations holding a character by the plan', () => {
+    expect(codeOf(() => rules.assertInviteAllowed({ tier: 'FREE', collaboratorsPerStory: 1 }, 0))).toBeNull();
+    expect(codeOf(() => rules.assertInviteAllowed({ tier: 'FREE', collaboratorsPerStory: 1 }, 1))).toBe('PLAN_LIMIT_REACHED');
+    expect(codeOf(() => rules.assertInviteAllowed({ tier: 'PLATINUM', collaboratorsPerStory: null }, 500))).toBeNull();
+  });
+
+  it('completes when everyone who plays has submitted and nobody is still invited', () => {
+    expect(rules.isComplete(2, 2, 0)).toBe(true);
+    expect(rules.isComplete(2, 1, 0)).toBe(false);
+    expect(rules.isComplete(1, 1, 1)).toBe(false);
+    expect(rules.isComplete(0, 0, 0)).toBe(false);
+  });
+});
+
+describe('invitation tokens', () => {
+  it('are 256 random bits, stored as a hash, compared in constant time', () => {
+    const { token, hash } = newInvitationToken();
+    expect(looksLikeToken(token)).toBe(true);
+    expect(Buffer.from(token, 'base64url')).toHaveLength(32);
+    expect(hash).toBe(hashOf(token));
+    expect(hash).not.toContain(token);
+    expect(matches(token, hash)).toBe(true);
+    expect(matches(token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A'), hash)).toBe(false);
+    expect(newInvitationToken().token).not.toBe(token);
+    expect(looksLikeToken('short')).toBe(false);
+  });
+});

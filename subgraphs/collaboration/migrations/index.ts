@@ -1,0 +1,5 @@
+import type { MigrationObject } from '@mikro-orm/postgresql';
+import { Migration20261126800000_collaboration } from './Migration20261126800000_collaboration.js';
+
+/** Applied in this order; append, never edit a migration that has shipped. */
+export const collaborationMigrations: MigrationObject[] = [{ name: 'Migration20261126800000_collaboration', class: Migration20261126800000_collaboration }];
