@@ -123,8 +123,14 @@ describe('a roleplay from invitation to completion', () => {
     const bob = await member('Bob');
     const bobAccepted = await stack.gql(op.accept, { token: bobToken }, { token: bob.token });
     expect(bobAccepted.data.acceptInvitation).toMatchObject({ participant: { displayName: 'Bob', character: { name: 'Old Tom' } }, guestSession: null, userErrors: [] });
-    // A token works once.
-    expect((await stack.gql(op.accept, { token: giaToken })).data.acceptInvitation.userErrors[0].code).toBe('INVITATION_NOT_PENDING');
+    // A user's token works once; a guest's link gives its holder a new session for the same part (the answer may have been lost).
+    expect((await stack.gql(op.accept, { token: bobToken })).data.acceptInvitation.userErrors[0].code).toBe('INVITATION_NOT_PENDING');
+    const resumed = (await stack.gql(op.accept, { token: giaToken })).data.acceptInvitation;
+    expect(resumed).toMatchObject({ participant: { id: gia.data.acceptInvitation.participant.id }, userErrors: [] });
+    expect(resumed.guestSession.accessToken).toEqual(expect.any(String));
+    // A user whose access token is no longer valid is told so, not made a guest.
+    const stale = await stack.gql(op.accept, { token: giaToken }, { token: 'not-a-valid-token' });
+    expect(stale.errors?.[0]?.extensions?.code ?? stale.data?.acceptInvitation?.userErrors?.[0]?.code).toBe('UNAUTHENTICATED');
 
     // The guest reads the template and submits for Mira.
     const asGuest = await stack.gql(op.template, { id: made.id }, { token: guestToken });
@@ -217,7 +223,8 @@ describe('what a guest, a stranger and a guesser can do', () => {
     await db.query(`update collaboration.invitation set sent_at = sent_at - interval '121 hours', expires_at = expires_at - interval '121 hours' where id = $1`, [sent.invitation.id]);
     expect((await stack.gql(op.accept, { token })).data.acceptInvitation.userErrors[0].code).toBe('INVITATION_EXPIRED');
     expect((await stack.gql(op.invitation, { token })).data.invitation.status).toBe('EXPIRED');
-    expect((await stack.gql(op.accept, { token })).data.acceptInvitation.userErrors[0].code).toBe('INVITATION_NOT_PENDING');
+    // Still expired, whether a request or the sweep recorded it.
+    expect((await stack.gql(op.accept, { token })).data.acceptInvitation.userErrors[0].code).toBe('INVITATION_EXPIRED');
     await events.waitFor((e) => e.type === 'collaboration.invitation.expired' && e.payload.invitationId === sent.invitation.id);
     // The character is free again: a new invitation may be sent.
     const again = await invite(dee.token, { templateId: made.id, characterId: made.characters[0]!.id, name: 'Fay', phone: '+447700900123' });
@@ -267,37 +274,74 @@ describe('what a guest, a stranger and a guesser can do', () => {
 });
 
 describe('accounts deleted', () => {
-  it('revokes the invitations a deleted author sent, and a deleted participant leaves no name', async () => {
+  it('keeps a deleted participant\'s submission nameless, gives back an unsubmitted part, and revokes what a deleted author sent', async () => {
     const ivy = await member('Ivy');
     await stack.gql(op.changePlan, { tier: 'SILVER' }, { token: ivy.token });
-    const made = await template(ivy.token, await publishedStory(ivy.token, 'Farewell'));
-    const jon = await member('Jon');
-    const played = await vi.waitFor(
+    const storyId = await publishedStory(ivy.token, 'Farewell');
+    const played = await template(ivy.token, storyId);
+    const waiting = await template(ivy.token, storyId);
+    const [jon, lee] = [await member('Jon'), await member('Lee')];
+    const sendTo = (t: Awaited<ReturnType<typeof template>>, n: number, name: string) =>
+      vi.waitFor(
+        async () => {
+          const res = await invite(ivy.token, { templateId: t.id, characterId: t.characters[n]!.id, name, email: `${name.toLowerCase()}@example.com` });
+          expect(res.userErrors).toEqual([]);
+          return res;
+        },
+        { timeout: 10_000, interval: 100 },
+      );
+    const jonInvite = await sendTo(played, 0, 'Jon');
+    const leeInvite = await sendTo(played, 1, 'Lee');
+    const kaiInvite = await sendTo(waiting, 0, 'Kai');
+    const jonPart = (await stack.gql(op.accept, { token: tokenOf(jonInvite.inviteUrl) }, { token: jon.token })).data.acceptInvitation.participant.id;
+    expect((await stack.gql(op.accept, { token: tokenOf(leeInvite.inviteUrl) }, { token: lee.token })).data.acceptInvitation.userErrors).toEqual([]);
+    expect((await stack.gql(op.submit, { input: { participantId: jonPart, content: 'Jon was here.' } }, { token: jon.token })).data.submitContribution.userErrors).toEqual([]);
+
+    // Jon submitted: his part stays, without his name.
+    expect((await stack.gql(`mutation { deleteAccount { deletedUserId } }`, {}, { token: jon.token })).data.deleteAccount.deletedUserId).toBe(jon.id);
+    await vi.waitFor(
+      async () => expect((await db.query(`select display_name, user_id from collaboration.participant where id = $1`, [jonPart])).rows).toEqual([{ display_name: 'Former participant', user_id: null }]),
+      { timeout: 10_000, interval: 50 },
+    );
+    // Lee had not: her part is given back, and the roleplay, which waited only on her, completes.
+    expect((await stack.gql(`mutation { deleteAccount { deletedUserId } }`, {}, { token: lee.token })).data.deleteAccount.deletedUserId).toBe(lee.id);
+    const leeRevoked = await events.waitFor((e) => e.type === 'collaboration.invitation.revoked' && e.payload.invitationId === leeInvite.invitation.id);
+    expect(leeRevoked.payload.reason).toBe('ACCOUNT_DELETED');
+    await events.waitFor((e) => e.type === 'collaboration.completed' && e.payload.templateId === played.id);
+    const { rows: people } = await db.query(`select invitee_name, email from collaboration.invitation where id = any($1)`, [[jonInvite.invitation.id, leeInvite.invitation.id]]);
+    expect(people).toEqual([{ invitee_name: 'Former invitee', email: null }, { invitee_name: 'Former invitee', email: null }]);
+
+    // Ivy's own invitations go with her account.
+    expect((await stack.gql(`mutation { deleteAccount { deletedUserId } }`, {}, { token: ivy.token })).data.deleteAccount.deletedUserId).toBe(ivy.id);
+    const revoked = await events.waitFor((e) => e.type === 'collaboration.invitation.revoked' && e.payload.invitationId === kaiInvite.invitation.id);
+    expect(revoked.payload.reason).toBe('ACCOUNT_DELETED');
+    // The story went with its author (archived): the invitation still says what became of it.
+    const seen = await stack.gql(op.invitation, { token: tokenOf(kaiInvite.inviteUrl) });
+    expect(seen.data.invitation).toMatchObject({ status: 'REVOKED', invitedBy: null, template: { story: null } });
+  });
+});
+
+describe('completion', () => {
+  it('completes when the last invitation it waited on expires', async () => {
+    const max = await member('Max');
+    await stack.gql(op.changePlan, { tier: 'SILVER' }, { token: max.token });
+    const made = await template(max.token, await publishedStory(max.token, 'Waiting'));
+    const first = await invite(max.token, { templateId: made.id, characterId: made.characters[0]!.id, name: 'Ann', email: 'ann@example.com' });
+    const second = await vi.waitFor(
       async () => {
-        const res = await invite(ivy.token, { templateId: made.id, characterId: made.characters[0]!.id, name: 'Jon', email: 'jon@example.com' });
+        const res = await invite(max.token, { templateId: made.id, characterId: made.characters[1]!.id, name: 'Ben', email: 'ben@example.com' });
         expect(res.userErrors).toEqual([]);
         return res;
       },
       { timeout: 10_000, interval: 100 },
     );
-    const accepted = await stack.gql(op.accept, { token: tokenOf(played.inviteUrl) }, { token: jon.token });
-    expect(accepted.data.acceptInvitation.userErrors).toEqual([]);
-    const waiting = await invite(ivy.token, { templateId: made.id, characterId: made.characters[1]!.id, name: 'Kai', phone: '+15550100000' });
-    expect(waiting.userErrors).toEqual([]);
-
-    expect((await stack.gql(`mutation { deleteAccount { deletedUserId } }`, {}, { token: jon.token })).data.deleteAccount.deletedUserId).toBe(jon.id);
-    await vi.waitFor(
-      async () => expect((await db.query(`select display_name, user_id from collaboration.participant where template_id = $1`, [made.id])).rows).toEqual([{ display_name: 'Former participant', user_id: null }]),
-      { timeout: 10_000, interval: 50 },
-    );
-    expect((await stack.gql(`mutation { deleteAccount { deletedUserId } }`, {}, { token: ivy.token })).data.deleteAccount.deletedUserId).toBe(ivy.id);
-    const revoked = await events.waitFor((e) => e.type === 'collaboration.invitation.revoked' && e.payload.invitationId === waiting.invitation.id);
-    expect(revoked.payload.reason).toBe('ACCOUNT_DELETED');
-    // The story went with its author (archived): the invitation still says what became of it.
-    const seen = await stack.gql(op.invitation, { token: tokenOf(waiting.inviteUrl) });
-    expect(seen.data.invitation).toMatchObject({ status: 'REVOKED', invitedBy: null, template: { story: null } });
-    const { rows } = await db.query(`select invitee_name, email, phone from collaboration.invitation where template_id = $1`, [made.id]);
-    expect(rows.every((r) => r.invitee_name === 'Former invitee' && r.email === null && r.phone === null)).toBe(true);
+    const ann = (await stack.gql(op.accept, { token: tokenOf(first.inviteUrl) })).data.acceptInvitation;
+    const submitted = await stack.gql(op.submit, { input: { participantId: ann.participant.id, content: 'Ann alone.' } }, { token: ann.guestSession.accessToken });
+    expect(submitted.data.submitContribution.template.status).toBe('OPEN');
+    // Ben never answers; 120 hours pass, and the sweep notices.
+    await db.query(`update collaboration.invitation set expires_at = now() - interval '1 second' where id = $1`, [second.invitation.id]);
+    await events.waitFor((e) => e.type === 'collaboration.completed' && e.payload.templateId === made.id);
+    expect((await stack.gql(op.template, { id: made.id }, { token: max.token })).data.roleplayTemplate.status).toBe('COMPLETED');
   });
 });
 

@@ -1,7 +1,8 @@
 import { LockMode } from '@mikro-orm/postgresql';
 import { tableOf } from '../../platform/db/tables.js';
 import type { ConsumerDefinition } from '../../platform/events/consumer.types.js';
-import { CollaborationEntitlement, Invitation, Participant, RoleplayTemplate } from './collaboration.entities.js';
+import { CollaborationEntitlement, Invitation, Participant, RoleplayTemplate, Submission } from './collaboration.entities.js';
+import { completeIfDone } from './templates.service.js';
 import * as events from './collaboration.events.js';
 
 /**
@@ -33,9 +34,11 @@ export const projectionsConsumer: ConsumerDefinition = {
 };
 
 /**
- * An account is deleted: the invitations it sent and that nobody answered are revoked (their
- * links stop working), and it leaves the roleplays it played in as a nameless participant
- * (the submissions stay, as the story's collaboration does).
+ * An account is deleted. The invitations it sent that nobody answered are revoked (their links
+ * stop working). Where it played without submitting, its part is given back (the invitation
+ * revoked, the character free to invite again), so the roleplay is not held open forever;
+ * where it submitted, the submission stays with a nameless participant. Names and contacts
+ * written about it or by it go. A template that only waited on it completes.
  */
 export const collaborationConsumer: ConsumerDefinition = {
   name: 'collaboration',
@@ -43,16 +46,29 @@ export const collaborationConsumer: ConsumerDefinition = {
   async handle(event, ctx) {
     const { userId } = event.payload as events.UserDeleted;
     const at = new Date(event.timestamp);
-    const pending = await ctx.em.find(Invitation, { invitedBy: userId, status: 'PENDING' }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-    const templates = new Map((await ctx.em.find(RoleplayTemplate, { id: { $in: [...new Set(pending.map((i) => i.templateId))] } })).map((t) => [t.id, t]));
-    for (const invitation of pending) {
+    const played = await ctx.em.find(Participant, { userId });
+    const sent = await ctx.em.find(Invitation, { invitedBy: userId, status: 'PENDING' });
+    const templateIds = [...new Set([...played.map((p) => p.templateId), ...sent.map((i) => i.templateId)])].sort();
+    // Templates first, in id order, as every other path locks them.
+    const templates = await ctx.em.find(RoleplayTemplate, { id: { $in: templateIds } }, { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: 'asc' } });
+    const byId = new Map(templates.map((t) => [t.id, t]));
+    const revoke = (invitation: Invitation) => {
+      const template = byId.get(invitation.templateId)!;
       invitation.status = 'REVOKED';
       invitation.endedAt = at;
-      const template = templates.get(invitation.templateId)!;
       ctx.emit({ type: events.INVITATION_REVOKED, userId, payload: { invitationId: invitation.id, templateId: template.id, storyId: template.storyId, reason: 'ACCOUNT_DELETED' } satisfies events.InvitationEnded });
+    };
+    for (const invitation of await ctx.em.find(Invitation, { id: { $in: sent.map((i) => i.id) }, status: 'PENDING' }, { lockMode: LockMode.PESSIMISTIC_WRITE })) revoke(invitation);
+    const submitted = new Set((await ctx.em.find(Submission, { participantId: { $in: played.map((p) => p.id) } })).map((s) => s.participantId));
+    for (const participant of played) {
+      if (submitted.has(participant.id)) continue;
+      const accepted = await ctx.em.findOne(Invitation, { id: participant.invitationId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+      ctx.em.remove(participant);
+      if (accepted && byId.get(participant.templateId)?.status === 'OPEN') revoke(accepted);
     }
-    // The author's address book goes with the account: the invitees' names and contacts.
-    await ctx.em.nativeUpdate(Invitation, { invitedBy: userId }, { inviteeName: 'Former invitee', email: null, phone: null });
+    await ctx.em.flush();
     await ctx.em.nativeUpdate(Participant, { userId }, { userId: null, displayName: 'Former participant' });
+    await ctx.em.nativeUpdate(Invitation, { $or: [{ invitedBy: userId }, { id: { $in: played.map((p) => p.invitationId) } }] }, { inviteeName: 'Former invitee', email: null, phone: null });
+    for (const template of templates) await completeIfDone(ctx.em, template, (e) => ctx.emit(e), at);
   },
 };

@@ -4,6 +4,7 @@ import type { SubgraphContext } from '../../platform/subgraph/context.js';
 import type { Resolvers } from '../../platform/subgraph/server.js';
 import { Invitation, Participant, RoleplayCharacter, Submission, type RoleplayTemplate } from './collaboration.entities.js';
 import type { InviteInput, InvitationsService } from './invitations.service.js';
+import { invitationStatus } from './collaboration.rules.js';
 import { standingOf, templateById, type TemplatesService } from './templates.service.js';
 
 const charactersOf = (ctx: SubgraphContext) =>
@@ -56,6 +57,8 @@ export function collaborationResolvers(templates: TemplatesService, invitations:
         (await standing(ctx, template)).as === 'NONE' ? [] : ctx.em.find(Participant, { templateId: template.id }, { orderBy: { createdAt: 'asc' } }),
     },
     Invitation: {
+      // As it stands now: past its time it is expired, whether or not that was recorded yet.
+      status: (invitation: Invitation) => invitationStatus(invitation, new Date()),
       character: (invitation: Invitation, _: unknown, ctx: SubgraphContext) => characterById(ctx).load(invitation.characterId),
       // Whoever holds the token sees what it invites to: the story's title and the character.
       template: (invitation: Invitation, _: unknown, ctx: SubgraphContext) => templateById(ctx).load(invitation.templateId),

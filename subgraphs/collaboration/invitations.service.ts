@@ -9,6 +9,8 @@ import * as events from './collaboration.events.js';
 import * as rules from './collaboration.rules.js';
 import { looksLikeToken, matches, newInvitationToken, hashOf } from './invitation-token.js';
 import type { Peers } from './peers.js';
+
+type GuestSession = { accessToken: string; accessTokenExpiresAt: string };
 import type { TemplatesService } from './templates.service.js';
 
 export interface InviteInput {
@@ -45,7 +47,9 @@ export class InvitationsService {
       if (template.status !== 'OPEN') throw userError('TEMPLATE_COMPLETED', 'This roleplay is completed', 'templateId');
       const character = await em.findOne(RoleplayCharacter, { id: input.characterId, templateId: template.id });
       if (!character) throw userError('CHARACTER_NOT_FOUND', 'The roleplay has no such character', 'characterId');
-      await this.expireDue(em, emit, { templateId: template.id });
+      await this.expireDue(em, emit, template);
+      // An expiry may have been all it waited on.
+      if (template.status !== 'OPEN') throw userError('TEMPLATE_COMPLETED', 'This roleplay is completed', 'templateId');
       const holding = await em.find(Invitation, { templateId: template.id, status: { $in: ['PENDING', 'ACCEPTED'] } });
       if (holding.some((i) => i.characterId === character.id)) throw userError('CHARACTER_TAKEN', `${character.name} is already invited or played`, 'characterId');
       const entitlements = (await em.findOne(CollaborationEntitlement, { userId })) ?? rules.STARTING_ENTITLEMENTS;
@@ -84,19 +88,25 @@ export class InvitationsService {
   async revoke(ctx: SubgraphContext, id: string): Promise<{ invitation: Invitation }> {
     const userId = requireUser(ctx);
     if (!isUuid(id)) throw badInput('id is not an invitation id', 'id');
+    let expired = false;
     const invitation = await ctx.transaction(async ({ em, emit }) => {
-      const found = await em.findOne(Invitation, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-      if (!found || found.invitedBy !== userId) throw userError('INVITATION_NOT_FOUND', 'There is no such invitation of yours', 'id');
-      const template = await em.findOneOrFail(RoleplayTemplate, { id: found.templateId });
-      if (await this.expireIfDue(em, emit, found, template)) throw userError('INVITATION_NOT_PENDING', 'The invitation has expired', 'id');
+      const seen = await em.findOne(Invitation, { id });
+      if (!seen || seen.invitedBy !== userId) throw userError('INVITATION_NOT_FOUND', 'There is no such invitation of yours', 'id');
+      const { template, invitation: found } = await this.lockPair(em, seen);
+      if (await this.expireIfDue(em, emit, found, template)) {
+        expired = true;
+        return null;
+      }
       if (found.status !== 'PENDING') throw userError('INVITATION_NOT_PENDING', `The invitation is ${found.status.toLowerCase()}`, 'id');
       found.status = 'REVOKED';
       found.endedAt = this.deps.clock();
       emit({ type: events.INVITATION_REVOKED, payload: { invitationId: found.id, templateId: template.id, storyId: template.storyId, reason: 'AUTHOR' } satisfies events.InvitationEnded });
       // Revoking the last open invitation may leave everyone else done.
-      await this.deps.templates.completeIfDone(em, await em.findOneOrFail(RoleplayTemplate, { id: template.id }, { lockMode: LockMode.PESSIMISTIC_WRITE }), emit);
+      await this.deps.templates.completeIfDone(em, template, emit);
       return found;
     });
+    // The expiry is kept (and its event sent) though the revocation is refused.
+    if (expired || !invitation) throw userError('INVITATION_NOT_PENDING', 'The invitation has expired', 'id');
     return { invitation };
   }
 
@@ -106,36 +116,46 @@ export class InvitationsService {
    */
   async byToken(ctx: SubgraphContext, token: string): Promise<Invitation | null> {
     if (!looksLikeToken(token)) return null;
+    const seen = await this.find(ctx.em, token);
+    if (!seen) return null;
+    if (rules.invitationStatus(seen, this.deps.clock()) !== 'EXPIRED' || seen.status !== 'PENDING') return seen;
     return ctx.transaction(async ({ em, emit }) => {
-      const found = await em.findOne(Invitation, { tokenHash: hashOf(token) }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-      if (!found || !matches(token, found.tokenHash)) return null;
-      await this.expireIfDue(em, emit, found, await em.findOneOrFail(RoleplayTemplate, { id: found.templateId }));
-      return found;
+      const { template, invitation } = await this.lockPair(em, seen);
+      await this.expireIfDue(em, emit, invitation, template);
+      return invitation;
     });
   }
 
-  async accept(ctx: SubgraphContext, token: string, guestName: string | null | undefined): Promise<{ participant: Participant; guestSession: { accessToken: string; accessTokenExpiresAt: string } | null }> {
+  async accept(ctx: SubgraphContext, token: string, guestName: string | null | undefined): Promise<{ participant: Participant; guestSession: GuestSession | null }> {
     const notFound = () => userError('INVITATION_NOT_FOUND', 'This invitation link is not valid', 'token');
     if (!looksLikeToken(token)) throw notFound();
-    // A guest of another collaboration accepts as nobody in particular: a new guest.
+    // A user whose access token lapsed must not become a guest by accident: the invitation would be used up.
+    if (ctx.caller.authError) requireUser(ctx);
     const userId = ctx.caller.userId;
-    const displayName = userId ? await this.deps.peers.displayName(userId, ctx.correlationId) : null;
+    const seen = await this.find(ctx.em, token);
+    if (!seen) throw notFound();
     const now = this.deps.clock();
+    const status = rules.invitationStatus(seen, now);
+    if (status === 'ACCEPTED' && !userId) return this.resumeGuest(ctx, seen);
+    const participantId = randomUUID();
+    // Asked before the transaction (no locks held while identity answers), and only for an
+    // invitation that can be accepted; a session for a participant never committed opens nothing.
+    const guestSession = !userId && status === 'PENDING' ? await this.deps.peers.guestSession(participantId, seen.templateId, ctx.correlationId) : null;
+    const displayName = userId ? await this.deps.peers.displayName(userId, ctx.correlationId) : null;
     let expired = false;
-    const result = await ctx.transaction(async ({ em, emit }) => {
-      const invitation = await em.findOne(Invitation, { tokenHash: hashOf(token) }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-      if (!invitation || !matches(token, invitation.tokenHash)) throw notFound();
-      const template = await em.findOneOrFail(RoleplayTemplate, { id: invitation.templateId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    const participant = await ctx.transaction(async ({ em, emit }) => {
+      const { template, invitation } = await this.lockPair(em, seen);
       if (await this.expireIfDue(em, emit, invitation, template)) {
         expired = true;
         return null;
       }
+      if (invitation.status === 'EXPIRED') throw userError('INVITATION_EXPIRED', 'The invitation has expired; ask for a new one', 'token');
       if (invitation.status !== 'PENDING') throw userError('INVITATION_NOT_PENDING', `The invitation is ${invitation.status.toLowerCase()}`, 'token');
       if (userId && (await em.count(Participant, { templateId: template.id, userId }))) {
         throw userError('ALREADY_PARTICIPANT', 'You already play a character of this roleplay', 'token');
       }
-      const participant = em.create(Participant, {
-        id: randomUUID(),
+      const created = em.create(Participant, {
+        id: participantId,
         templateId: template.id,
         characterId: invitation.characterId,
         invitationId: invitation.id,
@@ -146,16 +166,40 @@ export class InvitationsService {
       });
       invitation.status = 'ACCEPTED';
       invitation.endedAt = now;
-      const payload: events.InvitationAccepted = { invitationId: invitation.id, templateId: template.id, storyId: template.storyId, participantId: participant.id, isGuest: !userId, invitedBy: invitation.invitedBy };
+      const payload: events.InvitationAccepted = { invitationId: invitation.id, templateId: template.id, storyId: template.storyId, participantId, isGuest: !userId, invitedBy: invitation.invitedBy };
       emit({ type: events.INVITATION_ACCEPTED, userId, payload });
-      // Issued before the commit: a guest who got no session must not be left a participant
-      // nobody can act as. (A session for a participant whose commit then failed opens nothing.)
-      const guestSession = userId ? null : await this.deps.peers.guestSession(participant.id, template.id, ctx.correlationId);
-      return { participant, guestSession };
+      return created;
     });
-    // The expiry is recorded (and its event sent) even though the acceptance is refused.
-    if (expired || !result) throw userError('INVITATION_EXPIRED', 'The invitation has expired; ask for a new one', 'token');
-    return result;
+    // The expiry is kept (and its event sent) though the acceptance is refused.
+    if (expired || !participant) throw userError('INVITATION_EXPIRED', 'The invitation has expired; ask for a new one', 'token');
+    if (!userId && !guestSession) throw new Error('a guest participant without a session');
+    return { participant, guestSession };
+  }
+
+  /**
+   * The holder of a guest's link asks again (the answer was lost, the session ran out): a new
+   * session for the same participant. The link is what the guest has instead of a password.
+   */
+  private async resumeGuest(ctx: SubgraphContext, invitation: Invitation): Promise<{ participant: Participant; guestSession: GuestSession }> {
+    const participant = await ctx.em.findOne(Participant, { invitationId: invitation.id });
+    if (!participant?.isGuest) throw userError('INVITATION_NOT_PENDING', 'The invitation is accepted', 'token');
+    return { participant, guestSession: await this.deps.peers.guestSession(participant.id, participant.templateId, ctx.correlationId) };
+  }
+
+  /** The invitation a token names, unlocked; null for any token that is not one of ours. */
+  private async find(em: EntityManager, token: string): Promise<Invitation | null> {
+    const found = await em.findOne(Invitation, { tokenHash: hashOf(token) });
+    return found && matches(token, found.tokenHash) ? found : null;
+  }
+
+  /**
+   * Locks an invitation's template, then the invitation, read again: every path locks in this
+   * order (template, then its invitations), so none waits on another in a cycle.
+   */
+  private async lockPair(em: EntityManager, seen: Invitation): Promise<{ template: RoleplayTemplate; invitation: Invitation }> {
+    const template = await em.findOneOrFail(RoleplayTemplate, { id: seen.templateId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    const invitation = await em.findOneOrFail(Invitation, { id: seen.id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+    return { template, invitation };
   }
 
   async submit(ctx: SubgraphContext, input: { participantId: string; content: string }): Promise<{ submission: Submission; template: RoleplayTemplate }> {
@@ -180,17 +224,32 @@ export class InvitationsService {
     });
   }
 
-  /** Marks every pending invitation past its time expired (of one template, or all), each with its event. */
-  async expireDue(em: EntityManager, emit: (event: NewEvent) => void, where: { templateId?: string } = {}): Promise<number> {
-    const due = await em.find(Invitation, { ...where, status: 'PENDING', expiresAt: { $lte: this.deps.clock() } }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-    const templates = new Map((await em.find(RoleplayTemplate, { id: { $in: [...new Set(due.map((i) => i.templateId))] } })).map((t) => [t.id, t]));
-    for (const invitation of due) await this.expireIfDue(em, emit, invitation, templates.get(invitation.templateId)!);
+  /**
+   * Marks every pending invitation of a template past its time expired, each with its event.
+   * The caller holds the template's row lock.
+   */
+  async expireDue(em: EntityManager, emit: (event: NewEvent) => void, template: RoleplayTemplate): Promise<number> {
+    const due = await em.find(Invitation, { templateId: template.id, status: 'PENDING', expiresAt: { $lte: this.deps.clock() } }, { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: 'asc' } });
+    for (const invitation of due) await this.expireIfDue(em, emit, invitation, template);
     return due.length;
   }
 
-  /** The periodic sweep: expired invitations get their event even if nobody opens them again. */
+  /**
+   * The periodic sweep: expired invitations get their event even if nobody opens them again,
+   * and a template that only waited on them completes. Templates are taken one at a time,
+   * locked first like everywhere else; one locked by a request now is left for the next sweep.
+   */
   async sweep(em: EntityManager, emit: (event: NewEvent) => void): Promise<number> {
-    return this.expireDue(em, emit);
+    const templateIds = (
+      await em.find(Invitation, { status: 'PENDING', expiresAt: { $lte: this.deps.clock() } }, { fields: ['templateId'], orderBy: { templateId: 'asc' }, limit: 1000 })
+    ).map((i) => i.templateId);
+    let expired = 0;
+    for (const templateId of new Set(templateIds)) {
+      const template = await em.findOne(RoleplayTemplate, { id: templateId }, { lockMode: LockMode.PESSIMISTIC_PARTIAL_WRITE });
+      if (!template) continue;
+      expired += await this.expireDue(em, emit, template);
+    }
+    return expired;
   }
 
   /** Marks a pending invitation past its time expired, with its event; whether it was. */
@@ -200,6 +259,9 @@ export class InvitationsService {
     invitation.status = 'EXPIRED';
     invitation.endedAt = now;
     emit({ type: events.INVITATION_EXPIRED, userId: invitation.invitedBy, payload: { invitationId: invitation.id, templateId: template.id, storyId: template.storyId } satisfies events.InvitationEnded });
+    // Everyone else may have submitted already: this was what the template waited on.
+    await em.flush();
+    await this.deps.templates.completeIfDone(em, template, emit);
     return true;
   }
 }

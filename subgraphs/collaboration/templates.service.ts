@@ -58,10 +58,10 @@ export class TemplatesService {
   async template(ctx: SubgraphContext, id: string): Promise<RoleplayTemplate | null> {
     if (!isUuid(id)) throw badInput('id is not a template id', 'id');
     if (!ctx.caller.userId && !ctx.caller.guest) requireUser(ctx);
-    const template = await templateById(ctx).load(id);
-    if (!template) return null;
     // A guest's session reaches its own template only, and says nothing of others, not even whether they exist.
     if (ctx.caller.guest && ctx.caller.guest.templateId !== id) throw forbidden('This session is for another collaboration');
+    const template = await templateById(ctx).load(id);
+    if (!template) return null;
     if ((await standingOf(ctx.em, ctx.caller, template)).as === 'NONE') throw forbidden('Only its author and participants see a roleplay');
     return template;
   }
@@ -71,21 +71,28 @@ export class TemplatesService {
    * answer; called in the transaction of what may have been the last step, with the template
    * row locked, so it completes once.
    */
-  async completeIfDone(em: EntityManager, template: RoleplayTemplate, emit: (event: NewEvent) => void): Promise<boolean> {
-    if (template.status !== 'OPEN') return false;
-    const now = this.deps.clock();
-    const [participants, submitted, pending] = await Promise.all([
-      em.count(Participant, { templateId: template.id }),
-      em.count(Submission, { templateId: template.id }),
-      em.count(Invitation, { templateId: template.id, status: 'PENDING', expiresAt: { $gt: now } }),
-    ]);
-    if (!rules.isComplete(participants, submitted, pending)) return false;
-    template.status = 'COMPLETED';
-    template.completedAt = now;
-    const payload: events.CollaborationCompleted = { templateId: template.id, storyId: template.storyId, authorId: template.authorId, participants };
-    emit({ type: events.COLLABORATION_COMPLETED, userId: template.authorId, payload });
-    return true;
+  completeIfDone(em: EntityManager, template: RoleplayTemplate, emit: (event: NewEvent) => void): Promise<boolean> {
+    return completeIfDone(em, template, emit, this.deps.clock());
   }
+}
+
+/**
+ * Completes the template if every participant has submitted and no invitation waits for an
+ * answer. The caller holds the template's row lock, so it completes once.
+ */
+export async function completeIfDone(em: EntityManager, template: RoleplayTemplate, emit: (event: NewEvent) => void, now: Date): Promise<boolean> {
+  if (template.status !== 'OPEN') return false;
+  const [participants, submitted, pending] = await Promise.all([
+    em.count(Participant, { templateId: template.id }),
+    em.count(Submission, { templateId: template.id }),
+    em.count(Invitation, { templateId: template.id, status: 'PENDING', expiresAt: { $gt: now } }),
+  ]);
+  if (!rules.isComplete(participants, submitted, pending)) return false;
+  template.status = 'COMPLETED';
+  template.completedAt = now;
+  const payload: events.CollaborationCompleted = { templateId: template.id, storyId: template.storyId, authorId: template.authorId, participants };
+  emit({ type: events.COLLABORATION_COMPLETED, userId: template.authorId, payload });
+  return true;
 }
 
 // Batched: references to many templates in one response cost one query.
