@@ -295,18 +295,22 @@ describe('live progress, shared', () => {
       await eventually(() => expect(gate.waiting()).toBe(1));
       const connection = wsClient(jo.token);
       const followers = Array.from({ length: 31 }, () => follow(connection, jobId));
-      // Waited for with a deadline and a description, not awaited: should one of the first 30
-      // end early (seen once in CI, under load), the 31st would be let in and wait forever.
+      // Waited for with a deadline and a description, not awaited: if another than the one
+      // expected is refused, the expected one is let in and would be waited for forever.
       const ended = (list: typeof followers) => list.map((f, n) => [n, f.received.length, f.error()]).filter(([, , e]) => e);
       await eventually(() => expect(followers.filter((f) => f.received.length === 1)).toHaveLength(30));
       await eventually(() => expect(ended(followers).map(([n]) => n)).toEqual([30]));
       expect((followers[30]!.error() as any[])[0].extensions.code).toBe('TOO_MANY_SUBSCRIPTIONS');
-      // The user's limit (120) holds across connections: 30 here and 90 on three more, then no more.
+      // The user's limit (120) holds across connections: 30 here and 91 asked on four more, of
+      // which 90 are served and one refused. Which one depends on how the four connections'
+      // requests interleave (seen in CI: the 90th, not the 91st), so the test does not say.
       const more = [wsClient(jo.token), wsClient(jo.token), wsClient(jo.token), wsClient(jo.token)];
       const others = Array.from({ length: 91 }, (_, n) => follow(more[Math.floor(n / 30)]!, jobId));
       await eventually(() => expect(others.filter((f) => f.received.length === 1)).toHaveLength(90));
-      await eventually(() => expect(ended(others).map(([n]) => n)).toEqual([90]));
-      expect((others[90]!.error() as any[])[0]).toMatchObject({ message: 'At most 120 subscriptions per user', extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } });
+      await eventually(() => expect(ended(others)).toHaveLength(1));
+      const [, deliveries, refusal] = ended(others)[0] as [number, number, any[]];
+      expect(deliveries).toBe(0);
+      expect(refusal[0]).toMatchObject({ message: 'At most 120 subscriptions per user', extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } });
       await connection.dispose();
       for (const client of more) await client.dispose();
       await eventually(() => expect(stack.app.gateway.subscriptions.hub.stats().subscribers).toBe(0));
