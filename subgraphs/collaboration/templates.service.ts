@@ -82,11 +82,10 @@ export class TemplatesService {
  */
 export async function completeIfDone(em: EntityManager, template: RoleplayTemplate, emit: (event: NewEvent) => void, now: Date): Promise<boolean> {
   if (template.status !== 'OPEN') return false;
-  const [participants, submitted, pending] = await Promise.all([
-    em.count(Participant, { templateId: template.id }),
-    em.count(Submission, { templateId: template.id }),
-    em.count(Invitation, { templateId: template.id, status: 'PENDING', expiresAt: { $gt: now } }),
-  ]);
+  // One after another: they share the transaction's connection.
+  const participants = await em.count(Participant, { templateId: template.id });
+  const submitted = await em.count(Submission, { templateId: template.id });
+  const pending = await em.count(Invitation, { templateId: template.id, status: 'PENDING', expiresAt: { $gt: now } });
   if (!rules.isComplete(participants, submitted, pending)) return false;
   template.status = 'COMPLETED';
   template.completedAt = now;
