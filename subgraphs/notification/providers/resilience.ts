@@ -1,0 +1,192 @@
+/**
+ * Compositions of senders, the same for every channel: retries with backoff, fallback to
+ * another provider, and a per-recipient rate limit. Each takes a Sender<M> and returns one, so
+ * the usual stack reads inside out:
+ *
+ *   withRecipientRateLimit(withFallback([withRetries(sendgrid, policy), withRetries(mailgun, policy)]), limit, (m) => m.to)
+ *
+ * The limit goes outside, so one message costs one token however many attempts it takes. Also
+ * here: the one table of what an HTTP answer means for a send (failureOfStatus), which every
+ * remote adapter uses, so "what is retried" and "what is worth retrying" cannot drift apart.
+ */
+import { attempts, sleep } from '../../../platform/http/provider-http.js';
+import { DeliveryError, type DeliveryFailure, type Sender } from './channel.js';
+
+/**
+ * The failure an HTTP answer means. `provider` names it for people ("SendGrid"); `detail` is
+ * the provider's own error text. 404 is our configuration (base URL, Mailgun domain), not the
+ * message: AUTH, so another provider may still take it, where REJECTED would fail it for good.
+ */
+export function failureOfStatus(provider: string, status: number, detail: string | null, retryAfterMs?: number): DeliveryError {
+  const said = detail ? `: ${detail}` : '';
+  if (status === 401 || status === 403) return new DeliveryError('AUTH', `${provider} refused our credentials (${status})${said}`);
+  if (status === 404) return new DeliveryError('AUTH', `${provider} does not know this endpoint (404)${said}: check its base URL and sending domain`);
+  if (status === 429) return new DeliveryError('RATE_LIMITED', `${provider} is rate limiting us (429)${said}`, retryAfterMs);
+  // 408: the request did not arrive whole, so the provider did not take the message.
+  if (status === 408 || status >= 500) return new DeliveryError('TRANSIENT', `${provider} answered ${status}${said}`);
+  if (status >= 400) return new DeliveryError('REJECTED', `${provider} refused the message (${status})${said}`);
+  return new DeliveryError('TRANSIENT', `${provider} answered an unexpected ${status}${said}`);
+}
+
+/** Retry-After (seconds or an HTTP date) in milliseconds, or undefined when absent or unreadable. */
+export function retryAfterMsOf(header: string | null | undefined, now: number = Date.now()): number | undefined {
+  if (header === null || header === undefined || header.trim() === '') return undefined;
+  const seconds = Number(header);
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - now;
+  return Number.isNaN(ms) ? undefined : Math.max(0, Math.ceil(ms));
+}
+
+export interface RetryPolicy {
+  /** Tries after the first one: 2 means at most 3 sends. */
+  maxRetries: number;
+  /** The first wait; each next one doubles, up to maxDelayMs, less up to half of it as jitter. */
+  baseDelayMs: number;
+  /** The longest wait; a Retry-After beyond it is not waited out here (the error goes up). */
+  maxDelayMs: number;
+  /** [0, 1); for tests. */
+  random?: () => number;
+}
+
+/**
+ * Sends again after TRANSIENT and RATE_LIMITED failures, waiting with jittered exponential
+ * backoff (and at least what Retry-After asked). Never after REJECTED or AUTH (the same answer
+ * would come), nor after TIMEOUT: the provider may have taken the message, and neither SendGrid
+ * nor Mailgun de-duplicates, so a second send could reach the recipient twice. The last error
+ * is thrown, its message counting the attempts. Waits end when the signal aborts.
+ */
+export function withRetries<M>(sender: Sender<M>, policy: RetryPolicy): Sender<M> {
+  const { maxRetries, baseDelayMs, maxDelayMs, random = Math.random } = policy;
+  if (!Number.isInteger(maxRetries) || maxRetries < 0) throw new RangeError('withRetries: maxRetries must be a whole number');
+  if (!(baseDelayMs >= 0) || !(maxDelayMs >= baseDelayMs)) throw new RangeError('withRetries: need 0 <= baseDelayMs <= maxDelayMs');
+
+  const waitBefore = (error: DeliveryError, retry: number): number | null => {
+    if (error.reason !== 'TRANSIENT' && error.reason !== 'RATE_LIMITED') return null;
+    const step = Math.min(maxDelayMs, baseDelayMs * 2 ** retry);
+    // Never less than half the step: retries of many messages that failed together spread out
+    // instead of bunching near zero.
+    const backoff = Math.round(step / 2 + (random() * step) / 2);
+    if (error.reason === 'RATE_LIMITED' && error.retryAfterMs !== undefined) return error.retryAfterMs > maxDelayMs ? null : Math.max(error.retryAfterMs, backoff);
+    return backoff;
+  };
+
+  return {
+    name: sender.name,
+    async send(message, { signal }) {
+      for (let retry = 0; ; retry++) {
+        signal.throwIfAborted();
+        try {
+          return await sender.send(message, { signal });
+        } catch (error) {
+          // The port's promise: an aborted send throws the abort's reason, whatever the attempt threw.
+          if (signal.aborted) throw signal.reason;
+          if (!(error instanceof DeliveryError)) throw error;
+          const wait = retry < maxRetries ? waitBefore(error, retry) : null;
+          if (wait === null) throw retry === 0 ? error : new DeliveryError(error.reason, `${error.message} (${attempts(retry + 1)})`, error.retryAfterMs);
+          await sleep(wait, signal);
+        }
+      }
+    },
+  };
+}
+
+/** Which failures send the message on to the next provider: all but REJECTED, which another provider would refuse too. */
+const FALLS_BACK: ReadonlySet<DeliveryFailure> = new Set(['TRANSIENT', 'RATE_LIMITED', 'TIMEOUT', 'AUTH']);
+
+/**
+ * When every provider failed, the reason that says most about trying later: a TRANSIENT or
+ * RATE_LIMITED provider may recover; a TIMEOUT may already have delivered; AUTH needs a person.
+ */
+const LATER: readonly DeliveryFailure[] = ['TRANSIENT', 'RATE_LIMITED', 'TIMEOUT', 'AUTH'];
+
+export interface FallbackOptions {
+  /** Told when a provider fails and the next one is tried. */
+  onFallback?: (failed: { provider: string; error: DeliveryError; next: string }) => void;
+}
+
+/**
+ * Tries each sender in turn (wrap each in withRetries first: a provider's retries happen before
+ * the next one is asked), moving on after TRANSIENT, RATE_LIMITED, TIMEOUT or AUTH. REJECTED
+ * ends it: the message itself is refused. When all fail, one DeliveryError tells each one's story.
+ */
+export function withFallback<M>(senders: readonly Sender<M>[], options: FallbackOptions = {}): Sender<M> {
+  if (senders.length === 0) throw new RangeError('withFallback: at least one sender');
+  const chain = [...senders];
+  return {
+    name: chain.map((s) => s.name).join('|'),
+    async send(message, { signal }) {
+      const failures: { name: string; error: DeliveryError }[] = [];
+      for (const [i, sender] of chain.entries()) {
+        signal.throwIfAborted();
+        try {
+          return await sender.send(message, { signal });
+        } catch (error) {
+          if (signal.aborted) throw signal.reason;
+          if (!(error instanceof DeliveryError) || !FALLS_BACK.has(error.reason)) throw error;
+          failures.push({ name: sender.name, error });
+          const next = chain[i + 1];
+          if (next) options.onFallback?.({ provider: sender.name, error, next: next.name });
+        }
+      }
+      if (failures.length === 1) throw failures[0]!.error;
+      const reason = LATER.find((r) => failures.some((f) => f.error.reason === r))!;
+      const waits = failures.filter((f) => f.error.reason === reason && f.error.retryAfterMs !== undefined).map((f) => f.error.retryAfterMs!);
+      const story = failures.map((f) => `${f.name}: ${f.error.message}`).join('; ');
+      throw new DeliveryError(reason, `Every provider failed (${story})`, waits.length > 0 ? Math.min(...waits) : undefined);
+    },
+  };
+}
+
+export interface RecipientLimit {
+  /** Messages a recipient may get in a burst, and per `perMs` over time. */
+  perRecipient: number;
+  /** Whole milliseconds. */
+  perMs: number;
+  /** Default Date.now; for tests. */
+  now?: () => number;
+}
+
+/**
+ * A token bucket per recipient, in this process's memory: each holds up to `perRecipient`
+ * tokens and refills at perRecipient per perMs. A message over the limit fails RATE_LIMITED
+ * (retryAfterMs: when a token will be there) without reaching the provider. A token is spent
+ * on every attempt that reaches the inner sender, failed or not: a flood of failing sends is
+ * still a flood for the recipient when one gets through. `recipientOf` says who receives M;
+ * it is compared trimmed and lower-cased, so "Ann@x.org" and "ann@x.org " share a bucket.
+ */
+export function withRecipientRateLimit<M>(sender: Sender<M>, limit: RecipientLimit, recipientOf: (message: M) => string): Sender<M> {
+  const { perRecipient: n, perMs, now = Date.now } = limit;
+  if (!Number.isInteger(n) || n < 1) throw new RangeError('withRecipientRateLimit: perRecipient must be a positive integer');
+  if (!Number.isInteger(perMs) || perMs < 1) throw new RangeError('withRecipientRateLimit: perMs must be a positive integer');
+  // The bucket kept as one number (the GCRA form): when it will be full again. Times are
+  // counted in 1/n ms, so a token is exactly perMs of them and the sums stay whole numbers:
+  // no rounding lets a message through early or holds one back late.
+  const burst = (n - 1) * perMs;
+  const fullAgainAt = new Map<string, number>();
+  let sweptAt = -Infinity;
+
+  // A full bucket says nothing a fresh one would not: forgetting it keeps memory to the
+  // recipients of the last perMs. Swept at most once per perMs, on a send, so no timer runs.
+  const sweep = (at: number) => {
+    if (at - sweptAt < perMs * n) return;
+    sweptAt = at;
+    for (const [key, full] of fullAgainAt) if (full <= at) fullAgainAt.delete(key);
+  };
+
+  return {
+    name: sender.name,
+    async send(message, { signal }) {
+      signal.throwIfAborted();
+      const at = now() * n;
+      sweep(at);
+      const key = recipientOf(message).trim().toLowerCase();
+      const full = Math.max(fullAgainAt.get(key) ?? at, at);
+      // `full - at` is the tokens spent and not yet back, times perMs.
+      if (full - at > burst) {
+        const retryAfterMs = Math.ceil((full - at - burst) / n);
+        throw new DeliveryError('RATE_LIMITED', `Recipient limit reached (${n} per ${perMs} ms): next message possible in ${retryAfterMs} ms`, retryAfterMs);
+      }
+      fullAgainAt.set(key, full + perMs);
+      return sender.send(message, { signal });
+    },
+  };
+}
