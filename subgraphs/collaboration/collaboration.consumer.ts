@@ -1,5 +1,5 @@
 import { LockMode } from '@mikro-orm/postgresql';
-import { tableOf } from '../../platform/db/tables.js';
+import { upsertVersioned } from '../../platform/db/versioned-upsert.js';
 import type { ConsumerDefinition } from '../../platform/events/consumer.types.js';
 import { CollaborationEntitlement, Invitation, Participant, RoleplayTemplate, Submission } from './collaboration.entities.js';
 import { completeIfDone } from './templates.service.js';
@@ -14,18 +14,12 @@ export const projectionsConsumer: ConsumerDefinition = {
   types: [events.SUBSCRIPTION_EVENTS],
   async handle(event, ctx) {
     const { userId, membershipVersion, entitlements } = event.payload as events.SubscriptionChange;
-    // As the story subgraph's projection: billing's membership version decides which is newer.
-    await ctx.em.getConnection().execute(
-      `insert into ${tableOf(ctx.em, 'collaboration_entitlement')} as e ("user_id", "tier", "collaborators_per_story", "membership_version", "as_of")
-       values (?, ?, ?, ?, ?)
-       on conflict ("user_id") do update set
-         "tier" = excluded."tier", "collaborators_per_story" = excluded."collaborators_per_story",
-         "membership_version" = excluded."membership_version", "as_of" = excluded."as_of"
-       where e."membership_version" < excluded."membership_version"
-          or (excluded."membership_version" = 0 and e."membership_version" = 0 and e."as_of" <= excluded."as_of")`,
-      [userId, entitlements.tier, entitlements.collaboratorsPerStory, membershipVersion ?? 0, new Date(event.timestamp)],
-      'run',
-      ctx.em.getTransactionContext(),
+    await upsertVersioned(
+      ctx.em,
+      'collaboration_entitlement',
+      { column: 'user_id', value: userId },
+      { tier: entitlements.tier, collaborators_per_story: entitlements.collaboratorsPerStory },
+      { membershipVersion: membershipVersion ?? 0, asOf: new Date(event.timestamp) },
     );
   },
   async reset(em) {

@@ -5,6 +5,7 @@ import { AuthorVoice, Entitlement, Story } from './story.entities.js';
 import * as events from './story.events.js';
 import { cancelOpenAnalyses, lockAuthor, markDeletedAuthor } from './story.store.js';
 import { tableOf } from '../../platform/db/tables.js';
+import { upsertVersioned } from '../../platform/db/versioned-upsert.js';
 
 /**
  * How stories follow other domains: an account deleted archives its stories; a completed
@@ -32,24 +33,13 @@ export const projectionsConsumer: ConsumerDefinition = {
     const at = new Date(event.timestamp);
     if (event.type.startsWith('subscription.')) {
       const { userId, membershipVersion, entitlements } = event.payload as events.SubscriptionChange;
-      // An older event (a replayed dead letter, one another replica handled first) never undoes
-      // a newer plan: billing's membership version decides, not timestamps (the events of one
-      // transaction share one). Events from before versions existed count as version 0 and
-      // are ordered by time among themselves.
-      const version = membershipVersion ?? 0;
-      await ctx.em.getConnection().execute(
-        `insert into ${tableOf(ctx.em, 'entitlement')} as e
-           ("user_id", "tier", "stories_per_month", "collaborators_per_story", "membership_version", "as_of")
-         values (?, ?, ?, ?, ?, ?)
-         on conflict ("user_id") do update set
-           "tier" = excluded."tier", "stories_per_month" = excluded."stories_per_month",
-           "collaborators_per_story" = excluded."collaborators_per_story",
-           "membership_version" = excluded."membership_version", "as_of" = excluded."as_of"
-         where e."membership_version" < excluded."membership_version"
-            or (excluded."membership_version" = 0 and e."membership_version" = 0 and e."as_of" <= excluded."as_of")`,
-        [userId, entitlements.tier, entitlements.storiesPerMonth, entitlements.collaboratorsPerStory, version, at],
-        'run',
-        ctx.em.getTransactionContext(),
+      // billing's membership version decides which event is newer, never arrival order.
+      await upsertVersioned(
+        ctx.em,
+        'entitlement',
+        { column: 'user_id', value: userId },
+        { tier: entitlements.tier, stories_per_month: entitlements.storiesPerMonth, collaborators_per_story: entitlements.collaboratorsPerStory },
+        { membershipVersion: membershipVersion ?? 0, asOf: at },
       );
     } else if (event.type === events.VOICE_CLONED) {
       if (!event.userId) return ctx.log.warn({ eventId: event.id }, 'voice.cloned without a user: ignored');
