@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { DomainError } from '../../platform/errors.js';
+import { domainErrorOf } from '../../test/support/domain-error.js';
 import * as rules from './collaboration.rules.js';
 import { hashOf, looksLikeToken, matches, newInvitationToken } from './invitation-token.js';
-
-const codeOf = (work: () => unknown) => {
-  try {
-    work();
-  } catch (error) {
-    return (error as DomainError).code;
-  }
-  return null;
-};
 
 describe('invitation expiry, by the clock given', () => {
   const sentAt = new Date('2026-11-01T12:00:00Z');
@@ -34,24 +25,24 @@ describe('invitation expiry, by the clock given', () => {
 
 describe('templates, contacts, limits', () => {
   it('needs a published story with characters', () => {
-    expect(codeOf(() => rules.assertTemplateAllowed({ status: 'DRAFT', characters: [{ name: 'Mira', description: '' }] }))).toBe('STORY_NOT_PUBLISHED');
-    expect(codeOf(() => rules.assertTemplateAllowed({ status: 'PUBLISHED', characters: [] }))).toBe('NO_CHARACTERS');
-    expect(codeOf(() => rules.assertTemplateAllowed({ status: 'PUBLISHED', characters: [{ name: 'Mira', description: '' }] }))).toBeNull();
+    expect(domainErrorOf(() => rules.assertTemplateAllowed({ status: 'DRAFT', characters: [{ name: 'Mira', description: '' }] }))).toBe('STORY_NOT_PUBLISHED:storyId');
+    expect(domainErrorOf(() => rules.assertTemplateAllowed({ status: 'PUBLISHED', characters: [] }))).toBe('NO_CHARACTERS:storyId');
+    expect(domainErrorOf(() => rules.assertTemplateAllowed({ status: 'PUBLISHED', characters: [{ name: 'Mira', description: '' }] }))).toBe('ok');
   });
 
   it('takes an email, an E.164 phone, or both, and a name', () => {
     expect(rules.normalizeContact({ name: '  Gia  G. ', email: ' Gia@Example.COM ' })).toEqual({ name: 'Gia G.', email: 'gia@example.com', phone: null });
     expect(rules.normalizeContact({ name: 'Bob', phone: '+1 (555) 010-2233' })).toEqual({ name: 'Bob', email: null, phone: '+15550102233' });
-    expect(codeOf(() => rules.normalizeContact({ name: 'Bob' }))).toBe('INVALID_CONTACT');
-    expect(codeOf(() => rules.normalizeContact({ name: 'Bob', email: 'not an address' }))).toBe('INVALID_CONTACT');
-    expect(codeOf(() => rules.normalizeContact({ name: 'Bob', phone: '555-0102' }))).toBe('INVALID_CONTACT');
-    expect(codeOf(() => rules.normalizeContact({ name: ' ', email: 'a@b.co' }))).toBe('INVALID_INPUT');
+    expect(domainErrorOf(() => rules.normalizeContact({ name: 'Bob' }))).toBe('INVALID_CONTACT:email');
+    expect(domainErrorOf(() => rules.normalizeContact({ name: 'Bob', email: 'not an address' }))).toBe('INVALID_CONTACT:email');
+    expect(domainErrorOf(() => rules.normalizeContact({ name: 'Bob', phone: '555-0102' }))).toBe('INVALID_CONTACT:phone');
+    expect(domainErrorOf(() => rules.normalizeContact({ name: ' ', email: 'a@b.co' }))).toBe('INVALID_INPUT:name');
   });
 
   it('caps invitations holding a character by the plan', () => {
-    expect(codeOf(() => rules.assertInviteAllowed({ tier: 'FREE', collaboratorsPerStory: 1 }, 0))).toBeNull();
-    expect(codeOf(() => rules.assertInviteAllowed({ tier: 'FREE', collaboratorsPerStory: 1 }, 1))).toBe('PLAN_LIMIT_REACHED');
-    expect(codeOf(() => rules.assertInviteAllowed({ tier: 'PLATINUM', collaboratorsPerStory: null }, 500))).toBeNull();
+    expect(domainErrorOf(() => rules.assertInviteAllowed({ tier: 'FREE', collaboratorsPerStory: 1 }, 0))).toBe('ok');
+    expect(domainErrorOf(() => rules.assertInviteAllowed({ tier: 'FREE', collaboratorsPerStory: 1 }, 1))).toBe('PLAN_LIMIT_REACHED:null');
+    expect(domainErrorOf(() => rules.assertInviteAllowed({ tier: 'PLATINUM', collaboratorsPerStory: null }, 500))).toBe('ok');
   });
 
   it('completes when everyone who plays has submitted and nobody is still invited', () => {

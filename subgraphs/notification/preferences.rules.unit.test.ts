@@ -1,15 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { DomainError } from '../../platform/errors.js';
+import { domainErrorOf } from '../../test/support/domain-error.js';
 import { allows, checkPreferenceChange, deliveryKey, effectivePreferences } from './preferences.rules.js';
-
-const codeOf = (work: () => unknown) => {
-  try {
-    work();
-  } catch (error) {
-    return (error as DomainError).code;
-  }
-  return null;
-};
 
 describe('preferences', () => {
   it('defaults every category on but MARKETING, for both channels', () => {
@@ -27,8 +18,8 @@ describe('preferences', () => {
   });
 
   it('never lets ACCOUNT or BILLING be turned off, even by a stored row', () => {
-    expect(codeOf(() => checkPreferenceChange({ category: 'BILLING', channel: 'EMAIL', enabled: false }))).toBe('REQUIRED_CATEGORY');
-    expect(codeOf(() => checkPreferenceChange({ category: 'ACCOUNT', channel: 'SMS', enabled: true }))).toBeNull();
+    expect(domainErrorOf(() => checkPreferenceChange({ category: 'BILLING', channel: 'EMAIL', enabled: false }))).toBe('REQUIRED_CATEGORY:enabled');
+    expect(domainErrorOf(() => checkPreferenceChange({ category: 'ACCOUNT', channel: 'SMS', enabled: true }))).toBe('ok');
     expect(allows([{ category: 'ACCOUNT', channel: 'EMAIL', enabled: false }], 'ACCOUNT', 'EMAIL')).toBe(true);
   });
 

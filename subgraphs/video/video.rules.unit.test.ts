@@ -1,15 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { domainErrorOf } from '../../test/support/domain-error.js';
 import { DomainError } from '../../platform/errors.js';
 import { assertVideoAllowed, jobProgress, monthOf, normalizeStyle, providerOrder, videosPerMonthOf } from './video.rules.js';
-
-const codeOf = (work: () => unknown) => {
-  try {
-    work();
-  } catch (error) {
-    return (error as DomainError).code;
-  }
-  return null;
-};
 
 describe('providerOrder', () => {
   it('keeps the settings\' order, and moves an enabled preferred provider first', () => {
@@ -19,7 +11,7 @@ describe('providerOrder', () => {
   });
 
   it('refuses a preferred provider that is not enabled', () => {
-    expect(codeOf(() => providerOrder(['runway'], 'local'))).toBe('PROVIDER_NOT_ENABLED');
+    expect(domainErrorOf(() => providerOrder(['runway'], 'local'))).toBe('PROVIDER_NOT_ENABLED:preferredProvider');
   });
 });
 
@@ -29,18 +21,18 @@ describe('normalizeStyle', () => {
     expect(normalizeStyle('   ')).toBeNull();
     expect(normalizeStyle(undefined)).toBeNull();
     expect(normalizeStyle('x'.repeat(200))).toHaveLength(200);
-    expect(codeOf(() => normalizeStyle('x'.repeat(201)))).toBe('INVALID_INPUT');
+    expect(domainErrorOf(() => normalizeStyle('x'.repeat(201)))).toBe('INVALID_INPUT:style');
   });
 });
 
 describe('plan limits', () => {
   it('allows videos under the limit, refuses at it, and never limits an unlimited plan', () => {
-    expect(codeOf(() => assertVideoAllowed({ tier: 'FREE', videosPerMonth: 1 }, 0))).toBeNull();
-    expect(codeOf(() => assertVideoAllowed({ tier: 'FREE', videosPerMonth: 1 }, 1))).toBe('PLAN_LIMIT_REACHED');
+    expect(domainErrorOf(() => assertVideoAllowed({ tier: 'FREE', videosPerMonth: 1 }, 0))).toBe('ok');
+    expect(domainErrorOf(() => assertVideoAllowed({ tier: 'FREE', videosPerMonth: 1 }, 1))).toBe('PLAN_LIMIT_REACHED:null');
     // After a downgrade the month may already be past the new limit.
-    expect(codeOf(() => assertVideoAllowed({ tier: 'SILVER', videosPerMonth: 5 }, 7))).toBe('PLAN_LIMIT_REACHED');
-    expect(codeOf(() => assertVideoAllowed({ tier: 'CANCELLED', videosPerMonth: 0 }, 0))).toBe('PLAN_LIMIT_REACHED');
-    expect(codeOf(() => assertVideoAllowed({ tier: 'PLATINUM', videosPerMonth: null }, 10_000))).toBeNull();
+    expect(domainErrorOf(() => assertVideoAllowed({ tier: 'SILVER', videosPerMonth: 5 }, 7))).toBe('PLAN_LIMIT_REACHED:null');
+    expect(domainErrorOf(() => assertVideoAllowed({ tier: 'CANCELLED', videosPerMonth: 0 }, 0))).toBe('PLAN_LIMIT_REACHED:null');
+    expect(domainErrorOf(() => assertVideoAllowed({ tier: 'PLATINUM', videosPerMonth: null }, 10_000))).toBe('ok');
   });
 
   it('reads entitlements from before plans limited videos by their tier, and a cancelled one as none', () => {
