@@ -1,14 +1,14 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { captureEvents } from './support/capture.js';
 import { clientOperation } from './support/clients.js';
+import { TALE, analysisCompleted, registerMember } from './support/people.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 /** ../shared/clients/collaboration.graphql through the gateway: roleplays, invitations, guests, submissions. */
 const op = {
-  register: clientOperation('Register'),
   createStory: clientOperation('CreateStory'),
   publish: clientOperation('PublishStory'),
   changePlan: clientOperation('ChangePlan'),
@@ -38,26 +38,11 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const TALE = [
-  'Mira kept the lighthouse on the northern cape. Every night Mira climbed the hundred steps and lit the lamp.',
-  'Old Tom, the ferryman, brought her bread and news. Old Tom laughed at storms; Mira feared them.',
-  'One winter night the lamp went dark, and Mira and Old Tom rowed out together to save a lost ship.',
-].join('\n\n');
-
-async function member(name: string) {
-  const res = await stack.gql(op.register, { input: { email: `${name}-${randomUUID().slice(0, 8)}@example.com`, password: 'correct horse battery', displayName: name } });
-  expect(res.data.register.userErrors).toEqual([]);
-  return { id: res.data.register.user.id as string, token: res.data.register.session.accessToken as string };
-}
-
 /** A published story of the member's, analysed (publishing has it analysed). */
 async function publishedStory(token: string, title: string, content = TALE) {
   const story = (await stack.gql(op.createStory, { input: { title, content } }, { token })).data.createStory.story;
   expect((await stack.gql(op.publish, { id: story.id }, { token })).data.publishStory.userErrors).toEqual([]);
-  await vi.waitFor(
-    async () => expect((await stack.gql(`query($id: ID!) { story(id: $id) { analysis { status } } }`, { id: story.id }, { token })).data.story.analysis?.status).toBe('COMPLETED'),
-    { timeout: 10_000, interval: 50 },
-  );
+  await analysisCompleted(stack, token, story.id);
   return story.id as string;
 }
 
@@ -79,7 +64,7 @@ const character = (t: Awaited<ReturnType<typeof template>>, name: string) => t.c
 
 describe('a roleplay from invitation to completion', () => {
   it('publishes, analyses, makes a template, invites by email and by phone, accepts as guest and as user, submits both, completes', async () => {
-    const ada = await member('Ada');
+    const ada = await registerMember(stack, 'Ada');
     expect((await stack.gql(op.changePlan, { tier: 'SILVER' }, { token: ada.token })).data.changePlan.userErrors).toEqual([]);
     const storyId = await publishedStory(ada.token, 'The Lighthouse');
     const made = await template(ada.token, storyId);
@@ -120,7 +105,7 @@ describe('a roleplay from invitation to completion', () => {
     const guestToken = gia.data.acceptInvitation.guestSession.accessToken as string;
     expect(Date.parse(gia.data.acceptInvitation.guestSession.accessTokenExpiresAt)).toBeGreaterThan(Date.now());
     // Bob accepts signed in: a participant as himself, no guest session.
-    const bob = await member('Bob');
+    const bob = await registerMember(stack, 'Bob');
     const bobAccepted = await stack.gql(op.accept, { token: bobToken }, { token: bob.token });
     expect(bobAccepted.data.acceptInvitation).toMatchObject({ participant: { displayName: 'Bob', character: { name: 'Old Tom' } }, guestSession: null, userErrors: [] });
     // A user's token works once; a guest's link gives its holder a new session for the same part (the answer may have been lost).
@@ -177,7 +162,7 @@ describe('a roleplay from invitation to completion', () => {
 
 describe('what a guest, a stranger and a guesser can do', () => {
   it('keeps a guest to its own collaboration, and tells a guessed or altered token nothing', async () => {
-    const cy = await member('Cy');
+    const cy = await registerMember(stack, 'Cy');
     await stack.gql(op.changePlan, { tier: 'SILVER' }, { token: cy.token });
     const first = await template(cy.token, await publishedStory(cy.token, 'First'));
     const second = await template(cy.token, await publishedStory(cy.token, 'Second'));
@@ -201,7 +186,7 @@ describe('what a guest, a stranger and a guesser can do', () => {
     expect(me.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
     expect((await stack.gql(op.createTemplate, { storyId: draft.id }, { token: guest })).errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
     // A stranger with an account sees nothing of the template either.
-    const eve = await member('Eve');
+    const eve = await registerMember(stack, 'Eve');
     expect((await stack.gql(op.template, { id: first.id }, { token: eve.token })).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
 
     // Guessed, altered and unknown tokens: the same nothing.
@@ -213,7 +198,7 @@ describe('what a guest, a stranger and a guesser can do', () => {
   });
 
   it('refuses an expired invitation, and tells of its expiry once', async () => {
-    const dee = await member('Dee');
+    const dee = await registerMember(stack, 'Dee');
     await stack.gql(op.changePlan, { tier: 'SILVER' }, { token: dee.token });
     const made = await template(dee.token, await publishedStory(dee.token, 'Expiring'));
     const sent = await invite(dee.token, { templateId: made.id, characterId: made.characters[0]!.id, name: 'Fay', phone: '+447700900123' });
@@ -247,7 +232,7 @@ describe('what a guest, a stranger and a guesser can do', () => {
   });
 
   it('holds the plan\'s collaborators per story under concurrent invitations, and a character once', async () => {
-    const gus = await member('Gus');
+    const gus = await registerMember(stack, 'Gus');
     const made = await template(gus.token, await publishedStory(gus.token, 'Crowded'));
     expect(made.characters.length).toBeGreaterThanOrEqual(2);
     // FREE allows one collaborator per story: two invitations at once, one is sent.
@@ -265,7 +250,7 @@ describe('what a guest, a stranger and a guesser can do', () => {
   });
 
   it('refuses a template of a draft, or of a story without characters', async () => {
-    const hal = await member('Hal');
+    const hal = await registerMember(stack, 'Hal');
     const draft = (await stack.gql(op.createStory, { input: { title: 'Unpublished', content: TALE } }, { token: hal.token })).data.createStory.story;
     expect((await stack.gql(op.createTemplate, { storyId: draft.id }, { token: hal.token })).data.createRoleplayTemplate.userErrors[0].code).toBe('STORY_NOT_PUBLISHED');
     const empty = await publishedStory(hal.token, 'Weather', 'it rained all day. the wind was cold and the sea was grey.');
@@ -275,12 +260,12 @@ describe('what a guest, a stranger and a guesser can do', () => {
 
 describe('accounts deleted', () => {
   it('keeps a deleted participant\'s submission nameless, gives back an unsubmitted part, and revokes what a deleted author sent', async () => {
-    const ivy = await member('Ivy');
+    const ivy = await registerMember(stack, 'Ivy');
     await stack.gql(op.changePlan, { tier: 'SILVER' }, { token: ivy.token });
     const storyId = await publishedStory(ivy.token, 'Farewell');
     const played = await template(ivy.token, storyId);
     const waiting = await template(ivy.token, storyId);
-    const [jon, lee] = [await member('Jon'), await member('Lee')];
+    const [jon, lee] = [await registerMember(stack, 'Jon'), await registerMember(stack, 'Lee')];
     const sendTo = (t: Awaited<ReturnType<typeof template>>, n: number, name: string) =>
       vi.waitFor(
         async () => {
@@ -323,7 +308,7 @@ describe('accounts deleted', () => {
 
 describe('completion', () => {
   it('completes when the last invitation it waited on expires', async () => {
-    const max = await member('Max');
+    const max = await registerMember(stack, 'Max');
     await stack.gql(op.changePlan, { tier: 'SILVER' }, { token: max.token });
     const made = await template(max.token, await publishedStory(max.token, 'Waiting'));
     const first = await invite(max.token, { templateId: made.id, characterId: made.characters[0]!.id, name: 'Ann', email: 'ann@example.com' });

@@ -5,6 +5,7 @@ import type { Caller } from '../platform/internal-auth.js';
 import { querySubgraph } from '../platform/subgraph/internal-query.js';
 import type { Topology } from '../platform/subgraph/module.js';
 import { clientOperation } from './support/clients.js';
+import { registerMember } from './support/people.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { follow, wsClients } from './support/subscriptions.js';
 
@@ -14,7 +15,6 @@ import { follow, wsClients } from './support/subscriptions.js';
  * no user's: it reads what anyone may read and nothing an account is needed for.
  */
 const op = {
-  register: clientOperation('Register'),
   createStory: clientOperation('CreateStory'),
   publish: clientOperation('PublishStory'),
 };
@@ -59,12 +59,6 @@ async function guestToken(): Promise<string> {
   return answer.data!.issueGuestSession.accessToken;
 }
 
-async function member(name: string) {
-  const res = await stack.gql(op.register, { input: { email: `${name}-${randomUUID().slice(0, 8)}@example.com`, password: 'correct horse battery', displayName: name } });
-  expect(res.data.register.userErrors).toEqual([]);
-  return { id: res.data.register.user.id as string, token: res.data.register.session.accessToken as string };
-}
-
 describe('issuing a guest session', () => {
   it('is not in the gateway schema: asking for it there fails validation', async () => {
     const res = await stack.gql(ISSUE, { participantId: randomUUID(), templateId: randomUUID() });
@@ -101,13 +95,13 @@ describe('issuing a guest session', () => {
     expect(new Date(accessTokenExpiresAt).getTime()).toBe(claims.exp! * 1000);
 
     // The same key and token type as a user's session.
-    const user = await member('Kid');
+    const user = await registerMember(stack, 'Kid');
     const userHeader = decodeProtectedHeader(user.token);
     expect(decodeProtectedHeader(accessToken)).toEqual({ alg: 'ES256', typ: 'at+jwt', kid: userHeader.kid });
   });
 
   it('refuses every caller but a SERVICE one FORBIDDEN, and ids that are not UUIDs', async () => {
-    const user = await member('Ursula');
+    const user = await registerMember(stack, 'Ursula');
     const callers: Record<string, Caller> = {
       user: { userId: user.id, roles: ['USER'] },
       admin: { userId: user.id, roles: ['USER', 'ADMIN'] },
@@ -135,7 +129,7 @@ describe('a guest token at the gateway', () => {
   });
 
   it("reads a PUBLISHED story but not someone's DRAFT", async () => {
-    const author = await member('Ann');
+    const author = await registerMember(stack, 'Ann');
     const story = (await stack.gql(op.createStory, { input: { title: 'Draft first', content: 'Once upon a time.' } }, { token: author.token })).data.createStory.story;
     const token = await guestToken();
 
@@ -159,7 +153,7 @@ describe('a guest token at the gateway', () => {
     expect((guest.error() as { code?: number }).code).toBe(4403);
 
     // A user's connection with the same subscription is accepted: the refusal is about the guest.
-    const user = follow(ws.client((await member('Sub')).token), query, { jobId: randomUUID() });
+    const user = follow(ws.client((await registerMember(stack, 'Sub')).token), query, { jobId: randomUUID() });
     await user.done;
     expect(Array.isArray(user.error())).toBe(true);
   });

@@ -7,12 +7,12 @@ import { LocalSpeechSynthesizer } from '../subgraphs/narration/providers/local-s
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js';
 import { captureEvents } from './support/capture.js';
 import { clientOperation } from './support/clients.js';
+import { registerMember } from './support/people.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { follow as followSubscription, wsClients } from './support/subscriptions.js';
 
 /** ../shared/clients/media.graphql (voice and narration) through the gateway, HTTP and graphql-ws, with the local providers. */
 const op = {
-  register: clientOperation('Register'),
   createStory: clientOperation('CreateStory'),
   createUpload: clientOperation('CreateVoiceSampleUpload'),
   myVoice: clientOperation('MyVoice'),
@@ -60,12 +60,6 @@ afterAll(async () => {
   await openai?.close();
 });
 
-async function member(name: string) {
-  const res = await stack.gql(op.register, { input: { email: `${name}-${randomUUID().slice(0, 8)}@example.com`, password: 'correct horse battery', displayName: name } });
-  expect(res.data.register.userErrors).toEqual([]);
-  return { id: res.data.register.user.id as string, token: res.data.register.session.accessToken as string };
-}
-
 /** A short WAV, as a phone would record it (the local synthesizer writes real ones). */
 const recording = async (text: string) => (await new LocalSpeechSynthesizer().synthesize(text, { kind: 'STOCK', stockVoice: 'alloy' })).audio;
 
@@ -79,7 +73,7 @@ async function upload(token: string, label: string, body?: Buffer, contentType =
 
 describe('voice samples and cloning', () => {
   it('uploads samples through one-time links, refuses a clone with 4, clones with 5 and locks them', async () => {
-    const ada = await member('Ada');
+    const ada = await registerMember(stack, 'Ada');
     const first = await upload(ada.token, 'joy');
     expect(first.put.status).toBe(201);
     expect(new URL(first.uploadUrl).pathname).toMatch(/^\/media\/narration\/uploads\//);
@@ -113,7 +107,7 @@ describe('voice samples and cloning', () => {
   });
 
   it('refuses an upload of the wrong type or over the limit, and stores nothing', async () => {
-    const bo = await member('Bo');
+    const bo = await registerMember(stack, 'Bo');
     const wrongType = await upload(bo.token, 'joy', undefined, 'image/png');
     expect(wrongType.put.status).toBe(415);
     const tooLarge = await upload(bo.token, 'anger', Buffer.alloc(MAX_SAMPLE_BYTES + 1, 1));
@@ -142,7 +136,7 @@ describe('voice samples and cloning', () => {
 
 describe('narration with live progress', () => {
   it('narrates a story in a stock voice; the subscription follows it to COMPLETED and the audio downloads', async () => {
-    const cy = await member('Cy');
+    const cy = await registerMember(stack, 'Cy');
     const content = Array.from({ length: 30 }, (_, n) => `Sentence ${n} of a story that the narrator reads slowly, word by word.`).join(' ');
     const story = (await stack.gql(op.createStory, { input: { title: 'Read Me', content } }, { token: cy.token })).data.createStory.story;
     const narrated = await stack.gql(op.narrate, { input: { storyId: story.id, voice: 'STOCK', stockVoice: 'alloy' } }, { token: cy.token });
@@ -168,8 +162,8 @@ describe('narration with live progress', () => {
   });
 
   it('refuses another user FORBIDDEN and an unauthenticated connection', async () => {
-    const dee = await member('Dee');
-    const eve = await member('Eve');
+    const dee = await registerMember(stack, 'Dee');
+    const eve = await registerMember(stack, 'Eve');
     const story = (await stack.gql(op.createStory, { input: { title: 'Mine', content: 'A short story.' } }, { token: dee.token })).data.createStory.story;
     const job = (await stack.gql(op.narrate, { input: { storyId: story.id, voice: 'STOCK', stockVoice: 'alloy' } }, { token: dee.token })).data.narrateStory.job;
     const other = follow(wsClient(eve.token), job.id);
@@ -185,11 +179,11 @@ describe('narration with live progress', () => {
   });
 
   it('narrates in the cloned voice', async () => {
-    const fay = await member('Fay');
+    const fay = await registerMember(stack, 'Fay');
     for (const label of ['a', 'b', 'c', 'd', 'e']) expect((await upload(fay.token, label)).put.status).toBe(201);
     expect((await stack.gql(op.clone, {}, { token: fay.token })).data.cloneVoice.userErrors).toEqual([]);
     const story = (await stack.gql(op.createStory, { input: { title: 'In my voice', content: 'Once upon a time.' } }, { token: fay.token })).data.createStory.story;
-    const notCloned = await member('Gus');
+    const notCloned = await registerMember(stack, 'Gus');
     const gusStory = (await stack.gql(op.createStory, { input: { title: 'No voice', content: 'Text.' } }, { token: notCloned.token })).data.createStory.story;
     const refused = await stack.gql(op.narrate, { input: { storyId: gusStory.id, voice: 'CLONED' } }, { token: notCloned.token });
     expect(refused.data.narrateStory.userErrors[0].code).toBe('VOICE_NOT_CLONED');
@@ -215,7 +209,7 @@ describe('live progress, shared', () => {
   const eventually = (check: () => void) => vi.waitFor(check, { timeout: 10_000, interval: 10 });
 
   it('delivers QUEUED, then RUNNING with rising progress, then COMPLETED, one event per change', async () => {
-    const hal = await member('Hal');
+    const hal = await registerMember(stack, 'Hal');
     const gate = openai.speechGate();
     try {
       // The one worker slot is taken by a job waiting on OpenAI, so the next one stays QUEUED.
@@ -247,7 +241,7 @@ describe('live progress, shared', () => {
   });
 
   it('serves 100 identical subscriptions with one fetch per event, and leaves nothing behind', async () => {
-    const ivy = await member('Ivy');
+    const ivy = await registerMember(stack, 'Ivy');
     const gate = openai.speechGate();
     try {
       const jobId = await narrate(ivy.token, await story(ivy.token, 'Watched', 2));
@@ -288,7 +282,7 @@ describe('live progress, shared', () => {
   });
 
   it('limits subscriptions per connection, and frees them when a client disconnects', async () => {
-    const jo = await member('Jo');
+    const jo = await registerMember(stack, 'Jo');
     const gate = openai.speechGate();
     try {
       const jobId = await narrate(jo.token, await story(jo.token, 'Limited', 1));
@@ -324,7 +318,7 @@ describe('live progress, shared', () => {
 
 describe('narration failures', () => {
   it('ends FAILED with the provider\'s reason, and the subscription completes with it', async () => {
-    const kai = await member('Kai');
+    const kai = await registerMember(stack, 'Kai');
     const story = (await stack.gql(op.createStory, { input: { title: 'Refused', content: 'A story OpenAI will not read.' } }, { token: kai.token })).data.createStory.story;
     openai.speechFail(400, 1, { message: 'Input was rejected', type: 'invalid_request_error', code: 'invalid_value' });
     const job = (await stack.gql(op.narrate, { input: { storyId: story.id, voice: 'STOCK', stockVoice: 'alloy' } }, { token: kai.token })).data.narrateStory.job;
@@ -338,8 +332,8 @@ describe('narration failures', () => {
   });
 
   it('refuses narrating a story that is not the caller\'s, or a stock voice that does not exist', async () => {
-    const lee = await member('Lee');
-    const max = await member('Max');
+    const lee = await registerMember(stack, 'Lee');
+    const max = await registerMember(stack, 'Max');
     const story = (await stack.gql(op.createStory, { input: { title: 'Lee\'s', content: 'Text.' } }, { token: lee.token })).data.createStory.story;
     const other = await stack.gql(op.narrate, { input: { storyId: story.id, voice: 'STOCK', stockVoice: 'alloy' } }, { token: max.token });
     expect(other.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');

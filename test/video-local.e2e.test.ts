@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { clientOperation } from './support/clients.js';
 import { probe } from './support/probe.js';
+import { analysedStory, registerMember } from './support/people.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { follow, wsClients } from './support/subscriptions.js';
 
@@ -10,9 +10,6 @@ import { follow, wsClients } from './support/subscriptions.js';
  * the story and its characters with ffmpeg, under the story's narration when it has one.
  */
 const op = {
-  register: clientOperation('Register'),
-  createStory: clientOperation('CreateStory'),
-  analyze: clientOperation('AnalyzeStory'),
   narrate: clientOperation('NarrateStory'),
   narrationJob: clientOperation('NarrationJob'),
   generate: clientOperation('GenerateVideo'),
@@ -31,28 +28,6 @@ afterAll(async () => {
   await ws.disposeAll();
   await stack?.close();
 });
-
-const TALE = [
-  'Mira kept the lighthouse on the northern cape. Every night Mira climbed the hundred steps and lit the lamp.',
-  'Old Tom, the ferryman, brought her bread and news. Old Tom laughed at storms; Mira feared them.',
-  'One winter night the lamp went dark, and Mira and Old Tom rowed out together to save a lost ship.',
-].join('\n\n');
-
-async function member(name: string) {
-  const res = await stack.gql(op.register, { input: { email: `${name}-${randomUUID().slice(0, 8)}@example.com`, password: 'correct horse battery', displayName: name } });
-  expect(res.data.register.userErrors).toEqual([]);
-  return { id: res.data.register.user.id as string, token: res.data.register.session.accessToken as string };
-}
-
-async function analysedStory(token: string, title: string) {
-  const story = (await stack.gql(op.createStory, { input: { title, content: TALE } }, { token })).data.createStory.story;
-  await stack.gql(op.analyze, { id: story.id }, { token });
-  await vi.waitFor(
-    async () => expect((await stack.gql(`query($id: ID!) { story(id: $id) { analysis { status } } }`, { id: story.id }, { token })).data.story.analysis.status).toBe('COMPLETED'),
-    { timeout: 10_000, interval: 50 },
-  );
-  return story.id as string;
-}
 
 /** Generates a video and follows it over graphql-ws to its end; returns the last delivery. */
 async function videoOf(token: string, storyId: string) {
@@ -74,8 +49,8 @@ async function download(url: string) {
 
 describe('the local video provider', () => {
   it('renders title cards of the story into a real MP4, through the gateway, with no keys', async () => {
-    const ada = await member('Ada');
-    const storyId = await analysedStory(ada.token, 'The Lighthouse');
+    const ada = await registerMember(stack, 'Ada');
+    const storyId = await analysedStory(stack, ada.token, 'The Lighthouse');
     expect((await stack.gql(`{ videoProviders }`, {}, { token: ada.token })).data.videoProviders).toEqual(['LOCAL']);
     const { states, last } = await videoOf(ada.token, storyId);
     // The local renderer is quick: the worker may have the job before the subscription's first fetch.
@@ -88,8 +63,8 @@ describe('the local video provider', () => {
   });
 
   it('lays the story\'s narration under the video, which lasts as long as it', async () => {
-    const bo = await member('Bo');
-    const storyId = await analysedStory(bo.token, 'Read Aloud');
+    const bo = await registerMember(stack, 'Bo');
+    const storyId = await analysedStory(stack, bo.token, 'Read Aloud');
     const narration = (await stack.gql(op.narrate, { input: { storyId, voice: 'STOCK', stockVoice: 'alloy' } }, { token: bo.token })).data.narrateStory.job;
     const narrated = await vi.waitFor(
       async () => {

@@ -9,6 +9,7 @@ import { startRunwayFake } from './fakes/runway.js';
 import type { VideoFake } from './fakes/video-fake.js';
 import { captureEvents } from './support/capture.js';
 import { clientOperation } from './support/clients.js';
+import { analysedStory, registerMember } from './support/people.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 import { follow as followSubscription, wsClients } from './support/subscriptions.js';
 
@@ -18,9 +19,7 @@ import { follow as followSubscription, wsClients } from './support/subscriptions
  * formats, falling back in that order. The local renderer has its own file (video-local.e2e).
  */
 const op = {
-  register: clientOperation('Register'),
   createStory: clientOperation('CreateStory'),
-  analyze: clientOperation('AnalyzeStory'),
   publish: clientOperation('PublishStory'),
   changePlan: clientOperation('ChangePlan'),
   generate: clientOperation('GenerateVideo'),
@@ -76,32 +75,6 @@ afterAll(async () => {
   await Promise.all([runway?.close(), pika?.close(), luma?.close()]);
 });
 
-const TALE = [
-  'Mira kept the lighthouse on the northern cape. Every night Mira climbed the hundred steps and lit the lamp.',
-  'Old Tom, the ferryman, brought her bread and news. Old Tom laughed at storms; Mira feared them.',
-  'One winter night the lamp went dark, and Mira and Old Tom rowed out together to save a lost ship. They were afraid, but they were brave.',
-].join('\n\n');
-
-async function member(name: string) {
-  const res = await stack.gql(op.register, { input: { email: `${name}-${randomUUID().slice(0, 8)}@example.com`, password: 'correct horse battery', displayName: name } });
-  expect(res.data.register.userErrors).toEqual([]);
-  return { id: res.data.register.user.id as string, token: res.data.register.session.accessToken as string };
-}
-
-/** A story of the member's, analysed by the local analyser (its characters make the prompt). */
-async function analysedStory(token: string, title: string) {
-  const story = (await stack.gql(op.createStory, { input: { title, content: TALE } }, { token })).data.createStory.story;
-  expect((await stack.gql(op.analyze, { id: story.id }, { token })).data.analyzeStory.userErrors).toEqual([]);
-  await vi.waitFor(
-    async () => {
-      const res = await stack.gql(`query($id: ID!) { story(id: $id) { analysis { status } } }`, { id: story.id }, { token });
-      expect(res.data.story.analysis.status).toBe('COMPLETED');
-    },
-    { timeout: 10_000, interval: 50 },
-  );
-  return story.id as string;
-}
-
 async function generate(token: string, input: Record<string, unknown>) {
   const res = await stack.gql(op.generate, { input }, { token });
   expect(res.errors).toBeUndefined();
@@ -128,13 +101,13 @@ const eventsOf = (jobId: string) => events.received.filter((e) => e.payload?.job
 
 describe('a video with live progress', () => {
   it('goes from QUEUED to COMPLETED on Runway through graphql-ws, with its attempts and story title, and is charged once', async () => {
-    const ada = await member('Ada');
-    const storyId = await analysedStory(ada.token, 'The Lighthouse');
+    const ada = await registerMember(stack, 'Ada');
+    const storyId = await analysedStory(stack, ada.token, 'The Lighthouse');
     // The one worker slot is taken by another member's job, hung at Runway, so Ada's stays QUEUED
     // while she subscribes.
     runway.behave({ kind: 'hang' });
-    const blocker = await member('Blocker');
-    await generate(blocker.token, { storyId: await analysedStory(blocker.token, 'Blocking') });
+    const blocker = await registerMember(stack, 'Blocker');
+    await generate(blocker.token, { storyId: await analysedStory(stack, blocker.token, 'Blocking') });
     await vi.waitFor(() => expect(runway.tasks.at(-1)?.prompt).toContain('Blocking'), { timeout: 10_000, interval: 20 });
     const blocking = runway.tasks.at(-1)!;
     runway.behave({ kind: 'succeed', polls: 4 });
@@ -189,8 +162,8 @@ describe('a video with live progress', () => {
     pika.behave({ kind: 'hang' });
     luma.behave({ kind: 'succeed', polls: 2 });
     const [runwayBefore, pikaBefore, lumaBefore] = [runway.creations, pika.creations, luma.creations];
-    const bo = await member('Bo');
-    const storyId = await analysedStory(bo.token, 'Three Tries');
+    const bo = await registerMember(stack, 'Bo');
+    const storyId = await analysedStory(stack, bo.token, 'Three Tries');
     const created = await generate(bo.token, { storyId });
     const followed = follow(wsClient(bo.token), created.job.id);
     await followed.done;
@@ -223,8 +196,8 @@ describe('a video with live progress', () => {
     runway.behave({ kind: 'refuse', message: 'promptText: unsafe content' });
     pika.behave({ kind: 'fail', message: 'pika could not render' });
     luma.behave({ kind: 'down' });
-    const cy = await member('Cy');
-    const storyId = await analysedStory(cy.token, 'Nobody Makes It');
+    const cy = await registerMember(stack, 'Cy');
+    const storyId = await analysedStory(stack, cy.token, 'Nobody Makes It');
     const created = await generate(cy.token, { storyId });
     const followed = follow(wsClient(cy.token), created.job.id);
     await followed.done;
@@ -251,9 +224,9 @@ describe('a video with live progress', () => {
 describe('who may, and how much', () => {
   it('lets only the owner read or follow a job (FORBIDDEN), and only the author make one', async () => {
     runway.behave({ kind: 'succeed', polls: 2 });
-    const dee = await member('Dee');
-    const eve = await member('Eve');
-    const storyId = await analysedStory(dee.token, 'Private');
+    const dee = await registerMember(stack, 'Dee');
+    const eve = await registerMember(stack, 'Eve');
+    const storyId = await analysedStory(stack, dee.token, 'Private');
     const created = await generate(dee.token, { storyId });
     const read = await stack.gql(op.job, { id: created.job.id }, { token: eve.token });
     expect(read.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
@@ -280,8 +253,8 @@ describe('who may, and how much', () => {
 
   it('holds the plan\'s videos a month (FREE: 1), counting videos under way, and lifts it with a better plan', async () => {
     runway.behave({ kind: 'hang' });
-    const fay = await member('Fay');
-    const storyId = await analysedStory(fay.token, 'Limits');
+    const fay = await registerMember(stack, 'Fay');
+    const storyId = await analysedStory(stack, fay.token, 'Limits');
     const plans = await stack.gql(`{ plans { tier videosPerMonth } }`);
     expect(plans.data.plans.find((p: { tier: string }) => p.tier === 'FREE').videosPerMonth).toBe(1);
     // Five at once: one is queued, four are refused.
@@ -306,8 +279,8 @@ describe('who may, and how much', () => {
 
   it('tries the preferred provider first, and refuses one that is not enabled', async () => {
     luma.behave({ kind: 'succeed' });
-    const gus = await member('Gus');
-    const storyId = await analysedStory(gus.token, 'Luma First');
+    const gus = await registerMember(stack, 'Gus');
+    const storyId = await analysedStory(stack, gus.token, 'Luma First');
     expect((await stack.gql(`{ videoProviders }`, {}, { token: gus.token })).data.videoProviders).toEqual(['RUNWAY', 'PIKA', 'LUMA']);
     const notEnabled = await generate(gus.token, { storyId, preferredProvider: 'LOCAL' });
     expect(notEnabled.userErrors).toEqual([{ code: 'PROVIDER_NOT_ENABLED', field: 'preferredProvider', message: expect.stringContaining('runway') }]);
