@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { signCaller, type Caller } from '../../platform/internal-auth.js';
+import type { Caller } from '../../platform/internal-auth.js';
+import { querySubgraph } from '../../platform/subgraph/internal-query.js';
 import type { Topology } from '../../platform/subgraph/module.js';
 
 export interface StoryText {
@@ -23,25 +24,17 @@ export class StoryReader {
   ) {}
 
   async read(storyId: string, caller: Caller, correlationId: string = randomUUID()): Promise<StoryLookup> {
-    const url = this.topology.subgraphs().find((s) => s.name === 'story')?.url;
-    if (!url) throw new Error('the story subgraph is not reachable (not in the topology)');
-    const operation = { query: 'query NarrationStory($id: ID!) { story(id: $id) { id title content author { id } } }', variables: { id: storyId } };
-    const headers = signCaller(this.internalSecret, { audience: 'story', caller, correlationId, operation });
-    const response = await fetch(`${url}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body: JSON.stringify(operation),
-      signal: AbortSignal.timeout(10_000),
+    const answer = await querySubgraph<{ story: { id: string; title: string; content: string; author: { id: string } } | null }>(this.topology, this.internalSecret, {
+      subgraph: 'story',
+      caller,
+      correlationId,
+      query: 'query NarrationStory($id: ID!) { story(id: $id) { id title content author { id } } }',
+      variables: { id: storyId },
     });
-    if (!response.ok) throw new Error(`the story subgraph answered ${response.status}`);
-    const body = (await response.json()) as {
-      data?: { story: { id: string; title: string; content: string; author: { id: string } } | null } | null;
-      errors?: { extensions?: { code?: string } }[];
-    };
-    const code = body.errors?.[0]?.extensions?.code;
+    const code = answer.errors[0]?.extensions?.code;
     if (code === 'FORBIDDEN' || code === 'UNAUTHENTICATED') return { refused: 'FORBIDDEN' };
-    if (body.errors?.length) throw new Error(`the story subgraph failed: ${code ?? 'unknown error'}`);
-    const story = body.data?.story;
+    if (answer.errors.length) throw new Error(`the story subgraph failed: ${code ?? 'unknown error'}`);
+    const story = answer.data?.story;
     if (!story) return { refused: 'NOT_FOUND' };
     return { story: { id: story.id, title: story.title, content: story.content, authorId: story.author.id } };
   }
