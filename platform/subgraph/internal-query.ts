@@ -45,3 +45,20 @@ export async function querySubgraph<T>(topology: Topology, internalSecret: strin
   const body = (await response.json()) as { data?: T | null; errors?: InternalAnswer<T>['errors'] };
   return { data: body.data ?? null, errors: body.errors ?? [] };
 }
+
+const DISPLAY_NAME = `query DisplayName($reps: [_Any!]!) { _entities(representations: $reps) { ... on User { displayName } } }`;
+
+/**
+ * A user's display name, from identity (which owns the User entity every subgraph extends),
+ * asked as `caller`; null when identity does not know the user (a deleted account).
+ */
+export async function displayNameOf(topology: Topology, internalSecret: string, userId: string, caller: Caller, correlationId?: string): Promise<string | null> {
+  const answer = await querySubgraph<{ _entities: ({ displayName?: string } | null)[] }>(topology, internalSecret, {
+    subgraph: 'identity',
+    caller,
+    correlationId,
+    query: DISPLAY_NAME,
+    variables: { reps: [{ __typename: 'User', id: userId }] },
+  });
+  return answer.data?._entities[0]?.displayName ?? null;
+}

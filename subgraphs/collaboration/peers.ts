@@ -1,5 +1,5 @@
 import type { Caller } from '../../platform/internal-auth.js';
-import { querySubgraph } from '../../platform/subgraph/internal-query.js';
+import { displayNameOf, querySubgraph } from '../../platform/subgraph/internal-query.js';
 import type { Topology } from '../../platform/subgraph/module.js';
 
 export interface StoryForRoleplay {
@@ -17,8 +17,6 @@ const STORY_QUERY = `query RoleplayStory($id: ID!) {
 const ISSUE_GUEST = `mutation IssueGuest($participantId: ID!, $templateId: ID!) {
   issueGuestSession(participantId: $participantId, templateId: $templateId) { accessToken accessTokenExpiresAt }
 }`;
-
-const DISPLAY_NAME = `query ParticipantName($reps: [_Any!]!) { _entities(representations: $reps) { ... on User { displayName } } }`;
 
 /** A subgraph calling for itself, never for a user: identity issues guest sessions only to it. */
 const SERVICE: Caller = { userId: null, roles: ['SERVICE'] };
@@ -47,15 +45,8 @@ export class Peers {
     return { id: story.id, title: story.title, status: story.status, authorId: story.author.id, characters };
   }
 
-  async displayName(userId: string, correlationId: string): Promise<string | null> {
-    const answer = await querySubgraph<{ _entities: ({ displayName?: string } | null)[] }>(this.topology, this.internalSecret, {
-      subgraph: 'identity',
-      caller: { userId, roles: ['USER'] },
-      correlationId,
-      query: DISPLAY_NAME,
-      variables: { reps: [{ __typename: 'User', id: userId }] },
-    });
-    return answer.data?._entities[0]?.displayName ?? null;
+  displayName(userId: string, correlationId: string): Promise<string | null> {
+    return displayNameOf(this.topology, this.internalSecret, userId, { userId, roles: ['USER'] }, correlationId);
   }
 
   async guestSession(participantId: string, templateId: string, correlationId: string): Promise<{ accessToken: string; accessTokenExpiresAt: string }> {

@@ -1,5 +1,5 @@
 import type { Caller } from '../../platform/internal-auth.js';
-import { querySubgraph } from '../../platform/subgraph/internal-query.js';
+import { displayNameOf, querySubgraph } from '../../platform/subgraph/internal-query.js';
 import type { Topology } from '../../platform/subgraph/module.js';
 
 export interface StoryForVideo {
@@ -24,8 +24,6 @@ const STORY_QUERY = `query VideoStory($id: ID!) {
     analysis { status summary genre characters { name description } emotions { label intensity } }
   }
 }`;
-
-const AUTHOR_QUERY = `query VideoAuthor($reps: [_Any!]!) { _entities(representations: $reps) { ... on User { displayName } } }`;
 
 const NARRATION_QUERY = `query VideoNarration($reps: [_Any!]!) {
   _entities(representations: $reps) { ... on Story { narrations { status audioUrl audioContentType } } }
@@ -67,15 +65,8 @@ export class StorySource {
   }
 
   /** The author's display name, or null when identity does not know it (a deleted account). */
-  async authorName(userId: string, caller: Caller, correlationId?: string): Promise<string | null> {
-    const answer = await querySubgraph<{ _entities: ({ displayName?: string } | null)[] }>(this.topology, this.internalSecret, {
-      subgraph: 'identity',
-      caller,
-      correlationId,
-      query: AUTHOR_QUERY,
-      variables: { reps: [{ __typename: 'User', id: userId }] },
-    });
-    return answer.data?._entities[0]?.displayName ?? null;
+  authorName(userId: string, caller: Caller, correlationId?: string): Promise<string | null> {
+    return displayNameOf(this.topology, this.internalSecret, userId, caller, correlationId);
   }
 
   /** A signed link to the story's newest completed narration, or null. */
