@@ -10,7 +10,7 @@ import type { Logger } from '../platform/log.js';
 import { accessLog } from './access-log.js';
 import { withCors } from './cors.js';
 import { maskInternalErrors } from './errors.js';
-import { mediaProxy } from './media-proxy.js';
+import { mediaProxy, webhookProxy } from './media-proxy.js';
 import { createTokenVerifier } from './auth.js';
 import { liveFieldsOf, startSubscriptionServer } from './subscriptions.js';
 import { apiSchemaOf } from './supergraph.js';
@@ -104,6 +104,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     '/health': (_req, res) => sendJson(res, 200, { status: 'ok', component: 'gateway' }),
     // With CORS: a browser uploads a sample from the app's origin (a preflighted PUT).
     '/media/': withCors(mediaProxy(options.subgraphUrls, logger), options.corsOrigins ?? ['*']),
+    // No CORS: providers (Twilio, SendGrid, MessageBird) call from their servers, never a browser.
+    '/webhooks/': webhookProxy(options.subgraphUrls, logger, options.maxBodyBytes),
   } satisfies Record<string, Handler>);
 
   const subscriptions = startSubscriptionServer({
