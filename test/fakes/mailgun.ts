@@ -6,13 +6,9 @@
  * 401, which Mailgun answers with the bare text "Forbidden".
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { startProviderFake, type ProviderFakeAnswer as Answer, type ProviderFakeRequest } from './provider-fake.js';
 
-export interface MailgunFakeRequest {
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
+export interface MailgunFakeRequest extends ProviderFakeRequest {
   /** The parsed form (each field's values, in order); the raw text when not a form; undefined when empty. */
   body: Record<string, string[]> | string | undefined;
 }
@@ -62,8 +58,7 @@ export interface MailgunFake {
   close(): Promise<void>;
 }
 
-type Failure = { status: number; left: number } & FailNextOptions;
-type Answer = { status: number; body: unknown; headers?: Record<string, string> };
+type Failure = { status: number } & FailNextOptions;
 
 const DEFAULT_MESSAGES: Record<number, string> = {
   400: 'Bad request',
@@ -79,26 +74,15 @@ const ADDRESS = /^(?:[^<>]*<)?[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+>?$/;
 export async function startMailgunFake(options: { apiKey?: string; domain?: string } = {}): Promise<MailgunFake> {
   const apiKey = options.apiKey ?? `key-${randomBytes(16).toString('hex')}`;
   const domain = options.domain ?? 'mg.storyloom.test';
-  const requests: MailgunFakeRequest[] = [];
   const messages: MailgunSentMessage[] = [];
-  let mode: 'up' | 'down' | 'stall' = 'up';
-  let failure: Failure | null = null;
-  let dropped = 0;
 
-  const send = (res: ServerResponse, answer: Answer) => {
-    const json = typeof answer.body !== 'string';
-    const text = json ? JSON.stringify(answer.body) : (answer.body as string);
-    res.writeHead(answer.status, { 'content-type': json ? 'application/json' : 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), ...answer.headers });
-    res.end(text);
+  /** Mailgun's error for a failure failNext queued: `{ message }`, or the bare "Forbidden" of a 401. */
+  const failed = ({ status, retryAfterSeconds, message }: Failure): Answer => {
+    if (status === 401) return { status, body: 'Forbidden' };
+    return { status, body: { message: message ?? DEFAULT_MESSAGES[status] ?? `HTTP ${status}` }, headers: retryAfterSeconds === undefined ? {} : { 'retry-after': String(retryAfterSeconds) } };
   };
 
   const messagesEndpoint = (request: MailgunFakeRequest, toDomain: string): Answer => {
-    if (failure && failure.left > 0) {
-      const { status, retryAfterSeconds, message } = failure;
-      if (--failure.left === 0) failure = null;
-      if (status === 401) return { status, body: 'Forbidden' };
-      return { status, body: { message: message ?? DEFAULT_MESSAGES[status] ?? `HTTP ${status}` }, headers: retryAfterSeconds === undefined ? {} : { 'retry-after': String(retryAfterSeconds) } };
-    }
     const given = basicPassword(request.headers.authorization);
     // Worst case on purpose: the answer repeats the key it got, so tests see adapters keep it out of their messages.
     if (given === null || given.user !== 'api' || given.password !== apiKey) return { status: 401, body: `Forbidden (got ${given ? given.password : 'no credentials'})` };
@@ -119,58 +103,34 @@ export async function startMailgunFake(options: { apiKey?: string; domain?: stri
     return { status: 200, body: { id, message: 'Queued. Thank you.' } };
   };
 
-  const server = createServer((req, res) => {
-    if (mode === 'down') {
-      dropped++;
-      req.socket.destroy();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      void (async () => {
-        const raw = Buffer.concat(chunks);
-        const request: MailgunFakeRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, body: await parseForm(raw, req.headers['content-type']) };
-        requests.push(request);
-        if (mode === 'stall') return; // close() destroys the socket
-        const route = /^\/v3\/([^/]+)\/messages$/.exec(request.path.split('?')[0]!);
-        // What Mailgun answers on a path it does not serve.
-        if (request.method !== 'POST' || !route) return send(res, { status: 404, body: { message: 'Not Found' } });
-        send(res, messagesEndpoint(request, decodeURIComponent(route[1]!)));
-      })().catch((e: unknown) => {
-        res.destroy(e instanceof Error ? e : new Error(String(e)));
-      });
-    });
+  const fake = await startProviderFake<MailgunFakeRequest, Failure>({
+    read: async (request, raw) => ({ ...request, body: await parseForm(raw, request.headers['content-type']) }),
+    answer(request, takeFailure) {
+      const route = /^\/v3\/([^/]+)\/messages$/.exec(request.path.split('?')[0]!);
+      // What Mailgun answers on a path it does not serve.
+      if (request.method !== 'POST' || !route) return { status: 404, body: { message: 'Not Found' } };
+      // Only message sends fail as failNext says.
+      const failure = takeFailure();
+      return failure ? failed(failure) : messagesEndpoint(request, decodeURIComponent(route[1]!));
+    },
+    // Mailgun answers some errors (401) in bare text.
+    encode: (body) => (typeof body === 'string' ? { text: body, contentType: 'text/plain; charset=utf-8' } : { text: JSON.stringify(body), contentType: 'application/json' }),
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   return {
-    url,
+    url: fake.url,
     apiKey,
     domain,
-    requests,
+    requests: fake.requests,
     messages,
     get dropped() {
-      return dropped;
+      return fake.dropped;
     },
-    failNext(status, times = 1, failOptions = {}) {
-      failure = { status, left: times, ...failOptions };
-    },
-    down() {
-      mode = 'down';
-    },
-    up() {
-      mode = 'up';
-    },
-    stall() {
-      mode = 'stall';
-    },
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((e) => (e ? reject(e) : resolve()));
-        server.closeAllConnections();
-      }),
+    failNext: (status, times, failOptions = {}) => fake.failNext({ status, ...failOptions }, times),
+    down: fake.down,
+    up: fake.up,
+    stall: fake.stall,
+    close: fake.close,
   };
 }
 

@@ -6,7 +6,7 @@
  * parameter, 25: out of balance).
  */
 import { randomBytes } from 'node:crypto';
-import { startSmsProviderFake, type SmsFakeAnswer, type SmsFakeController } from './twilio.js';
+import { startSmsProviderFake, type SmsFakeAnswer, type SmsFakeController } from './provider-fake.js';
 
 /** A message the fake accepted. */
 export interface MessageBirdFakeMessage {

@@ -7,13 +7,9 @@
  * of its own, so webhook handlers are tested against real signatures.
  */
 import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { startProviderFake, type ProviderFakeAnswer as Answer, type ProviderFakeRequest } from './provider-fake.js';
 
-export interface SendGridFakeRequest {
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
+export interface SendGridFakeRequest extends ProviderFakeRequest {
   /** The parsed JSON body; the raw text when not JSON; undefined when empty. */
   body: unknown;
 }
@@ -105,8 +101,7 @@ function signedPost(privateKey: KeyObject, events: readonly object[] | string, t
   };
 }
 
-type Failure = { status: number; left: number } & FailNextOptions;
-type Answer = { status: number; body?: unknown; headers?: Record<string, string> };
+type Failure = { status: number } & FailNextOptions;
 
 const DEFAULT_MESSAGES: Record<number, string> = {
   400: 'Bad Request',
@@ -129,31 +124,17 @@ const ADDRESS = /^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/;
 export async function startSendGridFake(options: { apiKey?: string } = {}): Promise<SendGridFake> {
   const apiKey = options.apiKey ?? `SG.fake-${randomBytes(8).toString('hex')}.${randomBytes(16).toString('base64url')}`;
   const signer = createSendGridEventSigner();
-  const requests: SendGridFakeRequest[] = [];
   const messages: SendGridSentMessage[] = [];
-  let mode: 'up' | 'down' | 'stall' = 'up';
-  let failure: Failure | null = null;
-  let dropped = 0;
 
-  const send = (res: ServerResponse, answer: Answer) => {
-    const text = answer.body === undefined ? '' : JSON.stringify(answer.body);
-    res.writeHead(answer.status, {
-      'content-length': Buffer.byteLength(text),
-      ...(text ? { 'content-type': 'application/json' } : {}),
-      ...answer.headers,
-    });
-    res.end(text);
+  /** SendGrid's error for a failure failNext queued; a 429 comes with its rate-limit headers. */
+  const failed = ({ status, retryAfterSeconds, message }: Failure): Answer => {
+    const headers: Record<string, string> = {};
+    if (status === 429) Object.assign(headers, { 'x-ratelimit-limit': '600', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + 60) });
+    if (retryAfterSeconds !== undefined) headers['retry-after'] = String(retryAfterSeconds);
+    return error(status, message ?? DEFAULT_MESSAGES[status] ?? `HTTP ${status}`, null, headers);
   };
 
   const mailSend = (request: SendGridFakeRequest): Answer => {
-    if (failure && failure.left > 0) {
-      const { status, retryAfterSeconds, message } = failure;
-      if (--failure.left === 0) failure = null;
-      const headers: Record<string, string> = {};
-      if (status === 429) Object.assign(headers, { 'x-ratelimit-limit': '600', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + 60) });
-      if (retryAfterSeconds !== undefined) headers['retry-after'] = String(retryAfterSeconds);
-      return error(status, message ?? DEFAULT_MESSAGES[status] ?? `HTTP ${status}`, null, headers);
-    }
     const auth = request.headers.authorization;
     // Worst case on purpose: the message repeats the key it got, so tests see adapters keep it out of theirs.
     if (auth !== `Bearer ${apiKey}`) return error(401, `${DEFAULT_MESSAGES[401]} (got ${auth ?? 'no Authorization header'})`);
@@ -176,47 +157,30 @@ export async function startSendGridFake(options: { apiKey?: string } = {}): Prom
     return { status: 202, headers: { 'x-message-id': id } };
   };
 
-  const server = createServer((req, res) => {
-    if (mode === 'down') {
-      dropped++;
-      req.socket.destroy();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const request: SendGridFakeRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, body: parse(Buffer.concat(chunks).toString('utf8')) };
-      requests.push(request);
-      if (mode === 'stall') return; // close() destroys the socket
-      if (request.method !== 'POST' || request.path.split('?')[0] !== '/v3/mail/send') return send(res, error(404, `No route for ${request.method} ${request.path}`));
-      send(res, mailSend(request));
-    });
+  const fake = await startProviderFake<SendGridFakeRequest, Failure>({
+    read: (request, raw) => ({ ...request, body: parse(raw.toString('utf8')) }),
+    answer(request, takeFailure) {
+      if (request.method !== 'POST' || request.path.split('?')[0] !== '/v3/mail/send') return error(404, `No route for ${request.method} ${request.path}`);
+      // Only mail sends fail as failNext says.
+      const failure = takeFailure();
+      return failure ? failed(failure) : mailSend(request);
+    },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 
   return {
-    url,
+    url: `${fake.url}/`,
     apiKey,
     publicKey: signer.publicKey,
     signedEvents: signer.signedEvents,
-    requests,
+    requests: fake.requests,
     messages,
     get dropped() {
-      return dropped;
+      return fake.dropped;
     },
-    failNext(status, times = 1, failOptions = {}) {
-      failure = { status, left: times, ...failOptions };
-    },
-    down() {
-      mode = 'down';
-    },
-    up() {
-      mode = 'up';
-    },
-    stall() {
-      mode = 'stall';
-    },
+    failNext: (status, times, failOptions = {}) => fake.failNext({ status, ...failOptions }, times),
+    down: fake.down,
+    up: fake.up,
+    stall: fake.stall,
     eventFor(message, event, extra = {}) {
       return {
         email: message.to[0],
@@ -233,12 +197,7 @@ export async function startSendGridFake(options: { apiKey?: string } = {}): Prom
         ...extra,
       };
     },
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((e) => (e ? reject(e) : resolve()));
-        // Stalled requests never finish on their own, and clients keep idle sockets alive.
-        server.closeAllConnections();
-      }),
+    close: fake.close,
   };
 }
 

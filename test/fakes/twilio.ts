@@ -6,111 +6,13 @@
  * `{ code, message, more_info, status }`. It also makes the status callbacks Twilio would post
  * for a message, signed as Twilio signs them, and can post them.
  *
- * The HTTP plumbing both SMS fakes share (request log, failNext, down/up, stall) is
- * startSmsProviderFake below; messagebird.ts uses it too.
+ * The HTTP plumbing (request log, failNext, down/up, stall) is provider-fake.ts's; the SMS
+ * controller both SMS fakes share, startSmsProviderFake, is re-exported here as before.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { startSmsProviderFake, type SmsFakeAnswer, type SmsFakeController } from './provider-fake.js';
 
-export interface SmsFakeRequest {
-  method: string;
-  /** Path and query, as sent. */
-  path: string;
-  headers: IncomingHttpHeaders;
-  /** As sent. */
-  rawBody: string;
-}
-
-export interface SmsFakeAnswer {
-  status: number;
-  body: unknown;
-  headers?: Record<string, string>;
-}
-
-/** What drives either SMS fake from a test. */
-export interface SmsFakeController {
-  /** The origin: what the adapter's baseUrl takes. */
-  readonly url: string;
-  /** Every request received, in order, refused and stalled ones included. */
-  readonly requests: SmsFakeRequest[];
-  /**
-   * The next `times` requests (default 1) answer `status` with `body` (default: the provider's
-   * own error body for that status) and `headers` (e.g. Retry-After), without sending anything.
-   */
-  failNext(status: number, times?: number, body?: unknown, headers?: Record<string, string>): void;
-  /** Every connection is dropped as it comes, and every request on one already open: a lost connection. */
-  down(): void;
-  /** Ends down() and stall(); requests already stalled stay stalled. */
-  up(): void;
-  /** Requests from now on are read and never answered (until up() for new ones, close() for all). */
-  stall(): void;
-  close(): Promise<void>;
-}
-
-/** One provider's wire, for startSmsProviderFake. */
-export interface SmsProviderWire {
-  /** The provider's error body for `status`, when failNext names none. */
-  error(status: number): unknown;
-  answer(request: SmsFakeRequest): SmsFakeAnswer;
-}
-
-export async function startSmsProviderFake(wire: SmsProviderWire): Promise<SmsFakeController> {
-  const requests: SmsFakeRequest[] = [];
-  const failures: SmsFakeAnswer[] = [];
-  let mode: 'up' | 'down' | 'stall' = 'up';
-  const sockets = new Set<Socket>();
-
-  const send = (res: ServerResponse, answer: SmsFakeAnswer) => {
-    const text = JSON.stringify(answer.body);
-    res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...answer.headers }).end(text);
-  };
-
-  const server = createServer((req, res) => {
-    if (mode === 'down') return void req.socket.destroy();
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const request: SmsFakeRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers: req.headers, rawBody: Buffer.concat(chunks).toString('utf8') };
-      requests.push(request);
-      if (mode === 'stall') return; // close() destroys the socket
-      const failure = failures.shift();
-      send(res, failure ?? wire.answer(request));
-    });
-  });
-  server.on('connection', (socket) => {
-    if (mode === 'down') return void socket.destroy();
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-
-  return {
-    url,
-    requests,
-    failNext(status, times = 1, body, headers) {
-      for (let i = 0; i < times; i++) failures.push({ status, body: body ?? wire.error(status), ...(headers ? { headers } : {}) });
-    },
-    down() {
-      mode = 'down';
-      // Kept-alive connections would otherwise carry the next request as if nothing happened.
-      for (const socket of sockets) socket.destroy();
-    },
-    up() {
-      mode = 'up';
-    },
-    stall() {
-      mode = 'stall';
-    },
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((e) => (e ? reject(e) : resolve()));
-        // Stalled requests never finish on their own, and clients keep idle sockets alive.
-        server.closeAllConnections();
-      }),
-  };
-}
+export { startSmsProviderFake, type SmsFakeAnswer, type SmsFakeController, type SmsFakeRequest, type SmsProviderWire } from './provider-fake.js';
 
 export type TwilioFakeStatus = 'queued' | 'sending' | 'sent' | 'delivered' | 'undelivered' | 'failed' | 'canceled' | 'read';
 
