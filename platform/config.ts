@@ -104,6 +104,43 @@ const schema = z.object({
   // Collaboration: where invitees open an invitation (the token is appended; default <PUBLIC_URL>/invite/), and how often expired invitations are swept.
   COLLABORATION_INVITE_URL: url.optional(),
   COLLABORATION_SWEEP_MS: z.coerce.number().int().min(100).default(60_000),
+  // Notifications: providers per channel, tried in this order (the second is the fallback); `local` writes to a mailbox folder.
+  NOTIFICATION_EMAIL_PROVIDERS: list.pipe(z.array(z.enum(['sendgrid', 'mailgun', 'local'])).min(1)).default(['local']),
+  NOTIFICATION_SMS_PROVIDERS: list.pipe(z.array(z.enum(['twilio', 'messagebird', 'local'])).min(1)).default(['local']),
+  NOTIFICATION_EMAIL_FROM: z.string().min(3).default('Storyloom <no-reply@storyloom.local>'),
+  // Where `local` writes messages (default <DATA_DIR>/mailbox), and where FILE templates are read from.
+  NOTIFICATION_MAILBOX_DIR: z.string().min(1).optional(),
+  NOTIFICATION_TEMPLATE_DIR: z.string().min(1).optional(),
+  // Links in messages open the web app here (default PUBLIC_URL, else the gateway's address).
+  NOTIFICATION_APP_URL: url.optional(),
+  NOTIFICATION_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  NOTIFICATION_POLL_MS: z.coerce.number().int().min(20).default(1_000),
+  NOTIFICATION_LEASE_MS: z.coerce.number().int().min(500).default(60_000),
+  // One provider call's deadline, and retries with backoff of transient failures before the fallback provider.
+  NOTIFICATION_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  NOTIFICATION_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  NOTIFICATION_RETRY_BASE_MS: z.coerce.number().int().min(1).default(500),
+  // Rounds of the whole chain a delivery gets (minutes apart) before it is FAILED.
+  NOTIFICATION_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(5),
+  // Per recipient: at most this many messages per hour (each channel counted apart).
+  NOTIFICATION_RATE_LIMIT_PER_HOUR: z.coerce.number().int().min(1).default(30),
+  NOTIFICATION_CAMPAIGN_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
+  NOTIFICATION_URL_TEMPLATE_TTL_MS: z.coerce.number().int().min(0).default(5 * 60_000),
+  SENDGRID_API_KEY: z.string().optional(),
+  SENDGRID_BASE_URL: url.optional(),
+  // The public key (base64 DER) SendGrid signs event webhooks with; without it the webhook refuses everything.
+  SENDGRID_WEBHOOK_PUBLIC_KEY: z.string().optional(),
+  MAILGUN_API_KEY: z.string().optional(),
+  MAILGUN_DOMAIN: z.string().optional(),
+  MAILGUN_BASE_URL: url.optional(),
+  TWILIO_ACCOUNT_SID: z.string().optional(),
+  TWILIO_AUTH_TOKEN: z.string().optional(),
+  TWILIO_FROM: z.string().optional(),
+  TWILIO_MESSAGING_SERVICE_SID: z.string().optional(),
+  TWILIO_BASE_URL: url.optional(),
+  MESSAGEBIRD_ACCESS_KEY: z.string().optional(),
+  MESSAGEBIRD_ORIGINATOR: z.string().optional(),
+  MESSAGEBIRD_BASE_URL: url.optional(),
   // The local renderer: ffmpeg from @ffmpeg-installer unless FFMPEG_PATH names another.
   FFMPEG_PATH: z.string().min(1).optional(),
   LOCAL_VIDEO_POLL_INTERVAL_MS: z.coerce.number().int().min(10).default(500),
@@ -136,7 +173,7 @@ export interface Config extends Env {
 }
 
 /** Settings whose values never appear in an error message. */
-const SECRET = /SECRET|PASSWORD|TOKEN/;
+const SECRET = /SECRET|PASSWORD|TOKEN|_KEY/;
 
 /** How a bad value is quoted back: secrets not at all, URLs without their password. */
 function shown(key: string, value: string | undefined): string {
@@ -170,6 +207,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
       if (provider !== 'local' && !c[videoKeys[provider]]) problems.push(`${videoKeys[provider]}: required when VIDEO_PROVIDERS includes ${provider}`);
     }
     if (new Set(c.VIDEO_PROVIDERS).size !== c.VIDEO_PROVIDERS.length) problems.push('VIDEO_PROVIDERS: a provider is listed twice');
+    const notificationNeeds = {
+      sendgrid: ['SENDGRID_API_KEY'],
+      mailgun: ['MAILGUN_API_KEY', 'MAILGUN_DOMAIN'],
+      twilio: ['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN'],
+      messagebird: ['MESSAGEBIRD_ACCESS_KEY', 'MESSAGEBIRD_ORIGINATOR'],
+    } as const;
+    for (const [setting, providers] of [['NOTIFICATION_EMAIL_PROVIDERS', c.NOTIFICATION_EMAIL_PROVIDERS], ['NOTIFICATION_SMS_PROVIDERS', c.NOTIFICATION_SMS_PROVIDERS]] as const) {
+      if (new Set(providers).size !== providers.length) problems.push(`${setting}: a provider is listed twice`);
+      for (const provider of providers) {
+        if (provider === 'local') continue;
+        for (const key of notificationNeeds[provider]) if (!c[key]) problems.push(`${key}: required when ${setting} includes ${provider}`);
+      }
+    }
+    if (c.NOTIFICATION_SMS_PROVIDERS.includes('twilio') && !c.TWILIO_FROM && !c.TWILIO_MESSAGING_SERVICE_SID)
+      problems.push('TWILIO_FROM / TWILIO_MESSAGING_SERVICE_SID: one is required when NOTIFICATION_SMS_PROVIDERS includes twilio');
     if (c.STORAGE_DRIVER === 's3' && !c.S3_BUCKET) problems.push('S3_BUCKET: required when STORAGE_DRIVER is s3');
   }
   if (problems.length || !parsed.success) throw new ConfigError(problems);

@@ -1,7 +1,8 @@
 /**
  * What collaboration publishes (catalog: schema/events/catalog.json). The envelope's userId is
  * the author for what the author does, the participant's user (null for a guest) for what a
- * participant does. No event carries an invitation's token.
+ * participant does. No event carries an invitation's token in the clear: notification gets the
+ * invite link sealed (platform/sealed.ts), so the stream and the event log cannot open it.
  */
 export const INVITATION_SENT = 'collaboration.invitation.sent';
 export const INVITATION_ACCEPTED = 'collaboration.invitation.accepted';
@@ -20,6 +21,8 @@ export interface InvitationSent {
   inviteeEmail: string | null;
   inviteePhone: string | null;
   expiresAt: string;
+  /** The invite URL, sealed for INVITE_LINK with the internal secret: only notification opens it. */
+  inviteLinkSealed: string;
 }
 
 export interface InvitationAccepted {
@@ -30,6 +33,9 @@ export interface InvitationAccepted {
   isGuest: boolean;
   /** Who invited: the author, to be told. */
   invitedBy: string;
+  participantName: string;
+  characterName: string;
+  storyTitle: string;
 }
 
 export interface InvitationEnded {
@@ -46,6 +52,9 @@ export interface SubmissionCompleted {
   storyId: string;
   participantId: string;
   authorId: string;
+  participantName: string;
+  characterName: string;
+  storyTitle: string;
 }
 
 export interface CollaborationCompleted {
@@ -53,6 +62,7 @@ export interface CollaborationCompleted {
   storyId: string;
   authorId: string;
   participants: number;
+  storyTitle: string;
 }
 
 /** Consumed. */

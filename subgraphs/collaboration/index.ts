@@ -1,3 +1,4 @@
+import { INVITE_LINK, seal } from '../../platform/sealed.js';
 import { recordEvents } from '../../platform/events/outbox.js';
 import type { NewEvent } from '../../platform/events/envelope.js';
 import type { SubgraphModule } from '../../platform/subgraph/module.js';
@@ -19,7 +20,9 @@ export const collaboration: SubgraphModule = {
     const peers = new Peers(topology, config.INTERNAL_SECRET);
     const templates = new TemplatesService({ peers, clock });
     const inviteBase = () => config.COLLABORATION_INVITE_URL ?? `${topology.publicUrl()}/invite/`;
-    const invitations = new InvitationsService({ peers, templates, clock, inviteUrl: (token) => `${inviteBase()}${token}` });
+    const invitations = new InvitationsService({ peers, templates, clock, inviteUrl: (token) => `${inviteBase()}${token}`,
+      sealLink: (url) => seal(config.INTERNAL_SECRET, INVITE_LINK, url),
+    });
     const log = logger.child({ worker: 'invitation-expiry' });
     let sweeper: NodeJS.Timeout | null = null;
     let sweeping: Promise<void> = Promise.resolve();

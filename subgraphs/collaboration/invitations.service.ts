@@ -30,6 +30,8 @@ export class InvitationsService {
       clock: () => Date;
       /** Where an invitee opens an invitation: the token is appended. */
       inviteUrl: (token: string) => string;
+      /** Seals the invite URL for the invitation.sent event (notification opens it). */
+      sealLink: (url: string) => string;
     },
   ) {}
 
@@ -78,6 +80,7 @@ export class InvitationsService {
         inviteeEmail: contact.email,
         inviteePhone: contact.phone,
         expiresAt: created.expiresAt.toISOString(),
+        inviteLinkSealed: this.deps.sealLink(this.deps.inviteUrl(token)),
       };
       emit({ type: events.INVITATION_SENT, payload });
       return created;
@@ -166,7 +169,18 @@ export class InvitationsService {
       });
       invitation.status = 'ACCEPTED';
       invitation.endedAt = now;
-      const payload: events.InvitationAccepted = { invitationId: invitation.id, templateId: template.id, storyId: template.storyId, participantId, isGuest: !userId, invitedBy: invitation.invitedBy };
+      const character = await em.findOneOrFail(RoleplayCharacter, { id: invitation.characterId });
+      const payload: events.InvitationAccepted = {
+        invitationId: invitation.id,
+        templateId: template.id,
+        storyId: template.storyId,
+        participantId,
+        isGuest: !userId,
+        invitedBy: invitation.invitedBy,
+        participantName: created.displayName,
+        characterName: character.name,
+        storyTitle: template.storyTitle,
+      };
       emit({ type: events.INVITATION_ACCEPTED, userId, payload });
       return created;
     });
@@ -217,7 +231,17 @@ export class InvitationsService {
       if (await em.count(Submission, { participantId: participant.id })) throw userError('ALREADY_SUBMITTED', 'You have submitted your part already', 'participantId');
       const submission = em.create(Submission, { id: randomUUID(), templateId: template.id, participantId: participant.id, content, submittedAt: now });
       await em.flush();
-      const payload: events.SubmissionCompleted = { submissionId: submission.id, templateId: template.id, storyId: template.storyId, participantId: participant.id, authorId: template.authorId };
+      const character = await em.findOneOrFail(RoleplayCharacter, { id: participant.characterId });
+      const payload: events.SubmissionCompleted = {
+        submissionId: submission.id,
+        templateId: template.id,
+        storyId: template.storyId,
+        participantId: participant.id,
+        authorId: template.authorId,
+        participantName: participant.displayName,
+        characterName: character.name,
+        storyTitle: template.storyTitle,
+      };
       emit({ type: events.SUBMISSION_COMPLETED, userId: participant.userId, payload });
       await this.deps.templates.completeIfDone(em, template, emit);
       return { submission, template };

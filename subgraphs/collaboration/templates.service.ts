@@ -89,7 +89,7 @@ export async function completeIfDone(em: EntityManager, template: RoleplayTempla
   if (!rules.isComplete(participants, submitted, pending)) return false;
   template.status = 'COMPLETED';
   template.completedAt = now;
-  const payload: events.CollaborationCompleted = { templateId: template.id, storyId: template.storyId, authorId: template.authorId, participants };
+  const payload: events.CollaborationCompleted = { templateId: template.id, storyId: template.storyId, authorId: template.authorId, participants, storyTitle: template.storyTitle };
   emit({ type: events.COLLABORATION_COMPLETED, userId: template.authorId, payload });
   return true;
 }

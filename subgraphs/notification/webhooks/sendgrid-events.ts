@@ -38,6 +38,8 @@ export interface SendGridEvent {
   url?: string;
   /** Ours, from the send's custom_args. */
   deliveryId?: string;
+  /** A bounce's kind: "bounce" (permanent) or "blocked" (temporary). */
+  type?: string;
 }
 
 export interface SendGridWebhookInput {
@@ -131,6 +133,8 @@ function eventsOf(rawBody: Buffer): SendGridEvent[] {
     const reason = optional('reason');
     const url = optional('url');
     const deliveryId = optional('deliveryId');
+    const type = optional('type');
+    if (type !== undefined) event.type = type;
     if (reason !== undefined) event.reason = reason;
     if (url !== undefined) event.url = url;
     if (deliveryId !== undefined) event.deliveryId = deliveryId;

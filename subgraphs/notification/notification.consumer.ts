@@ -1,0 +1,65 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { tableOf } from '../../platform/db/tables.js';
+import type { EventEnvelope } from '../../platform/events/envelope.js';
+import type { ConsumerDefinition } from '../../platform/events/consumer.types.js';
+import { NOTIFYING_EVENTS, requestsFor, type Links } from './causes.js';
+import { queueDeliveries } from './deliveries.js';
+import { Delivery, KnownStory, PreferenceRow, Recipient } from './notification.entities.js';
+import * as events from './notification.events.js';
+import { normalizeAddress } from './preferences.rules.js';
+
+const DIRECTORY_EVENTS = [events.USER_REGISTERED, events.USER_UPDATED, events.USER_DELETED, events.SUBSCRIPTION_EVENTS, events.STORY_CREATED, events.STORY_UPDATED];
+
+/**
+ * One consumer, in stream order: it keeps notification's directory (who is who, with which
+ * address, language and plan; which story is whose) and turns each event a person should hear
+ * about into deliveries. One consumer rather than two, so a message never waits on a directory
+ * that has not caught up: user.registered is in the directory before its welcome is planned.
+ */
+export function notificationConsumer(links: Links): ConsumerDefinition {
+  return {
+    name: 'notification',
+    types: [...new Set([...DIRECTORY_EVENTS, ...NOTIFYING_EVENTS])],
+    async handle(event, ctx) {
+      await updateDirectory(ctx.em, event);
+      const requests = await requestsFor(ctx.em, event, links);
+      if (requests.length === 0) return;
+      const result = await queueDeliveries(ctx.em, ctx.emit, requests);
+      ctx.log.debug({ type: event.type, ...result }, 'deliveries queued');
+    },
+  };
+}
+
+async function updateDirectory(em: EntityManager, event: EventEnvelope): Promise<void> {
+  const p = event.payload as Record<string, any>;
+  const at = new Date(event.timestamp);
+  if (event.type === events.USER_REGISTERED) {
+    const { userId, email, displayName, locale } = p as events.UserRegistered;
+    await em.upsert(Recipient, { userId, email: normalizeAddress('EMAIL', email), phone: null, displayName, locale, tier: 'FREE', membershipVersion: 0, registeredAt: at, deletedAt: null }, { onConflictAction: 'ignore' });
+  } else if (event.type === events.USER_UPDATED) {
+    const { userId, changes } = p as events.UserUpdated;
+    const set: Partial<Recipient> = {};
+    if (changes.displayName !== undefined) set.displayName = changes.displayName;
+    if (changes.locale !== undefined) set.locale = changes.locale;
+    if (Object.keys(set).length) await em.nativeUpdate(Recipient, { userId }, set);
+  } else if (event.type === events.USER_DELETED) {
+    // The person is gone: their addresses, choices and messages with them; the row stays as a tombstone.
+    const { userId } = p as { userId: string };
+    await em.nativeUpdate(Recipient, { userId }, { email: null, phone: null, displayName: 'Former user', deletedAt: at });
+    await em.nativeDelete(PreferenceRow, { userId });
+    await em.nativeDelete(Delivery, { userId });
+  } else if (event.type.startsWith('subscription.')) {
+    const { userId, membershipVersion = 0, entitlements } = p as events.SubscriptionChange;
+    // Only a newer membership moves the tier (an older event delivered late changes nothing).
+    await em.getConnection().execute(
+      `update ${tableOf(em, 'recipient')} set "tier" = ?, "membership_version" = ? where "user_id" = ? and "membership_version" <= ?`,
+      [entitlements.tier, membershipVersion, userId, membershipVersion],
+      'run',
+      em.getTransactionContext(),
+    );
+  } else if (event.type === events.STORY_CREATED || event.type === events.STORY_UPDATED) {
+    const { storyId, title } = p as events.StoryMetadata;
+    if (event.type === events.STORY_CREATED && event.userId) await em.upsert(KnownStory, { storyId, authorId: event.userId, title }, { onConflictAction: 'ignore' });
+    else await em.nativeUpdate(KnownStory, { storyId }, { title });
+  }
+}

@@ -1,0 +1,141 @@
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import { isUuid } from '../../platform/formats.js';
+import type { NewEvent } from '../../platform/events/envelope.js';
+import { recordEvents } from '../../platform/events/outbox.js';
+import type { Logger } from '../../platform/log.js';
+import { Delivery, Suppression, type DeliveryStatus } from './notification.entities.js';
+import * as events from './notification.events.js';
+import type { SendGridEvent } from './webhooks/sendgrid-events.js';
+import type { TwilioStatusUpdate } from './webhooks/twilio-status.js';
+
+/** How far along a delivery is; a report moves it only forward (webhooks arrive out of order and twice). */
+const RANK: Record<DeliveryStatus, number> = { QUEUED: 0, SENT: 1, DELIVERED: 2, OPENED: 3, CLICKED: 4, BOUNCED: 5, FAILED: 5, SUPPRESSED: 6 };
+const FINAL: ReadonlySet<DeliveryStatus> = new Set(['BOUNCED', 'FAILED', 'SUPPRESSED']);
+
+/** What a provider reported about one message, in our terms. */
+export interface StatusReport {
+  provider: string;
+  /** Ours, when the provider echoes it (SendGrid custom_args, Twilio's callback URL). */
+  deliveryId?: string;
+  providerMessageId: string;
+  status: 'SENT' | 'DELIVERED' | 'OPENED' | 'CLICKED' | 'BOUNCED' | 'FAILED';
+  /** Suppress the address (a hard bounce, a spam complaint, an SMS opt-out). */
+  suppress?: boolean;
+  reason?: string;
+}
+
+// Twilio error codes that say the number will never take a message: unknown or landline
+// handsets, invalid numbers, and a recipient who replied STOP.
+const TWILIO_HARD = new Set(['30005', '30006', '21211', '21614', '21610', '30004']);
+
+export function reportOfSendGrid(e: SendGridEvent): StatusReport | null {
+  // SendGrid's message id is the X-Message-Id of the send, then ".filter…".
+  const base = { provider: 'sendgrid', providerMessageId: e.sg_message_id.split('.')[0]!, ...(e.deliveryId ? { deliveryId: e.deliveryId } : {}) };
+  switch (e.event) {
+    case 'delivered':
+      return { ...base, status: 'DELIVERED' };
+    case 'open':
+      return { ...base, status: 'OPENED' };
+    case 'click':
+      return { ...base, status: 'CLICKED' };
+    case 'bounce':
+      // "blocked" is a temporary refusal: this message is lost, the address is not.
+      return e.type === 'blocked' ? { ...base, status: 'FAILED', reason: e.reason ?? 'blocked' } : { ...base, status: 'BOUNCED', suppress: true, reason: e.reason ?? 'bounce' };
+    case 'dropped':
+      return { ...base, status: 'FAILED', reason: e.reason ?? 'dropped', suppress: /bounced address|spam reporting address|invalid/i.test(e.reason ?? '') };
+    case 'spamreport':
+      return { ...base, status: 'DELIVERED', suppress: true, reason: 'spam complaint' };
+    default:
+      return null; // processed, deferred, unsubscribe groups: nothing changes for the delivery
+  }
+}
+
+export function reportOfTwilio(update: TwilioStatusUpdate, deliveryId: string | null): StatusReport | null {
+  const base = { provider: 'twilio', providerMessageId: update.messageSid, ...(deliveryId ? { deliveryId } : {}) };
+  switch (update.status) {
+    case 'sent':
+      return { ...base, status: 'SENT' };
+    case 'delivered':
+      return { ...base, status: 'DELIVERED' };
+    case 'undelivered':
+    case 'failed': {
+      const hard = update.errorCode !== undefined && TWILIO_HARD.has(update.errorCode);
+      const reason = `${update.status}${update.errorCode ? ` (Twilio error ${update.errorCode})` : ''}`;
+      return hard ? { ...base, status: 'BOUNCED', suppress: true, reason } : { ...base, status: 'FAILED', reason };
+    }
+    default:
+      return null; // queued, sending, accepted…: still on its way
+  }
+}
+
+const EVENT_OF: Partial<Record<StatusReport['status'], string>> = {
+  DELIVERED: events.NOTIFICATION_DELIVERED,
+  OPENED: events.NOTIFICATION_OPENED,
+  CLICKED: events.NOTIFICATION_CLICKED,
+  BOUNCED: events.NOTIFICATION_BOUNCED,
+  FAILED: events.NOTIFICATION_FAILED,
+};
+
+/**
+ * Applies verified provider reports: each moves its delivery forward (never back), announces
+ * the step with its event once, and a hard bounce suppresses the address. Reports about a
+ * message we do not know (another system's, or a deleted account's) are ignored.
+ */
+export class WebhooksService {
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly logger: Logger,
+    private readonly onEventsCommitted: () => void,
+  ) {}
+
+  async apply(reports: readonly StatusReport[], now = new Date()): Promise<{ applied: number; ignored: number }> {
+    let applied = 0;
+    let emitted = 0;
+    await this.orm.em.fork().transactional(async (em) => {
+      const pending: NewEvent[] = [];
+      for (const report of reports) {
+        const delivery = await this.find(em, report);
+        if (!delivery) continue;
+        if (report.suppress) await this.suppress(em, delivery, report.reason ?? report.status, now);
+        const current = delivery.status;
+        if (FINAL.has(current) || RANK[report.status] <= RANK[current]) continue;
+        delivery.status = report.status;
+        delivery.updatedAt = now;
+        if (!delivery.provider) delivery.provider = report.provider;
+        if (!delivery.providerMessageId) delivery.providerMessageId = report.providerMessageId;
+        if (report.status === 'BOUNCED' || report.status === 'FAILED') {
+          delivery.errorCode = report.status === 'BOUNCED' ? 'BOUNCED' : 'UNDELIVERED';
+          delivery.error = report.reason ?? null;
+        }
+        applied++;
+        const type = EVENT_OF[report.status];
+        if (!type) continue;
+        const common = { deliveryId: delivery.id, channel: delivery.channel, provider: report.provider };
+        const payload =
+          report.status === 'FAILED'
+            ? ({ deliveryId: delivery.id, channel: delivery.channel, provider: report.provider, code: 'UNDELIVERED', error: report.reason ?? 'undelivered' } satisfies events.NotificationFailed)
+            : report.status === 'BOUNCED'
+              ? ({ ...common, reason: report.reason ?? 'bounce' } satisfies events.NotificationBounced)
+              : (common satisfies events.ProviderReport);
+        pending.push({ type, userId: delivery.userId, payload });
+      }
+      await em.flush();
+      await recordEvents(em, { serviceName: 'notification', correlationId: null }, pending);
+      emitted = pending.length;
+    });
+    if (emitted) this.onEventsCommitted();
+    if (applied) this.logger.info({ applied, reports: reports.length }, 'provider reports applied');
+    return { applied, ignored: reports.length - applied };
+  }
+
+  private async find(em: EntityManager, report: StatusReport): Promise<Delivery | null> {
+    const byId = report.deliveryId && isUuid(report.deliveryId) ? await em.findOne(Delivery, { id: report.deliveryId }) : null;
+    // Our id, if the provider echoed it, must agree with the provider's: a report names one message.
+    if (byId && (byId.providerMessageId === null || byId.providerMessageId === report.providerMessageId)) return byId;
+    return em.findOne(Delivery, { provider: report.provider, providerMessageId: report.providerMessageId });
+  }
+
+  private async suppress(em: EntityManager, delivery: Delivery, reason: string, now: Date) {
+    await em.upsert(Suppression, { channel: delivery.channel, address: delivery.address, reason, deliveryId: delivery.id, createdAt: now }, { onConflictAction: 'ignore' });
+  }
+}
