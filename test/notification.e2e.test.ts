@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { captureEvents } from './support/capture.js';
@@ -331,6 +332,23 @@ describe('providers failing', () => {
     } finally {
       sendgrid.up();
       twilio.up();
+    }
+  });
+});
+
+describe('the event catalog', () => {
+  it('lists every event notification published above, with exactly its payload fields', () => {
+    const catalog = JSON.parse(readFileSync(new URL('../schema/events/catalog.json', import.meta.url), 'utf8'));
+    const published = events.received.filter((e) => e.serviceName === 'notification');
+    const types = new Set(published.map((e) => e.type));
+    for (const type of ['notification.requested', 'notification.sent', 'notification.delivered', 'notification.opened', 'notification.clicked', 'notification.bounced', 'preference.changed']) {
+      expect(types).toContain(type);
+    }
+    for (const event of published) {
+      expect(catalog[event.type]?.publisher).toBe('notification');
+      expect(Object.keys(event.payload).sort()).toEqual(Object.keys(catalog[event.type].payload).sort());
+      // No address and no message text in the stream: the event log is read by admins.
+      expect(JSON.stringify(event.payload)).not.toMatch(/@example\.com|\+1555/);
     }
   });
 });

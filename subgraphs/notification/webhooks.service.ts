@@ -1,4 +1,4 @@
-import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import { LockMode, type EntityManager, type MikroORM } from '@mikro-orm/postgresql';
 import { isUuid } from '../../platform/formats.js';
 import type { NewEvent } from '../../platform/events/envelope.js';
 import { recordEvents } from '../../platform/events/outbox.js';
@@ -42,7 +42,8 @@ export function reportOfSendGrid(e: SendGridEvent): StatusReport | null {
       // "blocked" is a temporary refusal: this message is lost, the address is not.
       return e.type === 'blocked' ? { ...base, status: 'FAILED', reason: e.reason ?? 'blocked' } : { ...base, status: 'BOUNCED', suppress: true, reason: e.reason ?? 'bounce' };
     case 'dropped':
-      return { ...base, status: 'FAILED', reason: e.reason ?? 'dropped', suppress: /bounced address|spam reporting address|invalid/i.test(e.reason ?? '') };
+      // Only SendGrid's reasons about the address itself (its whole text): "Invalid SMTPAPI header" is our request's fault, not the address's.
+      return { ...base, status: 'FAILED', reason: e.reason ?? 'dropped', suppress: /^(bounced address|spam reporting address|invalid)$/i.test((e.reason ?? '').trim()) };
     case 'spamreport':
       return { ...base, status: 'DELIVERED', suppress: true, reason: 'spam complaint' };
     default:
@@ -96,9 +97,12 @@ export class WebhooksService {
       for (const report of reports) {
         const delivery = await this.find(em, report);
         if (!delivery) continue;
-        if (report.suppress) await this.suppress(em, delivery, report.reason ?? report.status, now);
         const current = delivery.status;
-        if (FINAL.has(current) || RANK[report.status] <= RANK[current]) continue;
+        const moves = !FINAL.has(current) && RANK[report.status] > RANK[current];
+        // A bounce suppresses when it first moves its delivery: a repeated or late copy must not
+        // undo the owner setting the address again. A complaint suppresses whatever the status.
+        if (report.suppress && (moves || report.status === 'DELIVERED')) await this.suppress(em, delivery, report.reason ?? report.status, now);
+        if (!moves) continue;
         delivery.status = report.status;
         delivery.updatedAt = now;
         if (!delivery.provider) delivery.provider = report.provider;
@@ -129,10 +133,13 @@ export class WebhooksService {
   }
 
   private async find(em: EntityManager, report: StatusReport): Promise<Delivery | null> {
-    const byId = report.deliveryId && isUuid(report.deliveryId) ? await em.findOne(Delivery, { id: report.deliveryId }) : null;
+    // Locked until the transaction ends: providers post concurrently (SendGrid's delivered and open in
+    // two posts at once), and two reports read-then-written unlocked could move a delivery back.
+    const locked = { lockMode: LockMode.PESSIMISTIC_WRITE } as const;
+    const byId = report.deliveryId && isUuid(report.deliveryId) ? await em.findOne(Delivery, { id: report.deliveryId }, locked) : null;
     // Our id, if the provider echoed it, must agree with the provider's: a report names one message.
     if (byId && (byId.providerMessageId === null || byId.providerMessageId === report.providerMessageId)) return byId;
-    return em.findOne(Delivery, { provider: report.provider, providerMessageId: report.providerMessageId });
+    return em.findOne(Delivery, { provider: report.provider, providerMessageId: report.providerMessageId }, locked);
   }
 
   private async suppress(em: EntityManager, delivery: Delivery, reason: string, now: Date) {
