@@ -61,7 +61,7 @@ export class DeliveryWorker {
   private ticking: Promise<void> | null = null;
   private wakeAgain = false;
   private readonly sends = new Set<Promise<void>>();
-  private readonly aborts = new AbortController();
+  private aborts = new AbortController();
 
   constructor(private readonly options: DeliveryWorkerOptions) {
     this.log = options.logger.child({ worker: 'notification-delivery' });
@@ -70,6 +70,7 @@ export class DeliveryWorker {
 
   async start(): Promise<void> {
     this.running = true;
+    if (this.aborts.signal.aborted) this.aborts = new AbortController();
     await this.listen();
     this.schedule(0);
   }
@@ -177,12 +178,21 @@ export class DeliveryWorker {
     let result: SendResult;
     try {
       const message = await this.render(em, delivery);
-      const signal = AbortSignal.any([this.aborts.signal, AbortSignal.timeout(this.options.leaseMs)]);
+      // The send must end while the lease is ours (rendering may have used some of it): past
+      // it, another worker may claim the row and send the message a second time.
+      const deadlineMs = Math.max(0, Math.floor(delivery.leaseUntil!.getTime() - this.now().getTime() - this.options.leaseMs / 10));
+      const signal = AbortSignal.any([this.aborts.signal, AbortSignal.timeout(deadlineMs)]);
       result =
         delivery.channel === 'EMAIL'
           ? await this.options.senders.email.send({ deliveryId: delivery.id, to: delivery.address, subject: message.subject ?? '', text: message.text, ...(message.html ? { html: message.html } : {}) }, { signal })
           : await this.options.senders.sms.send({ deliveryId: delivery.id, to: delivery.address, body: message.text, ...this.callbackOf(delivery.id) }, { signal });
     } catch (error) {
+      if (this.aborts.signal.aborted) {
+        // Cut short by stop(): not a failed round. The row goes back to the queue as it was, due now.
+        log.info({ attempts: delivery.attempts }, 'delivery handed back: the worker is stopping');
+        await this.release(delivery);
+        return;
+      }
       const outcome = outcomeOf(error);
       const retry = outcome.retry && delivery.attempts < this.options.maxAttempts;
       if (retry) {
@@ -214,9 +224,20 @@ export class DeliveryWorker {
     return renderTemplate(definition, variables as TemplateVariables, { locale: delivery.locale });
   }
 
+  /** Only while the lease is still this worker's: once it ran out, another worker may hold the row. */
   private async requeue(delivery: Delivery, at: Date, outcome: Outcome): Promise<void> {
     const em = this.options.orm.em.fork();
-    await em.nativeUpdate(Delivery, { id: delivery.id, status: 'QUEUED' }, { nextAttemptAt: at, leaseUntil: null, errorCode: outcome.code, error: outcome.message, updatedAt: this.now() });
+    await em.nativeUpdate(
+      Delivery,
+      { id: delivery.id, status: 'QUEUED', leaseUntil: delivery.leaseUntil },
+      { nextAttemptAt: at, leaseUntil: null, errorCode: outcome.code, error: outcome.message, updatedAt: this.now() },
+    );
+  }
+
+  /** Gives an interrupted claim back: its attempt is not counted, and any worker may take it at once. */
+  private async release(delivery: Delivery): Promise<void> {
+    const em = this.options.orm.em.fork();
+    await em.nativeUpdate(Delivery, { id: delivery.id, status: 'QUEUED', leaseUntil: delivery.leaseUntil }, { leaseUntil: null, attempts: delivery.attempts - 1, updatedAt: this.now() });
   }
 
   /**
@@ -233,7 +254,9 @@ export class DeliveryWorker {
         `update ${tableOf(em, 'delivery')} set
            "status" = case when "status" = 'QUEUED' then ? else "status" end,
            "provider" = coalesce(?, "provider"), "provider_message_id" = coalesce(?, "provider_message_id"),
-           "error_code" = ?, "error" = ?, "lease_until" = null, "updated_at" = ?
+           "error_code" = case when "status" = 'QUEUED' then ? else "error_code" end,
+           "error" = case when "status" = 'QUEUED' then ? else "error" end,
+           "lease_until" = null, "updated_at" = ?
          where "id" = ? returning "status"`,
         [end.status, end.provider ?? null, end.providerMessageId ?? null, end.errorCode ?? null, end.error ?? null, this.now(), delivery.id],
         'all',
