@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createEnvelope } from '../platform/events/envelope.js';
 import { captureEvents } from './support/capture.js';
 import { clientOperation } from './support/clients.js';
 import { TALE, analysisCompleted, registerMember } from './support/people.js';
@@ -251,6 +252,53 @@ describe('an invitation by SMS', () => {
   });
 });
 
+describe('a phone number', () => {
+  const setPhone = `mutation($input: SetNotificationPhoneInput!) { setNotificationPhone(input: $input) { phone pendingPhone userErrors { code field } } }`;
+  const confirm = `mutation($input: ConfirmNotificationPhoneInput!) { confirmNotificationPhone(input: $input) { phone pendingPhone userErrors { code field } } }`;
+
+  it('counts once confirmed with the code sent to it; then SMS to it are its owner\'s, also when the sender only knew the number', async () => {
+    const ada = await registerMember(stack, 'Ada');
+    const ivy = await member('Ivy');
+    const eve = await member('Eve');
+    const phone = `+1555${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
+    // Not before the directory knows Ivy (her welcome was queued once it did).
+    await emailTo(ivy.email);
+    expect((await stack.gql(setPhone, { input: { phone } }, { token: ivy.token })).data.setNotificationPhone).toEqual({ phone: null, pendingPhone: phone, userErrors: [] });
+    const sms = await vi.waitFor(
+      () => {
+        const found = twilio.messages.find((m) => m.to === phone && /code/.test(m.body));
+        if (!found) throw new Error('no code yet');
+        return found;
+      },
+      { timeout: 10_000, interval: 25 },
+    );
+    const code = /(\d{6})/.exec(sms.body)![1]!;
+    // The code is in no delivery row and no event: only in the message.
+    const { rows } = await db.query(`select count(*)::int as n from "notification"."delivery" where "variables"::text like $1`, [`%${code}%`]);
+    expect(rows[0].n).toBe(0);
+
+    const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, '0');
+    expect((await stack.gql(confirm, { input: { code: wrong } }, { token: ivy.token })).data.confirmNotificationPhone.userErrors).toEqual([{ code: 'WRONG_CODE', field: 'code' }]);
+    // Someone else cannot take the number with Ivy's code.
+    expect((await stack.gql(confirm, { input: { code } }, { token: eve.token })).data.confirmNotificationPhone.userErrors).toEqual([{ code: 'NO_PENDING_PHONE', field: 'code' }]);
+    expect((await stack.gql(confirm, { input: { code } }, { token: ivy.token })).data.confirmNotificationPhone).toEqual({ phone, pendingPhone: null, userErrors: [] });
+    expect((await stack.gql(`{ me { notificationPhone } }`, {}, { token: ivy.token })).data.me.notificationPhone).toBe(phone);
+
+    const play = await roleplay(ada.token, 'The Lamp');
+    await invite(ada.token, { templateId: play.id, characterId: play.character('Mira'), name: 'Ivy', phone });
+    await vi.waitFor(
+      async () => expect((await myDeliveries(ivy.token)).edges.map((e) => [e.node.channel, e.node.template])).toContainEqual(['SMS', 'collaboration.invitation.sent']),
+      { timeout: 10_000, interval: 25 },
+    );
+  });
+
+  it('refuses a number that is not E.164', async () => {
+    const joe = await member('Joe');
+    await emailTo(joe.email);
+    expect((await stack.gql(setPhone, { input: { phone: '555-1234' } }, { token: joe.token })).data.setNotificationPhone.userErrors).toEqual([{ code: 'INVALID_PHONE', field: 'phone' }]);
+  });
+});
+
 describe('preferences', () => {
   it('turning COLLABORATION email off stops those emails but not ACCOUNT or BILLING ones, which cannot be turned off', async () => {
     const ada = await registerMember(stack, 'Ada');
@@ -333,6 +381,26 @@ describe('providers failing', () => {
       sendgrid.up();
       twilio.up();
     }
+  });
+});
+
+describe('events from before notification existed', () => {
+  it('fill the directory and send nothing; what happens afterwards is sent', async () => {
+    const userId = randomUUID();
+    const email = `old-${userId.slice(0, 8)}@example.com`;
+    const past = createEnvelope({ type: 'user.registered', userId, payload: { userId, email, displayName: 'Old Timer', locale: 'en', provider: 'local' } }, { serviceName: 'identity' }, new Date('2020-01-01T00:00:00Z'));
+    await stack.transport.publish(past);
+    await vi.waitFor(async () => expect((await db.query(`select "email" from "notification"."recipient" where "user_id" = $1`, [userId])).rows[0]?.email).toBe(email), { timeout: 10_000, interval: 25 });
+    const upgraded = createEnvelope(
+      { type: 'subscription.upgraded', userId, payload: { userId, membershipVersion: 2, fromTier: 'FREE', toTier: 'SILVER', invoiceId: randomUUID(), amountCents: 900, currency: 'USD', entitlements: { tier: 'SILVER' } } },
+      { serviceName: 'billing' },
+    );
+    await stack.transport.publish(upgraded);
+    const mail = await emailTo(email);
+    expect(mail.subject).toContain('Silver');
+    // The welcome of 2020 was never sent.
+    expect(emailsTo(email)).toHaveLength(1);
+    expect((await db.query(`select "template_key" from "notification"."delivery" where "user_id" = $1`, [userId])).rows.map((r) => r.template_key)).toEqual(['subscription.upgraded']);
   });
 });
 

@@ -21,7 +21,7 @@ export interface InvitationSent {
   inviteeEmail: string | null;
   inviteePhone: string | null;
   expiresAt: string;
-  /** The invite URL, sealed for INVITE_LINK with the internal secret: only notification opens it. */
+  /** The invite URL, sealed for FOR_NOTIFICATION with the internal secret: only notification opens it. */
   inviteLinkSealed: string;
 }
 

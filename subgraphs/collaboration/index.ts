@@ -1,4 +1,4 @@
-import { INVITE_LINK, seal } from '../../platform/sealed.js';
+import { FOR_NOTIFICATION, seal } from '../../platform/sealed.js';
 import { recordEvents } from '../../platform/events/outbox.js';
 import type { NewEvent } from '../../platform/events/envelope.js';
 import type { SubgraphModule } from '../../platform/subgraph/module.js';
@@ -21,7 +21,7 @@ export const collaboration: SubgraphModule = {
     const templates = new TemplatesService({ peers, clock });
     const inviteBase = () => config.COLLABORATION_INVITE_URL ?? `${topology.publicUrl()}/invite/`;
     const invitations = new InvitationsService({ peers, templates, clock, inviteUrl: (token) => `${inviteBase()}${token}`,
-      sealLink: (url) => seal(config.INTERNAL_SECRET, INVITE_LINK, url),
+      sealLink: (url) => seal(config.INTERNAL_SECRET, FOR_NOTIFICATION, url),
     });
     const log = logger.child({ worker: 'invitation-expiry' });
     let sweeper: NodeJS.Timeout | null = null;

@@ -9,7 +9,7 @@ import type { SubgraphContext } from '../../platform/subgraph/context.js';
 import type { Links } from './causes.js';
 import { queueDeliveries, type DeliveryRequest } from './deliveries.js';
 import { Campaign, Delivery, Recipient, type CampaignAudience } from './notification.entities.js';
-import { CATEGORIES, CHANNELS, type Category, type Channel } from './preferences.rules.js';
+import { CATEGORIES, CHANNELS, REQUIRED, type Category, type Channel } from './preferences.rules.js';
 import { requireAdmin } from './templates.service.js';
 import { resolveTemplate } from './templates/resolve.js';
 import type { TemplateStore } from './templates/template.js';
@@ -44,6 +44,10 @@ export class CampaignsService {
     const name = input.name.trim();
     if (name.length < 1 || name.length > 120) throw userError('INVALID_INPUT', 'A campaign name is 1 to 120 characters', 'name');
     if (!CATEGORIES.includes(input.category)) throw badInput(`Unknown category ${input.category}`, 'category');
+    // Nobody can opt out of ACCOUNT or BILLING: a campaign in them would reach everyone whatever they chose.
+    if (REQUIRED.has(input.category)) {
+      throw userError('INVALID_INPUT', `A campaign cannot be sent as ${input.category}: people cannot opt out of it (use MARKETING or a category they can turn off)`, 'category');
+    }
     if (input.audience === 'PLAN_TIER' && !TIERS.includes(input.tier ?? '')) throw userError('INVALID_INPUT', `PLAN_TIER needs a tier: ${TIERS.join(', ')}`, 'tier');
     if (input.audience === 'ALL_USERS' && input.tier) throw userError('INVALID_INPUT', 'ALL_USERS takes no tier', 'tier');
     const channels = await channelsWithTemplate(this.templates, ctx.em, input.templateKey, 'en');
@@ -101,27 +105,46 @@ export interface CampaignRunnerOptions {
   batchSize: number;
   pollMs: number;
   leaseMs: number;
+  /** Consecutive failed batches after which the campaign is FAILED (default 5). */
+  maxBatchFailures?: number;
   logger: Logger;
   onEventsCommitted(): void;
   /** A batch queued deliveries: the delivery worker can start on them. */
   onDeliveriesQueued(): void;
 }
 
+/** How a batch ended: the campaign is finished, goes on, or another runner holds it now. */
+type BatchOutcome = { done: true } | { done: false; lease: Date } | { lost: true };
+
 /**
  * Sends campaigns in the background, one batch of users per transaction: the batch's deliveries
  * (honouring each person's preferences; MARKETING is opt-in), the campaign's cursor and
  * progress commit together, so a crash resumes after the last batch and a batch run twice
  * queues nothing twice (each delivery's key is the campaign, channel and user).
+ *
+ * A runner holds a campaign under a lease: the `lease_until` it wrote when it claimed the
+ * campaign is its token. Each batch locks the campaign row and goes on only while `lease_until`
+ * is still that value (then renews it); a runner whose lease ran out and was claimed by another
+ * finds a different value and lets go, so two runners never interleave batches.
+ *
+ * A batch that fails records its error on the campaign and is retried when the lease runs out
+ * (by whichever runner claims it then); after `maxBatchFailures` consecutive failures in one
+ * runner the campaign is FAILED with the last error. The count is this runner's: with several
+ * replicas a campaign fails after at most replicas × (N − 1) + 1 failed batches.
  */
 export class CampaignRunner {
   private readonly log: Logger;
+  private readonly maxBatchFailures: number;
   private running = false;
   private timer: NodeJS.Timeout | null = null;
   private working: Promise<void> | null = null;
   private wakeAgain = false;
+  /** Consecutive failed batches per campaign, in this runner. */
+  private readonly failures = new Map<string, number>();
 
   constructor(private readonly options: CampaignRunnerOptions) {
     this.log = options.logger.child({ worker: 'notification-campaigns' });
+    this.maxBatchFailures = Math.max(1, options.maxBatchFailures ?? 5);
   }
 
   start(): void {
@@ -129,9 +152,11 @@ export class CampaignRunner {
     this.schedule(0);
   }
 
+  /** Finishes the batch in progress and lets go of its campaign, so another runner resumes it at once. */
   async stop(): Promise<void> {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
     await this.working;
   }
 
@@ -160,14 +185,18 @@ export class CampaignRunner {
 
   private async runDue(): Promise<void> {
     while (this.running) {
-      const id = await this.claim();
-      if (!id) return;
-      await this.run(id);
+      const claimed = await this.claim();
+      if (!claimed) return;
+      await this.run(claimed.id, claimed.lease);
     }
   }
 
-  /** A queued campaign, or a running one whose runner's lease ran out. */
-  private async claim(): Promise<string | null> {
+  /**
+   * A queued campaign, or a running one whose runner's lease ran out, with the lease written
+   * (this runner's token). SKIP LOCKED: a campaign whose batch is in progress (its row locked)
+   * is passed over, and two runners claiming at once take different campaigns.
+   */
+  private async claim(): Promise<{ id: string; lease: Date } | null> {
     const now = new Date();
     return this.options.orm.em.fork().transactional(async (em) => {
       const [campaign] = await em.find(
@@ -176,35 +205,89 @@ export class CampaignRunner {
         { orderBy: { createdAt: 'asc' }, limit: 1, lockMode: LockMode.PESSIMISTIC_PARTIAL_WRITE },
       );
       if (!campaign) return null;
+      // Later than the lease it replaces, so the runner that held it finds a different token.
+      const lease = new Date(Math.max(now.getTime() + this.options.leaseMs, (campaign.leaseUntil?.getTime() ?? 0) + 1));
       campaign.status = 'RUNNING';
       campaign.startedAt ??= now;
-      campaign.leaseUntil = new Date(now.getTime() + this.options.leaseMs);
-      return campaign.id;
+      campaign.leaseUntil = lease;
+      return { id: campaign.id, lease };
     });
   }
 
-  private async run(id: string): Promise<void> {
+  private async run(id: string, claimed: Date): Promise<void> {
     const log = this.log.child({ campaignId: id });
+    let lease = claimed;
     for (;;) {
-      if (!this.running) return; // the lease runs out; the next runner goes on from the cursor
-      let done: boolean;
-      try {
-        done = await this.batch(id, log);
-      } catch (error) {
-        log.error({ err: error }, 'campaign batch failed; it is retried when the lease runs out');
+      if (!this.running) {
+        await this.release(id, lease, log);
         return;
       }
-      if (done) return;
+      let outcome: BatchOutcome;
+      try {
+        outcome = await this.batch(id, lease, log);
+      } catch (error) {
+        await this.failed(id, lease, error, log);
+        return;
+      }
+      if ('lost' in outcome) {
+        log.warn('campaign lease lost to another runner; letting go');
+        this.failures.delete(id);
+        return;
+      }
+      this.failures.delete(id);
+      if (outcome.done) return;
+      lease = outcome.lease;
     }
   }
 
-  /** One batch; true when the campaign is finished. */
-  private async batch(id: string, log: Logger): Promise<boolean> {
+  /** Lets go of a campaign this runner still holds (stopping): the next runner claims it without waiting for the lease. */
+  private async release(id: string, lease: Date, log: Logger): Promise<void> {
+    try {
+      await this.options.orm.em.fork().nativeUpdate(Campaign, { id, status: 'RUNNING', leaseUntil: lease }, { leaseUntil: null });
+    } catch (error) {
+      log.warn({ err: error }, 'could not release the campaign lease; it runs out by itself');
+    }
+  }
+
+  /** Records a failed batch: its error, and FAILED after too many in a row. Otherwise it is retried when the lease runs out. */
+  private async failed(id: string, lease: Date, error: unknown, log: Logger): Promise<void> {
+    const count = (this.failures.get(id) ?? 0) + 1;
+    const message = (error instanceof Error ? error.message : String(error)).slice(0, 2000) || 'unknown error';
+    const giveUp = count >= this.maxBatchFailures;
+    const recorded = `batch failed ${count} time${count === 1 ? '' : 's'} in a row: ${message}`;
+    try {
+      const updated = await this.options.orm.em
+        .fork()
+        .nativeUpdate(Campaign, { id, status: 'RUNNING', leaseUntil: lease }, giveUp ? { status: 'FAILED', error: recorded, leaseUntil: null } : { error: recorded });
+      if (updated === 0) {
+        // Another runner holds it now: its own count decides.
+        this.failures.delete(id);
+        log.warn({ err: error }, 'campaign batch failed after the lease was lost');
+        return;
+      }
+    } catch (recordError) {
+      // Kept counted: the next failure (after the lease runs out) tries to record it again.
+      this.failures.set(id, count);
+      log.error({ err: error, recordErr: recordError, failures: count }, 'campaign batch failed, and recording it failed too');
+      return;
+    }
+    if (giveUp) {
+      this.failures.delete(id);
+      log.error({ err: error, failures: count }, 'campaign FAILED: its batch failed too many times in a row');
+    } else {
+      this.failures.set(id, count);
+      log.error({ err: error, failures: count, maxFailures: this.maxBatchFailures }, 'campaign batch failed; it is retried when the lease runs out');
+    }
+  }
+
+  /** One batch, while this runner still holds the campaign's lease. */
+  private async batch(id: string, lease: Date, log: Logger): Promise<BatchOutcome> {
     let emitted = 0;
     let queued = 0;
-    const finished = await this.options.orm.em.fork().transactional(async (em) => {
+    const outcome = await this.options.orm.em.fork().transactional(async (em): Promise<BatchOutcome> => {
       const campaign = await em.findOne(Campaign, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-      if (!campaign || campaign.status !== 'RUNNING') return true;
+      if (!campaign || campaign.status !== 'RUNNING') return { done: true };
+      if (campaign.leaseUntil?.getTime() !== lease.getTime()) return { lost: true };
       const users = await em.find(
         Recipient,
         { ...audienceOf(campaign), ...(campaign.cursor ? { userId: { $gt: campaign.cursor } } : {}) },
@@ -242,7 +325,9 @@ export class CampaignRunner {
       campaign.processedUsers += users.length;
       campaign.recipients += result.created;
       campaign.cursor = users.at(-1)?.userId ?? campaign.cursor;
-      campaign.leaseUntil = new Date(Date.now() + this.options.leaseMs);
+      campaign.error = null;
+      const renewed = new Date(Math.max(Date.now() + this.options.leaseMs, lease.getTime()));
+      campaign.leaseUntil = renewed;
       const last = users.length < this.options.batchSize;
       if (last) {
         campaign.status = 'COMPLETED';
@@ -250,10 +335,10 @@ export class CampaignRunner {
         campaign.leaseUntil = null;
       }
       log.info({ processed: campaign.processedUsers, audienceSize: campaign.audienceSize, recipients: campaign.recipients, declined: result.declined, done: last }, 'campaign batch');
-      return last;
+      return last ? { done: true } : { done: false, lease: renewed };
     });
     if (emitted) this.options.onEventsCommitted();
     if (queued) this.options.onDeliveriesQueued();
-    return finished;
+    return outcome;
   }
 }

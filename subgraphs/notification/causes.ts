@@ -40,7 +40,8 @@ interface Plan {
 }
 
 /** The events a person hears about, and who they tell (templates/defaults.ts lists each key's variables). */
-export const NOTIFYING_EVENTS: readonly string[] = DEFAULT_TEMPLATE_KEYS.map((k) => k.key);
+export const PHONE_VERIFICATION = 'phone.verification';
+export const NOTIFYING_EVENTS: readonly string[] = DEFAULT_TEMPLATE_KEYS.map((k) => k.key).filter((key) => key !== PHONE_VERIFICATION);
 const CATEGORY_OF = new Map<string, Category>(DEFAULT_TEMPLATE_KEYS.map((k) => [k.key, k.category]));
 
 /**
@@ -50,7 +51,7 @@ const CATEGORY_OF = new Map<string, Category>(DEFAULT_TEMPLATE_KEYS.map((k) => [
  */
 export async function requestsFor(em: EntityManager, event: EventEnvelope, links: Links): Promise<DeliveryRequest[]> {
   const category = CATEGORY_OF.get(event.type);
-  if (!category) return [];
+  if (!category || !NOTIFYING_EVENTS.includes(event.type)) return [];
   const plan = await planFor(em, event, links);
   const requests: DeliveryRequest[] = [];
   const base = { cause: event.type, eventId: event.id, campaignId: null, category, templateKey: event.type, variables: plan.variables, correlationId: event.correlationId ?? null };

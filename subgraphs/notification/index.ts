@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { INVITE_LINK, unseal } from '../../platform/sealed.js';
+import { FOR_NOTIFICATION, seal, unseal } from '../../platform/sealed.js';
 import type { SubgraphModule } from '../../platform/subgraph/module.js';
 import { CampaignRunner, CampaignsService } from './campaigns.js';
 import type { Links } from './causes.js';
@@ -44,7 +44,7 @@ export const notification: SubgraphModule = {
       senders,
       ...templateAccess,
       sources,
-      unseal: (sealed) => unseal(config.INTERNAL_SECRET, INVITE_LINK, sealed),
+      unseal: (sealed) => unseal(config.INTERNAL_SECRET, FOR_NOTIFICATION, sealed),
       // Twilio is told where to report only when it can reach us: through the gateway's public address.
       statusCallbackUrl: (deliveryId) => (config.NOTIFICATION_SMS_PROVIDERS.includes('twilio') ? twilioStatusCallbackUrl(topology.publicUrl(), deliveryId) : null),
       concurrency: config.NOTIFICATION_CONCURRENCY,
@@ -68,7 +68,7 @@ export const notification: SubgraphModule = {
     });
     const webhooks = new WebhooksService(orm, log, onEventsCommitted);
     return {
-      resolvers: notificationResolvers(new PeopleService(), new TemplatesService(sources), new CampaignsService(templateAccess, () => runner.wake())),
+      resolvers: notificationResolvers(new PeopleService({ secret: config.INTERNAL_SECRET, seal: (value) => seal(config.INTERNAL_SECRET, FOR_NOTIFICATION, value), now: () => new Date() }), new TemplatesService(sources), new CampaignsService(templateAccess, () => runner.wake())),
       routes: webhookRoutes(webhooks, { sendGridPublicKey: config.SENDGRID_WEBHOOK_PUBLIC_KEY, twilioAuthToken: config.TWILIO_AUTH_TOKEN, publicUrl: topology.publicUrl }, log),
       consumers: [notificationConsumer(links)],
       async start() {

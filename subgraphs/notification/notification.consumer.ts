@@ -2,9 +2,9 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { tableOf } from '../../platform/db/tables.js';
 import type { EventEnvelope } from '../../platform/events/envelope.js';
 import type { ConsumerDefinition } from '../../platform/events/consumer.types.js';
-import { NOTIFYING_EVENTS, requestsFor, type Links } from './causes.js';
+import { NOTIFYING_EVENTS, NotYetKnown, requestsFor, type Links } from './causes.js';
 import { queueDeliveries } from './deliveries.js';
-import { Delivery, KnownStory, PreferenceRow, Recipient } from './notification.entities.js';
+import { Delivery, KnownStory, PreferenceRow, Recipient, Suppression } from './notification.entities.js';
 import * as events from './notification.events.js';
 import { normalizeAddress } from './preferences.rules.js';
 
@@ -17,11 +17,17 @@ const DIRECTORY_EVENTS = [events.USER_REGISTERED, events.USER_UPDATED, events.US
  * that has not caught up: user.registered is in the directory before its welcome is planned.
  */
 export function notificationConsumer(links: Links): ConsumerDefinition {
+  let deployedAt: Date | null = null;
   return {
     name: 'notification',
     types: [...new Set([...DIRECTORY_EVENTS, ...NOTIFYING_EVENTS])],
     async handle(event, ctx) {
-      await updateDirectory(ctx.em, event);
+      deployedAt ??= await deploymentStart(ctx.em);
+      // A stream read from its start (notification added to a running platform) fills the
+      // directory with the past, and tells nobody about it again.
+      const past = new Date(event.timestamp) < deployedAt;
+      await updateDirectory(ctx.em, event, past);
+      if (past) return;
       const requests = await requestsFor(ctx.em, event, links);
       if (requests.length === 0) return;
       const result = await queueDeliveries(ctx.em, ctx.emit, requests);
@@ -30,7 +36,21 @@ export function notificationConsumer(links: Links): ConsumerDefinition {
   };
 }
 
-async function updateDirectory(em: EntityManager, event: EventEnvelope): Promise<void> {
+async function deploymentStart(em: EntityManager): Promise<Date> {
+  const [row] = await em.getConnection().execute<{ started_at: Date }[]>(`select "started_at" from ${tableOf(em, 'deployment')}`, [], 'all', em.getTransactionContext());
+  return row ? new Date(row.started_at) : new Date(0);
+}
+
+/**
+ * A change to someone the directory has not met yet: for a recent event their registration is
+ * on its way (another replica holds it), so the event is retried; from before notification
+ * existed, there is nobody to update.
+ */
+function unknownUser(userId: string, past: boolean): void {
+  if (!past) throw new NotYetKnown(`user ${userId}`);
+}
+
+async function updateDirectory(em: EntityManager, event: EventEnvelope, past: boolean): Promise<void> {
   const p = event.payload as Record<string, any>;
   const at = new Date(event.timestamp);
   if (event.type === events.USER_REGISTERED) {
@@ -41,22 +61,32 @@ async function updateDirectory(em: EntityManager, event: EventEnvelope): Promise
     const set: Partial<Recipient> = {};
     if (changes.displayName !== undefined) set.displayName = changes.displayName;
     if (changes.locale !== undefined) set.locale = changes.locale;
-    if (Object.keys(set).length) await em.nativeUpdate(Recipient, { userId }, set);
+    if (Object.keys(set).length && (await em.nativeUpdate(Recipient, { userId }, set)) === 0) unknownUser(userId, past);
   } else if (event.type === events.USER_DELETED) {
     // The person is gone: their addresses, choices and messages with them; the row stays as a tombstone.
     const { userId } = p as { userId: string };
-    await em.nativeUpdate(Recipient, { userId }, { email: null, phone: null, displayName: 'Former user', deletedAt: at });
+    const person = await em.findOne(Recipient, { userId });
+    await em.nativeUpdate(Recipient, { userId }, { email: null, phone: null, pendingPhone: null, phoneCodeHash: null, phoneCodeExpiresAt: null, displayName: 'Former user', deletedAt: at });
     await em.nativeDelete(PreferenceRow, { userId });
     await em.nativeDelete(Delivery, { userId });
+    // Messages to their addresses from before they registered, and their bounces, go too; their
+    // opt-outs stay (the number or mailbox asked for silence, whoever holds it next).
+    const addresses = [person?.email && { channel: 'EMAIL', address: person.email }, person?.phone && { channel: 'SMS', address: person.phone }].filter(Boolean) as { channel: 'EMAIL' | 'SMS'; address: string }[];
+    if (addresses.length) {
+      await em.nativeDelete(Delivery, { $or: addresses });
+      await em.nativeDelete(Suppression, { $or: addresses.map((a) => ({ ...a, kind: 'BOUNCE' })) });
+    }
   } else if (event.type.startsWith('subscription.')) {
     const { userId, membershipVersion = 0, entitlements } = p as events.SubscriptionChange;
     // Only a newer membership moves the tier (an older event delivered late changes nothing).
-    await em.getConnection().execute(
-      `update ${tableOf(em, 'recipient')} set "tier" = ?, "membership_version" = ? where "user_id" = ? and "membership_version" <= ?`,
-      [entitlements.tier, membershipVersion, userId, membershipVersion],
-      'run',
+    const updated = await em.getConnection().execute<{ user_id: string }[]>(
+      `update ${tableOf(em, 'recipient')} set "tier" = case when "membership_version" <= ? then ? else "tier" end,
+         "membership_version" = greatest("membership_version", ?) where "user_id" = ? returning "user_id"`,
+      [membershipVersion, entitlements.tier, membershipVersion, userId],
+      'all',
       em.getTransactionContext(),
     );
+    if (updated.length === 0) unknownUser(userId, past);
   } else if (event.type === events.STORY_CREATED || event.type === events.STORY_UPDATED) {
     const { storyId, title } = p as events.StoryMetadata;
     if (event.type === events.STORY_CREATED && event.userId) await em.upsert(KnownStory, { storyId, authorId: event.userId, title }, { onConflictAction: 'ignore' });

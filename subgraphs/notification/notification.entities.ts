@@ -15,8 +15,13 @@ export interface Recipient {
   userId: string;
   /** Normalised (lower case); null once the account is deleted. */
   email: string | null;
-  /** E.164, set by the person for SMS (setNotificationPhone); null without one. */
+  /** E.164, confirmed by the person with a code sent to it (confirmNotificationPhone); null without one. */
   phone: string | null;
+  /** A number given but not confirmed yet, with the code's hash, expiry and wrong tries. */
+  pendingPhone: string | null;
+  phoneCodeHash: string | null;
+  phoneCodeExpiresAt: Date | null;
+  phoneCodeAttempts: number;
   displayName: string;
   locale: string;
   tier: string;
@@ -38,6 +43,10 @@ export const Recipient = new EntitySchema<Recipient>({
     membershipVersion: { type: 'integer', fieldName: 'membership_version' },
     registeredAt: { type: 'Date', fieldName: 'registered_at' },
     deletedAt: { type: 'Date', nullable: true, fieldName: 'deleted_at' },
+    pendingPhone: { type: 'text', nullable: true, fieldName: 'pending_phone' },
+    phoneCodeHash: { type: 'text', nullable: true, fieldName: 'phone_code_hash' },
+    phoneCodeExpiresAt: { type: 'Date', nullable: true, fieldName: 'phone_code_expires_at' },
+    phoneCodeAttempts: { type: 'integer', fieldName: 'phone_code_attempts' },
   },
 });
 
@@ -175,11 +184,15 @@ export const Delivery = new EntitySchema<Delivery>({
   },
 });
 
-/** An address that hard-bounced (or complained): nothing is sent to it until its owner sets it again. */
+/**
+ * An address nothing is sent to. BOUNCE: it hard-bounced; its owner confirming it again lifts
+ * that. OPT_OUT: its holder asked for no more (a spam complaint, an SMS STOP); only they can undo it.
+ */
 export interface Suppression {
   channel: Channel;
   address: string;
   reason: string;
+  kind: 'BOUNCE' | 'OPT_OUT';
   deliveryId: string | null;
   createdAt: Date;
 }
@@ -191,6 +204,7 @@ export const Suppression = new EntitySchema<Suppression>({
     channel: { type: 'string', primary: true },
     address: { type: 'text', primary: true },
     reason: { type: 'text' },
+    kind: { type: 'string' },
     deliveryId: { type: 'uuid', nullable: true, fieldName: 'delivery_id' },
     createdAt: { type: 'Date', fieldName: 'created_at' },
   },

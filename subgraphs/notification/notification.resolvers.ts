@@ -19,6 +19,7 @@ export function notificationResolvers(people: PeopleService, templates: Template
     Mutation: {
       setNotificationPreference: (_: unknown, { input }: { input: Preference }, ctx: SubgraphContext) => mutationPayload(() => people.setPreference(ctx, input)),
       setNotificationPhone: (_: unknown, { input }: { input: { phone?: string | null } }, ctx: SubgraphContext) => mutationPayload(() => people.setPhone(ctx, input.phone)),
+      confirmNotificationPhone: (_: unknown, { input }: { input: { code: string } }, ctx: SubgraphContext) => mutationPayload(() => people.confirmPhone(ctx, input.code)),
       upsertNotificationTemplate: (_: unknown, { input }: { input: TemplateInput }, ctx: SubgraphContext) => mutationPayload(() => templates.upsert(ctx, input)),
       sendCampaign: (_: unknown, { input }: { input: CampaignInput }, ctx: SubgraphContext) => mutationPayload(() => campaigns.send(ctx, input)),
     },

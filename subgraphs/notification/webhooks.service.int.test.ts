@@ -213,9 +213,9 @@ describe('WebhooksService.apply', () => {
 
   it('a spam complaint about a message already clicked suppresses the address without moving the delivery', async () => {
     const d = await insertDelivery({ status: 'CLICKED' });
-    expect(await service.apply([sendgrid(d, 'DELIVERED', { suppress: true, reason: 'spam complaint' })])).toEqual({ applied: 0, ignored: 1 });
+    expect(await service.apply([sendgrid(d, 'DELIVERED', { suppress: 'OPT_OUT', reason: 'spam complaint' })])).toEqual({ applied: 0, ignored: 1 });
     expect((await row(d.id)).status).toBe('CLICKED');
-    expect(await suppression('EMAIL', d.address)).toMatchObject({ reason: 'spam complaint', deliveryId: d.id });
+    expect(await suppression('EMAIL', d.address)).toMatchObject({ reason: 'spam complaint', kind: 'OPT_OUT', deliveryId: d.id });
     expect(await types(d.id)).toEqual([]);
   });
 

@@ -19,8 +19,8 @@ export interface StatusReport {
   deliveryId?: string;
   providerMessageId: string;
   status: 'SENT' | 'DELIVERED' | 'OPENED' | 'CLICKED' | 'BOUNCED' | 'FAILED';
-  /** Suppress the address (a hard bounce, a spam complaint, an SMS opt-out). */
-  suppress?: boolean;
+  /** Suppress the address: a hard bounce (true), or its holder asking for no more ('OPT_OUT': a spam complaint, an SMS STOP). */
+  suppress?: boolean | 'OPT_OUT';
   reason?: string;
 }
 
@@ -45,7 +45,7 @@ export function reportOfSendGrid(e: SendGridEvent): StatusReport | null {
       // Only SendGrid's reasons about the address itself (its whole text): "Invalid SMTPAPI header" is our request's fault, not the address's.
       return { ...base, status: 'FAILED', reason: e.reason ?? 'dropped', suppress: /^(bounced address|spam reporting address|invalid)$/i.test((e.reason ?? '').trim()) };
     case 'spamreport':
-      return { ...base, status: 'DELIVERED', suppress: true, reason: 'spam complaint' };
+      return { ...base, status: 'DELIVERED', suppress: 'OPT_OUT', reason: 'spam complaint' };
     default:
       return null; // processed, deferred, unsubscribe groups: nothing changes for the delivery
   }
@@ -62,6 +62,8 @@ export function reportOfTwilio(update: TwilioStatusUpdate, deliveryId: string | 
     case 'failed': {
       const hard = update.errorCode !== undefined && TWILIO_HARD.has(update.errorCode);
       const reason = `${update.status}${update.errorCode ? ` (Twilio error ${update.errorCode})` : ''}`;
+      // 21610: the recipient replied STOP. Theirs to undo, not the account's.
+      if (update.errorCode === '21610') return { ...base, status: 'BOUNCED', suppress: 'OPT_OUT', reason };
       return hard ? { ...base, status: 'BOUNCED', suppress: true, reason } : { ...base, status: 'FAILED', reason };
     }
     default:
@@ -94,6 +96,11 @@ export class WebhooksService {
     let emitted = 0;
     await this.orm.em.fork().transactional(async (em) => {
       const pending: NewEvent[] = [];
+      // Every row the post names, locked in id order: two posts naming the same deliveries in
+      // another order wait for each other instead of deadlocking.
+      const named = new Set<string>();
+      for (const report of reports) for (const id of await this.candidates(em, report)) named.add(id);
+      if (named.size) await em.find(Delivery, { id: { $in: [...named].sort() } }, { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: 'asc' }, refresh: true });
       for (const report of reports) {
         const delivery = await this.find(em, report);
         if (!delivery) continue;
@@ -101,7 +108,7 @@ export class WebhooksService {
         const moves = !FINAL.has(current) && RANK[report.status] > RANK[current];
         // A bounce suppresses when it first moves its delivery: a repeated or late copy must not
         // undo the owner setting the address again. A complaint suppresses whatever the status.
-        if (report.suppress && (moves || report.status === 'DELIVERED')) await this.suppress(em, delivery, report.reason ?? report.status, now);
+        if (report.suppress && (moves || report.suppress === 'OPT_OUT')) await this.suppress(em, delivery, report, now);
         if (!moves) continue;
         delivery.status = report.status;
         delivery.updatedAt = now;
@@ -132,17 +139,28 @@ export class WebhooksService {
     return { applied, ignored: reports.length - applied };
   }
 
-  private async find(em: EntityManager, report: StatusReport): Promise<Delivery | null> {
-    // Locked until the transaction ends: providers post concurrently (SendGrid's delivered and open in
-    // two posts at once), and two reports read-then-written unlocked could move a delivery back.
-    const locked = { lockMode: LockMode.PESSIMISTIC_WRITE } as const;
-    const byId = report.deliveryId && isUuid(report.deliveryId) ? await em.findOne(Delivery, { id: report.deliveryId }, locked) : null;
-    // Our id, if the provider echoed it, must agree with the provider's: a report names one message.
-    if (byId && (byId.providerMessageId === null || byId.providerMessageId === report.providerMessageId)) return byId;
-    return em.findOne(Delivery, { provider: report.provider, providerMessageId: report.providerMessageId }, locked);
+  /** The ids of the rows a report may name (unlocked: apply locks them all, then reads again). */
+  private async candidates(em: EntityManager, report: StatusReport): Promise<string[]> {
+    const where = [{ provider: report.provider, providerMessageId: report.providerMessageId }, ...(report.deliveryId && isUuid(report.deliveryId) ? [{ id: report.deliveryId }] : [])];
+    return (await em.find(Delivery, { $or: where }, { fields: ['id'] })).map((d) => d.id);
   }
 
-  private async suppress(em: EntityManager, delivery: Delivery, reason: string, now: Date) {
-    await em.upsert(Suppression, { channel: delivery.channel, address: delivery.address, reason, deliveryId: delivery.id, createdAt: now }, { onConflictAction: 'ignore' });
+  /**
+   * The delivery a report names, its row locked since apply began: providers post concurrently
+   * (SendGrid's delivered and open in two posts at once), and two reports read-then-written
+   * unlocked could move a delivery back.
+   */
+  private async find(em: EntityManager, report: StatusReport): Promise<Delivery | null> {
+    const byId = report.deliveryId && isUuid(report.deliveryId) ? await em.findOne(Delivery, { id: report.deliveryId }) : null;
+    // Our id, if the provider echoed it, must agree with the provider's: a report names one message.
+    if (byId && (byId.providerMessageId === null || byId.providerMessageId === report.providerMessageId)) return byId;
+    return em.findOne(Delivery, { provider: report.provider, providerMessageId: report.providerMessageId });
+  }
+
+  private async suppress(em: EntityManager, delivery: Delivery, report: StatusReport, now: Date) {
+    const kind = report.suppress === 'OPT_OUT' ? 'OPT_OUT' : 'BOUNCE';
+    const reason = report.reason ?? report.status;
+    // An opt-out outranks a bounce already recorded: it is not lifted by the owner setting the address again.
+    await em.upsert(Suppression, { channel: delivery.channel, address: delivery.address, reason, kind, deliveryId: delivery.id, createdAt: now }, kind === 'OPT_OUT' ? { onConflictFields: ['channel', 'address'], onConflictMergeFields: ['kind', 'reason'] } : { onConflictAction: 'ignore' });
   }
 }

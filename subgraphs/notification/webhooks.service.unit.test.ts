@@ -68,8 +68,8 @@ describe('reportOfSendGrid', () => {
     expect(reportOfSendGrid(event('dropped'))).toEqual({ ...base, status: 'FAILED', reason: 'dropped', suppress: false });
   });
 
-  it('a spam complaint means the message arrived: DELIVERED at least, and the address is suppressed', () => {
-    expect(reportOfSendGrid(event('spamreport'))).toEqual({ ...base, status: 'DELIVERED', suppress: true, reason: 'spam complaint' });
+  it('a spam complaint means the message arrived: DELIVERED at least, and the address opted out', () => {
+    expect(reportOfSendGrid(event('spamreport'))).toEqual({ ...base, status: 'DELIVERED', suppress: 'OPT_OUT', reason: 'spam complaint' });
   });
 
   it('processed, deferred and unsubscribe events change nothing', () => {
@@ -101,7 +101,8 @@ describe('reportOfTwilio', () => {
       reason: 'undelivered (Twilio error 30005)',
     });
     // A recipient who replied STOP.
-    expect(reportOfTwilio({ messageSid: SID, status: 'failed', errorCode: '21610' }, DELIVERY_ID)).toMatchObject({ status: 'BOUNCED', suppress: true });
+    // 21610: the recipient replied STOP: an opt-out, which their account cannot lift.
+    expect(reportOfTwilio({ messageSid: SID, status: 'failed', errorCode: '21610' }, DELIVERY_ID)).toMatchObject({ status: 'BOUNCED', suppress: 'OPT_OUT' });
   });
 
   it('undelivered with a soft code (30003, unreachable handset) is FAILED, and the number stays', () => {

@@ -20,11 +20,22 @@ export class Migration20261127100000_notification extends SchemaMigration {
         "tier" text not null default 'FREE',
         "membership_version" integer not null default 0,
         "registered_at" timestamptz not null,
-        "deleted_at" timestamptz null
+        "deleted_at" timestamptz null,
+        "pending_phone" text null,
+        "phone_code_hash" text null,
+        "phone_code_expires_at" timestamptz null,
+        "phone_code_attempts" integer not null default 0
       )`,
+      // Since when notification exists: older events (a stream read from its start) fill the directory and send nothing.
+      `create table "deployment" (
+        "id" integer primary key default 1 check ("id" = 1),
+        "started_at" timestamptz not null default now()
+      )`,
+      `insert into "deployment" default values`,
       // A message to an address finds the person it belongs to.
       `create index "recipient_email_idx" on "recipient" ("email") where "email" is not null`,
-      `create index "recipient_phone_idx" on "recipient" ("phone") where "phone" is not null`,
+      // A number belongs to one person at a time: the last who proved they hold it.
+      `create unique index "recipient_phone_idx" on "recipient" ("phone") where "phone" is not null`,
       // A campaign walks its audience in user id order.
       `create index "recipient_tier_idx" on "recipient" ("tier", "user_id") where "deleted_at" is null`,
       `create table "known_story" (
@@ -89,6 +100,7 @@ export class Migration20261127100000_notification extends SchemaMigration {
         "channel" text not null check ("channel" in (${channels})),
         "address" text not null,
         "reason" text not null,
+        "kind" text not null default 'BOUNCE' check ("kind" in ('BOUNCE', 'OPT_OUT')),
         "delivery_id" uuid null,
         "created_at" timestamptz not null,
         primary key ("channel", "address")

@@ -4,6 +4,7 @@ import collaborationCompleted from './defaults/collaboration.completed.json' wit
 import invitationAccepted from './defaults/collaboration.invitation.accepted.json' with { type: 'json' };
 import invitationSent from './defaults/collaboration.invitation.sent.json' with { type: 'json' };
 import submissionCompleted from './defaults/collaboration.submission.completed.json' with { type: 'json' };
+import phoneVerification from './defaults/phone.verification.json' with { type: 'json' };
 import narrationCompleted from './defaults/narration.generation.completed.json' with { type: 'json' };
 import analysisCompleted from './defaults/story.analysis.completed.json' with { type: 'json' };
 import storyPublished from './defaults/story.published.json' with { type: 'json' };
@@ -118,6 +119,8 @@ export const DEFAULT_TEMPLATE_KEYS = [
       { name: 'upgradeLink', type: 'url' },
     ],
   },
+  // Not an event: the code that proves a person holds the phone number they gave.
+  { key: 'phone.verification', category: 'ACCOUNT', recipient: 'user', variables: [{ name: 'code', type: 'string' }] },
 ] as const satisfies readonly DefaultTemplateKey[];
 
 export type DefaultTemplateKeyName = (typeof DEFAULT_TEMPLATE_KEYS)[number]['key'];
@@ -149,6 +152,7 @@ const FILES: unknown[] = [
   userRegistered,
   subscriptionUpgraded,
   usageLimitReached,
+  phoneVerification,
 ];
 
 let loaded: readonly TemplateDefinition[] | null = null;

@@ -32,7 +32,7 @@ describe('DEFAULT_TEMPLATE_KEYS', () => {
     const keys = DEFAULT_TEMPLATE_KEYS.map((k) => k.key);
     expect(new Set(keys).size).toBe(keys.length);
     for (const k of DEFAULT_TEMPLATE_KEYS) expect(CATEGORIES).toContain(k.category);
-    expect(keys).toHaveLength(13);
+    expect(keys).toHaveLength(14);
     expect(new Set(DEFAULT_TEMPLATE_KEYS.map((k) => k.category))).toEqual(new Set(['COLLABORATION', 'STORY', 'NARRATION', 'VIDEO', 'ACCOUNT', 'BILLING']));
   });
 

@@ -46,7 +46,7 @@ describe('verifySendGridWebhook', () => {
     const post = signer.signedEvents([delivered, bounce, click], { timestamp: nowSeconds });
     expect(verifySendGridWebhook(input(post))).toEqual([
       { email: 'ann@example.org', timestamp: nowSeconds - 5, event: 'delivered', sg_event_id: delivered.sg_event_id, sg_message_id: delivered.sg_message_id, deliveryId: delivered.deliveryId },
-      { email: 'ann@example.org', timestamp: nowSeconds - 5, event: 'bounce', sg_event_id: bounce.sg_event_id, sg_message_id: bounce.sg_message_id, reason: bounce.reason, deliveryId: delivered.deliveryId },
+      { email: 'ann@example.org', timestamp: nowSeconds - 5, event: 'bounce', sg_event_id: bounce.sg_event_id, sg_message_id: bounce.sg_message_id, reason: bounce.reason, deliveryId: delivered.deliveryId, type: 'bounce' },
       { email: 'ann@example.org', timestamp: nowSeconds - 5, event: 'click', sg_event_id: click.sg_event_id, sg_message_id: click.sg_message_id, url: click.url, deliveryId: delivered.deliveryId },
     ]);
   });
