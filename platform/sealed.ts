@@ -43,4 +43,3 @@ export function unseal(secret: string, purpose: string, sealed: string): string 
 
 /** Purposes in use, one per reader: values only the notification subgraph opens, to put in a message (an invite link, a code). */
 export const FOR_NOTIFICATION = 'notification.message-variable';
-export const INVITE_LINK = FOR_NOTIFICATION;

@@ -6,10 +6,10 @@ import { migrate, openDatabase } from '../../platform/db/database.js';
 import type { NewEvent } from '../../platform/events/envelope.js';
 import { recordEvents } from '../../platform/events/outbox.js';
 import { createLogger } from '../../platform/log.js';
-import { INVITE_LINK, seal, unseal } from '../../platform/sealed.js';
+import { FOR_NOTIFICATION, seal, unseal } from '../../platform/sealed.js';
 import { createTestDatabase } from '../../test/support/database.js';
 import { queueDeliveries, type DeliveryRequest } from './deliveries.js';
-import { DeliveryWorker, type DeliveryWorkerOptions } from './delivery.worker.js';
+import { DeliveryWorker, LISTEN_APPLICATION_NAME, type DeliveryWorkerOptions } from './delivery.worker.js';
 import { notificationMigrations } from './migrations/index.js';
 import { Delivery, notificationEntities, Suppression } from './notification.entities.js';
 import type { NotificationRequested } from './notification.events.js';
@@ -75,7 +75,7 @@ function worker(options: Partial<DeliveryWorkerOptions> & { email?: Sender<Outgo
     store: databaseTemplateStore,
     defaults: defaultTemplateStore(),
     sources: { templatesDir: tmpdir(), cacheTtlMs: 0, maxBytes: 256 * 1024, timeoutMs: 1000 },
-    unseal: (sealed) => unseal(SECRET, INVITE_LINK, sealed),
+    unseal: (sealed) => unseal(SECRET, FOR_NOTIFICATION, sealed),
     statusCallbackUrl: () => null,
     concurrency: 4,
     pollMs: 50,
@@ -219,7 +219,8 @@ describe('the delivery worker', () => {
       expect(await row(id!)).toMatchObject({ status: 'FAILED', attempts: 3, errorCode: 'TRANSIENT', error: 'email-test answered 503', leaseUntil: null, provider: null });
       const events = await outbox(id!);
       expect(events.map((e) => e.type)).toEqual(['notification.requested', 'notification.failed']);
-      expect(events[1]!.envelope.payload).toEqual({ deliveryId: id, channel: 'EMAIL', provider: null, code: 'TRANSIENT', error: 'email-test answered 503' });
+      // The event tells the code in a few words; the provider's text stays in the row.
+      expect(events[1]!.envelope.payload).toEqual({ deliveryId: id, channel: 'EMAIL', provider: null, code: 'TRANSIENT', error: 'The providers kept failing (TRANSIENT)' });
     });
   });
 
@@ -282,7 +283,7 @@ describe('the delivery worker', () => {
         variables: { inviteeName: 'Bea', inviterName: 'Ada', storyTitle: 'The Loom', characterName: 'Weaver', inviteLink: { $sealed: sealed }, expiresAt: '2030-01-31T12:00:00.000Z' },
       });
     await withWorkers([worker({ email, maxAttempts: 2, retryBaseMs: 50 })], async () => {
-      const [good] = await queue(invitation(seal(SECRET, INVITE_LINK, inviteUrl)));
+      const [good] = await queue(invitation(seal(SECRET, FOR_NOTIFICATION, inviteUrl)));
       await vi.waitFor(async () => expect((await row(good!)).status).toBe('SENT'), { timeout: 10_000, interval: 25 });
       expect(email.calls).toHaveLength(1);
       expect(email.calls[0]!.text).toContain(`Accept the invitation: ${inviteUrl}`);
@@ -299,7 +300,7 @@ describe('the delivery worker', () => {
       expect(Number(leaks!.n)).toBe(0);
 
       // Sealed under another secret: it never opens, the worker gives up after maxAttempts rounds.
-      const [bad] = await queue(invitation(seal(randomBytes(32).toString('base64url'), INVITE_LINK, inviteUrl)));
+      const [bad] = await queue(invitation(seal(randomBytes(32).toString('base64url'), FOR_NOTIFICATION, inviteUrl)));
       await vi.waitFor(async () => expect((await row(bad!)).status).toBe('FAILED'), { timeout: 10_000, interval: 25 });
       expect(await row(bad!)).toMatchObject({ status: 'FAILED', attempts: 2, errorCode: 'INTERNAL', error: expect.stringMatching(/does not open/) });
       expect(email.calls.map((m) => m.deliveryId)).toEqual([good]);
@@ -317,7 +318,7 @@ describe('the delivery worker', () => {
     const [id] = await queue(request({ address: 'Bounced@Example.TEST' }));
     expect((await row(id!)).status).toBe('QUEUED');
     const em = orm.em.fork();
-    em.create(Suppression, { channel: 'EMAIL', address: 'bounced@example.test', reason: 'hard bounce', deliveryId: null, createdAt: new Date() });
+    em.create(Suppression, { channel: 'EMAIL', address: 'bounced@example.test', reason: 'hard bounce', kind: 'BOUNCE', deliveryId: null, createdAt: new Date() });
     await em.flush();
     await withWorkers([w], async () => {
       await vi.waitFor(async () => expect((await row(id!)).status).toBe('SUPPRESSED'), { timeout: 10_000, interval: 25 });
@@ -385,6 +386,213 @@ describe('the delivery worker', () => {
       expect(ends[0]!.abortedAt).toBeLessThan(ends[0]!.leaseUntil);
       // The timed-out round is requeued by the worker that still held the lease.
       await vi.waitFor(async () => expect(await row(id!)).toMatchObject({ status: 'QUEUED', attempts: 1, leaseUntil: null, errorCode: 'INTERNAL' }), { timeout: 10_000, interval: 25 });
+    });
+  });
+
+  it('holds a recipient to rateLimitPerHour, counted in the table, without using up rounds or ever failing for it', async () => {
+    const address = `limited-${randomUUID()}@example.test`;
+    const email = recordingSender<OutgoingEmail>('email-test');
+    const to = (m: OutgoingEmail[]) => m.filter((c) => c.to === address);
+    // One round only: were a held-back delivery counted as a round, it would end FAILED.
+    const options = { email, rateLimitPerHour: 2, maxAttempts: 1 };
+    let held: string[] = [];
+    await withWorkers([worker(options)], async () => {
+      // Four at once, claimed together: two go, two wait.
+      const ids = await queue(...Array.from({ length: 4 }, () => request({ address })));
+      await vi.waitFor(async () => expect((await rows(ids)).map((r) => r.status).sort()).toEqual(['QUEUED', 'QUEUED', 'SENT', 'SENT']), { timeout: 10_000, interval: 25 });
+      await sleep(200);
+      expect(to(email.calls)).toHaveLength(2);
+      held = (await rows(ids)).filter((r) => r.status === 'QUEUED').map((r) => r.id);
+      for (const r of await rows(held)) expect(r).toMatchObject({ attempts: 0, leaseUntil: null, errorCode: 'RATE_LIMITED' });
+      // Another address is not held back.
+      const [other] = await queue(request());
+      await vi.waitFor(async () => expect((await row(other!)).status).toBe('SENT'), { timeout: 10_000, interval: 25 });
+    });
+
+    // Another worker (a restart, another replica) counts the same sends: due again, they wait again,
+    // until the first of the two sends is an hour old.
+    const sent = (await orm.em.fork().find(Delivery, { address, status: 'SENT' })).map((r) => r.updatedAt.getTime());
+    const email2 = recordingSender<OutgoingEmail>('email-test');
+    await withWorkers([worker({ ...options, email: email2 })], async () => {
+      for (let round = 0; round < 3; round++) {
+        await orm.em.fork().getConnection().execute(`update notification.delivery set next_attempt_at = now() where id in (?, ?)`, held);
+        await vi.waitFor(async () => expect((await rows(held)).every((r) => r.nextAttemptAt.getTime() > Date.now() + 30 * 60_000)).toBe(true), { timeout: 10_000, interval: 25 });
+      }
+      for (const r of await rows(held)) {
+        expect(r).toMatchObject({ status: 'QUEUED', attempts: 0, errorCode: 'RATE_LIMITED' });
+        expect(r.nextAttemptAt.getTime()).toBe(Math.min(...sent) + 3_600_000);
+      }
+      expect(email2.calls).toHaveLength(0);
+
+      // An hour later, both go.
+      await orm.em.fork().getConnection().execute(`update notification.delivery set updated_at = updated_at - interval '61 minutes' where address = ? and status = 'SENT'`, [address]);
+      await orm.em.fork().getConnection().execute(`update notification.delivery set next_attempt_at = now() where id in (?, ?)`, held);
+      await vi.waitFor(async () => expect((await rows(held)).map((r) => r.status)).toEqual(['SENT', 'SENT']), { timeout: 10_000, interval: 25 });
+      for (const r of await rows(held)) expect(r).toMatchObject({ attempts: 1, errorCode: null });
+      expect(to(email2.calls)).toHaveLength(2);
+      for (const id of held) expect(await outboxTypes(id)).toEqual(['notification.requested', 'notification.sent']);
+    });
+  });
+
+  it('counts a provider’s 429 as a round like any other failure', async () => {
+    const email = recordingSender<OutgoingEmail>('email-test', async () => {
+      throw new DeliveryError('RATE_LIMITED', 'email-test is rate limiting us (429)', 10);
+    });
+    await withWorkers([worker({ email, maxAttempts: 2, rateLimitPerHour: 100 })], async () => {
+      const [id] = await queue(request());
+      await vi.waitFor(async () => expect((await row(id!)).status).toBe('FAILED'), { timeout: 10_000, interval: 25 });
+      expect(email.calls).toHaveLength(2);
+      expect(await row(id!)).toMatchObject({ status: 'FAILED', attempts: 2, errorCode: 'RATE_LIMITED' });
+      expect((await outbox(id!))[1]!.envelope.payload).toMatchObject({ code: 'RATE_LIMITED', error: 'The providers kept rate limiting us (RATE_LIMITED)' });
+    });
+  });
+
+  it.each(['sent', 'failed'] as const)('changes nothing and announces nothing when a send that outlived its lease ends %s after another worker sent it', async (ending) => {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    // Ignores its signal: an answer that comes after all, past the lease.
+    const lateEmail = recordingSender<OutgoingEmail>('email-late', async (message) => {
+      await gate;
+      if (ending === 'failed') throw new DeliveryError('REJECTED', 'email-late refused the message (400)');
+      return { provider: 'email-late', providerMessageId: `email-late-${message.deliveryId}` };
+    });
+    const late = worker({ email: lateEmail, leaseMs: 60_000, concurrency: 1 });
+    await late.start();
+    try {
+      const [id] = await queue(request());
+      await vi.waitFor(() => expect(lateEmail.calls).toHaveLength(1), { timeout: 10_000, interval: 25 });
+      await orm.em.fork().getConnection().execute(`update notification.delivery set lease_until = now() - interval '1 second' where id = ?`, [id]);
+      await withWorkers([worker({ email: recordingSender<OutgoingEmail>('email-heir') })], async () => {
+        await vi.waitFor(async () => expect((await row(id!)).status).toBe('SENT'), { timeout: 10_000, interval: 25 });
+      });
+      const heirs = await row(id!);
+      open();
+      await vi.waitFor(() => expect((late as unknown as { inFlight: number }).inFlight).toBe(0), { timeout: 10_000, interval: 10 });
+      expect(await row(id!)).toEqual(heirs);
+      expect(heirs).toMatchObject({ status: 'SENT', provider: 'email-heir', providerMessageId: `email-heir-${id}`, attempts: 2, errorCode: null });
+      expect(await outboxTypes(id!)).toEqual(['notification.requested', 'notification.sent']);
+    } finally {
+      open();
+      await late.stop();
+    }
+  });
+
+  it('lets a webhook that got there first keep its status, adds the provider’s ids, and announces no send', async () => {
+    const email = recordingSender<OutgoingEmail>('email-test', async (message) => {
+      // The provider's report arrives before its answer to the send.
+      await orm.em.fork().getConnection().execute(`update notification.delivery set status = 'DELIVERED', updated_at = now() where id = ?`, [message.deliveryId]);
+      return { provider: 'email-test', providerMessageId: `email-test-${message.deliveryId}` };
+    });
+    await withWorkers([worker({ email })], async () => {
+      const [id] = await queue(request());
+      await vi.waitFor(async () => expect((await row(id!)).leaseUntil).toBeNull(), { timeout: 10_000, interval: 25 });
+      await vi.waitFor(async () => expect(await row(id!)).toMatchObject({ status: 'DELIVERED', provider: 'email-test', providerMessageId: `email-test-${id}`, attempts: 1, leaseUntil: null }), {
+        timeout: 10_000,
+        interval: 25,
+      });
+      await sleep(200);
+      expect(email.calls).toHaveLength(1);
+      expect(await outboxTypes(id!)).toEqual(['notification.requested']);
+    });
+  });
+
+  it('keeps the provider’s text, less the address, in the row only; the event says the code in a few words', async () => {
+    const emailAddress = `reader-${randomUUID()}@example.test`;
+    const email = recordingSender<OutgoingEmail>('email-test', async () => {
+      throw new DeliveryError('REJECTED', `email-test refused the message (400): mailbox ${emailAddress.toUpperCase()} does not exist`);
+    });
+    const sms = recordingSender<OutgoingSms>('sms-test', async (message) => {
+      throw new DeliveryError('REJECTED', `sms-test refused the message (400): ${message.to.slice(1)} (${message.to}) is not reachable`);
+    });
+    await withWorkers([worker({ email, sms })], async () => {
+      const [mail] = await queue(request({ address: emailAddress }));
+      const phoneRequest = request({ channel: 'SMS' });
+      const [text] = await queue(phoneRequest);
+      await vi.waitFor(async () => expect((await rows([mail!, text!])).map((r) => r.status)).toEqual(['FAILED', 'FAILED']), { timeout: 10_000, interval: 25 });
+      expect(await row(mail!)).toMatchObject({ errorCode: 'REJECTED', error: 'email-test refused the message (400): mailbox <recipient> does not exist' });
+      expect(await row(text!)).toMatchObject({ errorCode: 'REJECTED', error: 'sms-test refused the message (400): <recipient> (<recipient>) is not reachable' });
+      for (const [id, address] of [
+        [mail!, emailAddress],
+        [text!, phoneRequest.address],
+      ] as const) {
+        const failed = (await outbox(id)).find((e) => e.type === 'notification.failed')!;
+        expect(failed.envelope.payload).toMatchObject({ code: 'REJECTED', error: 'Every provider refused the message (REJECTED)' });
+        expect(JSON.stringify(failed.envelope).toLowerCase()).not.toContain(address.replace(/^\+/, '').toLowerCase());
+      }
+    });
+  });
+
+  describe('the wake-up connection', () => {
+    type Listening = { listener: { end(): Promise<void> } | null };
+    const listeners = async () =>
+      (
+        await orm.em
+          .fork()
+          .getConnection()
+          .execute<{ pid: number }[]>(`select pid from pg_stat_activity where application_name = ? and datname = current_database()`, [LISTEN_APPLICATION_NAME])
+      ).map((r) => r.pid);
+    const noneLeft = async () => {
+      await vi.waitFor(async () => expect(await listeners()).toEqual([]), { timeout: 10_000, interval: 25 });
+      await sleep(700); // past the first reconnect wait: nothing comes back
+      expect(await listeners()).toEqual([]);
+    };
+
+    it('is closed by stop(), however soon after start(), and is not left behind', async () => {
+      const w = worker();
+      for (let i = 0; i < 5; i++) {
+        await w.start();
+        expect(await listeners()).toHaveLength(1);
+        await w.stop();
+        await vi.waitFor(async () => expect(await listeners()).toEqual([]), { timeout: 10_000, interval: 25 });
+      }
+      // stop() while start() is still connecting.
+      for (let i = 0; i < 5; i++) {
+        const starting = w.start();
+        await w.stop();
+        await starting;
+      }
+      await noneLeft();
+    });
+
+    it('comes back after an error or an end nobody asked for, and a stop() meanwhile cancels its return', async () => {
+      // A poll too slow to matter: only a notification wakes the worker.
+      const email = recordingSender<OutgoingEmail>('email-test');
+      const w = worker({ email, pollMs: 60_000 });
+      const sendsOnNotify = async () => {
+        const [id] = await queue(request());
+        await vi.waitFor(async () => expect((await row(id!)).status).toBe('SENT'), { timeout: 5_000, interval: 25 });
+      };
+      await w.start();
+      try {
+        const [first] = await listeners();
+        expect(first).toBeDefined();
+        // Ended cleanly, without an error.
+        await (w as unknown as Listening).listener!.end();
+        await vi.waitFor(async () => {
+          const now = await listeners();
+          expect(now).toHaveLength(1);
+          expect(now[0]).not.toBe(first);
+        }, { timeout: 10_000, interval: 25 });
+        const [second] = await listeners();
+        await sendsOnNotify();
+
+        // Killed by the server: an error, then an end.
+        await orm.em.fork().getConnection().execute(`select pg_terminate_backend(?)`, [second]);
+        await vi.waitFor(async () => {
+          const now = await listeners();
+          expect(now).toHaveLength(1);
+          expect(now[0]).not.toBe(second);
+        }, { timeout: 10_000, interval: 25 });
+        await sendsOnNotify();
+
+        // Lost, then stopped before it came back: it does not come back.
+        const [third] = await listeners();
+        await orm.em.fork().getConnection().execute(`select pg_terminate_backend(?)`, [third]);
+        await vi.waitFor(() => expect((w as unknown as Listening).listener).toBeNull(), { timeout: 10_000, interval: 5 });
+      } finally {
+        await w.stop();
+      }
+      await noneLeft();
     });
   });
 });

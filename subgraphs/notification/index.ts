@@ -52,6 +52,7 @@ export const notification: SubgraphModule = {
       leaseMs: config.NOTIFICATION_LEASE_MS,
       maxAttempts: config.NOTIFICATION_MAX_ATTEMPTS,
       retryBaseMs: config.NOTIFICATION_RETRY_BASE_MS * 8,
+      rateLimitPerHour: config.NOTIFICATION_RATE_LIMIT_PER_HOUR,
       logger: log,
       onEventsCommitted,
     });

@@ -94,6 +94,8 @@ export class Migration20261127100000_notification extends SchemaMigration {
       `create index "delivery_due_idx" on "delivery" ("next_attempt_at") where "status" = 'QUEUED'`,
       `create index "delivery_user_idx" on "delivery" ("user_id", "created_at" desc, "id" desc) where "user_id" is not null`,
       `create index "delivery_campaign_idx" on "delivery" ("campaign_id") where "campaign_id" is not null`,
+      // The per-recipient rate limit counts an address's recent sends.
+      `create index "delivery_address_idx" on "delivery" ("channel", "address", "updated_at")`,
       // Webhooks name a delivery by the provider's message id.
       `create unique index "delivery_provider_message_idx" on "delivery" ("provider", "provider_message_id") where "provider_message_id" is not null`,
       `create table "suppression" (

@@ -8,7 +8,7 @@ import { startMailgunFake, type MailgunFake } from '../../../test/fakes/mailgun.
 import { startSendGridFake, type SendGridFake } from '../../../test/fakes/sendgrid.js';
 import { DeliveryError, type EmailSender, type OutgoingEmail } from './channel.js';
 import { createMailgunSender } from './mailgun.js';
-import { withFallback, withRecipientRateLimit, withRetries, type RetryPolicy } from './resilience.js';
+import { withFallback, withRetries, type RetryPolicy } from './resilience.js';
 import { createSendGridSender } from './sendgrid.js';
 
 const policy: RetryPolicy = { maxRetries: 3, baseDelayMs: 1, maxDelayMs: 5 };
@@ -92,19 +92,5 @@ describe('retries and fallback over SendGrid and Mailgun', () => {
     const error = await chain().send(email(), { signal }).catch((e: unknown) => e);
     expect(error).toMatchObject({ reason: 'TRANSIENT', message: expect.stringMatching(/^Every provider failed \(sendgrid: SendGrid answered 503.*\(4 attempts\); mailgun: Mailgun answered 500.*\(4 attempts\)\)$/) });
     expect(seen()).toMatchObject({ sendgrid: 4, mailgun: 4, sendgridMessages: 0, mailgunMessages: 0 });
-  });
-
-  it('holds a recipient to the limit before any provider is asked', async () => {
-    const limited = withRecipientRateLimit(chain(), { perRecipient: 2, perMs: 3_600_000 }, (m: OutgoingEmail) => m.to);
-    const to = `reader-${randomUUID()}@example.org`;
-    await limited.send(email({ to }), { signal });
-    await limited.send(email({ to }), { signal });
-    const error = await limited.send(email({ to }), { signal }).catch((e: unknown) => e);
-    // Half the hour: two an hour is one token every 30 minutes (less the milliseconds the sends took).
-    expect(error).toMatchObject({ reason: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
-    expect((error as DeliveryError).retryAfterMs).toBeGreaterThan(1_790_000);
-    expect((error as DeliveryError).retryAfterMs).toBeLessThanOrEqual(1_800_000);
-    await limited.send(email({ to: 'someone-else@example.org' }), { signal });
-    expect(seen()).toMatchObject({ sendgrid: 3, sendgridMessages: 3, mailgun: 0 });
   });
 });

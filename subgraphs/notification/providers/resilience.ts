@@ -1,12 +1,11 @@
 /**
- * Compositions of senders, the same for every channel: retries with backoff, fallback to
- * another provider, and a per-recipient rate limit. Each takes a Sender<M> and returns one, so
- * the usual stack reads inside out:
+ * Compositions of senders, the same for every channel: retries with backoff and fallback to
+ * another provider. Each takes a Sender<M> and returns one, so the usual stack reads inside out:
  *
- *   withRecipientRateLimit(withFallback([withRetries(sendgrid, policy), withRetries(mailgun, policy)]), limit, (m) => m.to)
+ *   withFallback([withRetries(sendgrid, policy), withRetries(mailgun, policy)])
  *
- * The limit goes outside, so one message costs one token however many attempts it takes. Also
- * here: the one table of what an HTTP answer means for a send (failureOfStatus), which every
+ * A RATE_LIMITED failure from here is always a provider's (429): the per-recipient limit is the
+ * delivery worker's (delivery.worker.ts), counted in the delivery table. Also here: the one table of what an HTTP answer means for a send (failureOfStatus), which every
  * remote adapter uses, so "what is retried" and "what is worth retrying" cannot drift apart.
  */
 import { attempts, sleep } from '../../../platform/http/provider-http.js';
@@ -132,61 +131,6 @@ export function withFallback<M>(senders: readonly Sender<M>[], options: Fallback
       const waits = failures.filter((f) => f.error.reason === reason && f.error.retryAfterMs !== undefined).map((f) => f.error.retryAfterMs!);
       const story = failures.map((f) => `${f.name}: ${f.error.message}`).join('; ');
       throw new DeliveryError(reason, `Every provider failed (${story})`, waits.length > 0 ? Math.min(...waits) : undefined);
-    },
-  };
-}
-
-export interface RecipientLimit {
-  /** Messages a recipient may get in a burst, and per `perMs` over time. */
-  perRecipient: number;
-  /** Whole milliseconds. */
-  perMs: number;
-  /** Default Date.now; for tests. */
-  now?: () => number;
-}
-
-/**
- * A token bucket per recipient, in this process's memory: each holds up to `perRecipient`
- * tokens and refills at perRecipient per perMs. A message over the limit fails RATE_LIMITED
- * (retryAfterMs: when a token will be there) without reaching the provider. A token is spent
- * on every attempt that reaches the inner sender, failed or not: a flood of failing sends is
- * still a flood for the recipient when one gets through. `recipientOf` says who receives M;
- * it is compared trimmed and lower-cased, so "Ann@x.org" and "ann@x.org " share a bucket.
- */
-export function withRecipientRateLimit<M>(sender: Sender<M>, limit: RecipientLimit, recipientOf: (message: M) => string): Sender<M> {
-  const { perRecipient: n, perMs, now = Date.now } = limit;
-  if (!Number.isInteger(n) || n < 1) throw new RangeError('withRecipientRateLimit: perRecipient must be a positive integer');
-  if (!Number.isInteger(perMs) || perMs < 1) throw new RangeError('withRecipientRateLimit: perMs must be a positive integer');
-  // The bucket kept as one number (the GCRA form): when it will be full again. Times are
-  // counted in 1/n ms, so a token is exactly perMs of them and the sums stay whole numbers:
-  // no rounding lets a message through early or holds one back late.
-  const burst = (n - 1) * perMs;
-  const fullAgainAt = new Map<string, number>();
-  let sweptAt = -Infinity;
-
-  // A full bucket says nothing a fresh one would not: forgetting it keeps memory to the
-  // recipients of the last perMs. Swept at most once per perMs, on a send, so no timer runs.
-  const sweep = (at: number) => {
-    if (at - sweptAt < perMs * n) return;
-    sweptAt = at;
-    for (const [key, full] of fullAgainAt) if (full <= at) fullAgainAt.delete(key);
-  };
-
-  return {
-    name: sender.name,
-    async send(message, { signal }) {
-      signal.throwIfAborted();
-      const at = now() * n;
-      sweep(at);
-      const key = recipientOf(message).trim().toLowerCase();
-      const full = Math.max(fullAgainAt.get(key) ?? at, at);
-      // `full - at` is the tokens spent and not yet back, times perMs.
-      if (full - at > burst) {
-        const retryAfterMs = Math.ceil((full - at - burst) / n);
-        throw new DeliveryError('RATE_LIMITED', `Recipient limit reached (${n} per ${perMs} ms): next message possible in ${retryAfterMs} ms`, retryAfterMs);
-      }
-      fullAgainAt.set(key, full + perMs);
-      return sender.send(message, { signal });
     },
   };
 }

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DeliveryError, type SendResult, type Sender } from './channel.js';
-import { failureOfStatus, retryAfterMsOf, withFallback, withRecipientRateLimit, withRetries } from './resilience.js';
+import { failureOfStatus, retryAfterMsOf, withFallback, withRetries } from './resilience.js';
 
 interface Note {
   to: string;
@@ -175,67 +175,6 @@ describe('withFallback', () => {
 
   it('needs a provider', () => {
     expect(() => withFallback([])).toThrow(RangeError);
-  });
-});
-
-describe('withRecipientRateLimit', () => {
-  const limited = (perRecipient: number, perMs: number) => {
-    let clock = 1_000_000;
-    const provider = scripted('p', 'ok');
-    const sender = withRecipientRateLimit(provider, { perRecipient, perMs, now: () => clock }, (m: Note) => m.to);
-    return { provider, sender, tick: (ms: number) => (clock += ms) };
-  };
-
-  it('lets a burst of perRecipient through, then refuses without asking the provider, saying when to try again', async () => {
-    const { provider, sender } = limited(3, 60_000);
-    for (let i = 0; i < 3; i++) await sender.send(note, { signal });
-    const error = await failureOf(sender.send(note, { signal }));
-    expect(error).toBeInstanceOf(DeliveryError);
-    expect(error).toMatchObject({ reason: 'RATE_LIMITED', retryAfterMs: 20_000 });
-    expect(error.message).not.toContain(note.to);
-    expect(provider.calls).toHaveLength(3);
-  });
-
-  it('refills at perRecipient per perMs', async () => {
-    const { provider, sender, tick } = limited(2, 1_000);
-    await sender.send(note, { signal });
-    await sender.send(note, { signal });
-    tick(499);
-    expect((await failureOf(sender.send(note, { signal }))).retryAfterMs).toBe(1);
-    tick(1);
-    await sender.send(note, { signal });
-    tick(5_000);
-    // A long quiet fills the bucket, never beyond its size.
-    await sender.send(note, { signal });
-    await sender.send(note, { signal });
-    await expect(sender.send(note, { signal })).rejects.toMatchObject({ reason: 'RATE_LIMITED' });
-    expect(provider.calls).toHaveLength(5);
-  });
-
-  it('keeps one bucket per recipient, whatever the case or spaces', async () => {
-    const { provider, sender } = limited(1, 60_000);
-    await sender.send({ to: 'Ann@Example.org' }, { signal });
-    await expect(sender.send({ to: ' ann@example.org ' }, { signal })).rejects.toMatchObject({ reason: 'RATE_LIMITED' });
-    await sender.send({ to: 'bob@example.org' }, { signal });
-    await sender.send({ to: '+447700900123' }, { signal });
-    expect(provider.calls.map((m) => m.to)).toEqual(['Ann@Example.org', 'bob@example.org', '+447700900123']);
-  });
-
-  it('counts a failed attempt too', async () => {
-    let clock = 0;
-    const provider = scripted('p', transient(), 'ok');
-    const sender = withRecipientRateLimit(provider, { perRecipient: 1, perMs: 1_000, now: () => clock }, (m: Note) => m.to);
-    await expect(sender.send(note, { signal })).rejects.toMatchObject({ reason: 'TRANSIENT' });
-    await expect(sender.send(note, { signal })).rejects.toMatchObject({ reason: 'RATE_LIMITED' });
-    clock += 1_000;
-    await expect(sender.send(note, { signal })).resolves.toMatchObject({ provider: 'p' });
-  });
-
-  it('refuses limits that make no sense', () => {
-    const provider = scripted('p', 'ok');
-    expect(() => withRecipientRateLimit(provider, { perRecipient: 0, perMs: 1_000 }, (m) => m.to)).toThrow(RangeError);
-    expect(() => withRecipientRateLimit(provider, { perRecipient: 1.5, perMs: 1_000 }, (m) => m.to)).toThrow(RangeError);
-    expect(() => withRecipientRateLimit(provider, { perRecipient: 1, perMs: 0 }, (m) => m.to)).toThrow(RangeError);
   });
 });
 

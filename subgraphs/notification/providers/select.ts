@@ -5,7 +5,7 @@ import type { OutgoingEmail, OutgoingSms, Sender } from './channel.js';
 import { createLocalEmailSender } from './email-local.js';
 import { createMailgunSender } from './mailgun.js';
 import { createMessageBirdSender } from './messagebird.js';
-import { withFallback, withRecipientRateLimit, withRetries } from './resilience.js';
+import { withFallback, withRetries } from './resilience.js';
 import { createSendGridSender } from './sendgrid.js';
 import { createLocalSmsSender } from './sms-local.js';
 import { createTwilioSender } from './twilio.js';
@@ -19,12 +19,12 @@ export interface Senders {
   mailboxDir: string;
 }
 
-const HOUR_MS = 3_600_000;
-
 /**
  * The senders the settings ask for: per channel the providers of NOTIFICATION_*_PROVIDERS in
- * order, each retried with backoff on transient failures, then the next as fallback, behind a
- * per-recipient rate limit (a limited message waits; it does not go to the next provider).
+ * order, each retried with backoff on transient failures, then the next as fallback. The
+ * per-recipient rate limit is not here: the delivery worker holds it (rateLimitPerHour),
+ * counting sends in the delivery table, so it holds across replicas and restarts and a limited
+ * message waits without using up a round.
  */
 export function sendersFor(config: Config, logger: Logger): Senders {
   const mailboxDir = config.NOTIFICATION_MAILBOX_DIR ?? join(config.DATA_DIR, 'mailbox');
@@ -62,10 +62,9 @@ export function sendersFor(config: Config, logger: Logger): Senders {
         return createLocalSmsSender({ outboxDir: join(mailboxDir, 'sms') });
     }
   });
-  const limit = { perRecipient: config.NOTIFICATION_RATE_LIMIT_PER_HOUR, perMs: HOUR_MS };
   return {
-    email: withRecipientRateLimit(withFallback(email.map(retry), { onFallback: onFallback('EMAIL') }), limit, (m) => m.to),
-    sms: withRecipientRateLimit(withFallback(sms.map(retry), { onFallback: onFallback('SMS') }), limit, (m) => m.to),
+    email: withFallback(email.map(retry), { onFallback: onFallback('EMAIL') }),
+    sms: withFallback(sms.map(retry), { onFallback: onFallback('SMS') }),
     chains: { email: email.map((s) => s.name), sms: sms.map((s) => s.name) },
     mailboxDir,
   };
