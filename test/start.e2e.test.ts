@@ -19,6 +19,8 @@ interface Started {
   child: ChildProcess;
   gatewayUrl: string;
   output: () => string;
+  /** Resolves when the process has exited and everything it wrote has been read. */
+  closed: Promise<void>;
 }
 
 /** Runs `command` in its own process group, without DATABASE_URL and NATS_URL unless `env` sets them. */
@@ -36,7 +38,9 @@ async function launch(command: string[], env: Record<string, string>): Promise<S
     child.stderr!.on('data', onData);
     child.once('exit', (code) => reject(new Error(`${command.join(' ')} exited with ${code} before it was ready:\n${output}`)));
   });
-  return { child, gatewayUrl, output: () => output };
+  // 'close' comes once the process has exited and its output pipes are drained.
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  return { child, gatewayUrl, output: () => output, closed };
 }
 
 const npmStart = (env: Record<string, string>) => launch(['npm', 'start'], env);
@@ -58,6 +62,8 @@ async function interrupt(started: Started): Promise<void> {
   const pgid = started.child.pid!;
   process.kill(-pgid, 'SIGINT');
   await vi.waitFor(() => expect(groupAlive(pgid)).toBe(false), { timeout: 30_000, interval: 50 });
+  // The last lines (the shutdown's) may still sit in the pipe when the group is gone.
+  await started.closed;
 }
 
 const gql = async (url: string, query: string, variables: object, token?: string) => {

@@ -2,11 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { migrate, openDatabase } from '../../platform/db/database.js';
 import { DomainError } from '../../platform/errors.js';
 import { createLogger } from '../../platform/log.js';
 import { createSubgraphContext } from '../../platform/subgraph/context.js';
-import { createTestDatabase } from '../../test/support/database.js';
+import { migratedSubgraphDatabase } from '../../test/support/database.js';
 import { CampaignRunner, CampaignsService, type CampaignRunnerOptions } from './campaigns.js';
 import { notificationMigrations } from './migrations/index.js';
 import { Campaign, Delivery, notificationEntities, Recipient, TemplateRow } from './notification.entities.js';
@@ -21,18 +20,16 @@ import type { TemplateStore } from './templates/template.js';
  */
 const logger = createLogger('silent');
 const KEY = 'marketing.spring';
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let db: Awaited<ReturnType<typeof migratedSubgraphDatabase>>;
 let orm: MikroORM;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  orm = await openDatabase({ url: db.url, schema: 'notification', entities: notificationEntities, migrations: notificationMigrations, logger });
-  await migrate(orm);
+  db = await migratedSubgraphDatabase({ name: 'notification', entities: notificationEntities, migrations: notificationMigrations }, logger);
+  orm = db.orm;
 });
 
 afterAll(async () => {
-  await orm?.close(true);
-  await db?.drop();
+  await db?.close();
 });
 
 beforeEach(async () => {

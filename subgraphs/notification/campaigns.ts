@@ -276,7 +276,7 @@ export class CampaignRunner {
       log.error({ err: error, failures: count }, 'campaign FAILED: its batch failed too many times in a row');
     } else {
       this.failures.set(id, count);
-      log.error({ err: error, failures: count, maxFailures: this.maxBatchFailures }, 'campaign batch failed; it is retried when the lease runs out');
+      log.warn({ err: error, failures: count, maxFailures: this.maxBatchFailures }, 'campaign batch failed; it is retried when the lease runs out');
     }
   }
 

@@ -2,12 +2,12 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { migrate, openDatabase } from '../../platform/db/database.js';
+import { openDatabase } from '../../platform/db/database.js';
 import type { NewEvent } from '../../platform/events/envelope.js';
 import { recordEvents } from '../../platform/events/outbox.js';
 import { createLogger } from '../../platform/log.js';
 import { FOR_NOTIFICATION, seal, unseal } from '../../platform/sealed.js';
-import { createTestDatabase } from '../../test/support/database.js';
+import { migratedSubgraphDatabase } from '../../test/support/database.js';
 import { queueDeliveries, type DeliveryRequest } from './deliveries.js';
 import { DeliveryWorker, LISTEN_APPLICATION_NAME, type DeliveryWorkerOptions } from './delivery.worker.js';
 import { notificationMigrations } from './migrations/index.js';
@@ -24,18 +24,16 @@ import type { TemplateStore } from './templates/template.js';
  */
 const logger = createLogger('silent');
 const SECRET = randomBytes(32).toString('base64url');
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let db: Awaited<ReturnType<typeof migratedSubgraphDatabase>>;
 let orm: MikroORM;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  orm = await openDatabase({ url: db.url, schema: 'notification', entities: notificationEntities, migrations: notificationMigrations, logger });
-  await migrate(orm);
+  db = await migratedSubgraphDatabase({ name: 'notification', entities: notificationEntities, migrations: notificationMigrations }, logger);
+  orm = db.orm;
 });
 
 afterAll(async () => {
-  await orm?.close(true);
-  await db?.drop();
+  await db?.close();
 });
 
 // Each test starts from an empty queue: a row another test left behind is never claimed here.

@@ -2,12 +2,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { migrate, openDatabase } from '../../platform/db/database.js';
 import { closeServer, createHttpServer, listen } from '../../platform/http/server.js';
 import { createLogger } from '../../platform/log.js';
 import { createSendGridEventSigner, type SignedPost } from '../../test/fakes/sendgrid.js';
 import { twilioSignature } from '../../test/fakes/twilio.js';
-import { createTestDatabase } from '../../test/support/database.js';
+import { migratedSubgraphDatabase } from '../../test/support/database.js';
 import { notificationMigrations } from './migrations/index.js';
 import { Delivery, notificationEntities, Suppression, type DeliveryStatus } from './notification.entities.js';
 import { twilioStatusCallbackUrl, webhookRoutes, type WebhookSettings } from './webhooks.routes.js';
@@ -19,21 +18,19 @@ import { WebhooksService, type StatusReport } from './webhooks.service.js';
  * which refuse anything not genuine having changed nothing.
  */
 const logger = createLogger('silent');
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let db: Awaited<ReturnType<typeof migratedSubgraphDatabase>>;
 let orm: MikroORM;
 let service: WebhooksService;
 let commits = 0;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  orm = await openDatabase({ url: db.url, schema: 'notification', entities: notificationEntities, migrations: notificationMigrations, logger });
-  await migrate(orm);
+  db = await migratedSubgraphDatabase({ name: 'notification', entities: notificationEntities, migrations: notificationMigrations }, logger);
+  orm = db.orm;
   service = new WebhooksService(orm, logger, () => commits++);
 });
 
 afterAll(async () => {
-  await orm?.close(true);
-  await db?.drop();
+  await db?.close();
 });
 
 beforeEach(() => {

@@ -70,7 +70,7 @@ export class AnalysisWorker {
       return;
     }
     this.filling = this.fill()
-      .catch((error: unknown) => this.log.error({ err: error }, 'could not claim analyses; retrying at the next poll'))
+      .catch((error: unknown) => this.log.warn({ err: error }, 'could not claim analyses; retrying at the next poll'))
       .finally(() => {
         this.filling = null;
         if (this.wokenWhileFilling) {
@@ -101,7 +101,7 @@ export class AnalysisWorker {
       const run = this.run(claim)
         // Storing an outcome can fail (the database restarting): the lease runs out and the
         // story is taken again, so this is logged, never left to crash the process.
-        .catch((error: unknown) => this.log.error({ err: error, storyId: claim.storyId }, 'could not store the analysis; it is retried when its lease runs out'))
+        .catch((error: unknown) => this.log.warn({ err: error, storyId: claim.storyId }, 'could not store the analysis; it is retried when its lease runs out'))
         .finally(() => {
           this.running.delete(run);
           // A slot is free: there may be more waiting.

@@ -1,5 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import type { MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
+import { migrate, openDatabase } from '../../platform/db/database.js';
+import { createLogger, type Logger } from '../../platform/log.js';
+import type { SubgraphModule } from '../../platform/subgraph/module.js';
 
 /** The server tests use: TEST_DATABASE_URL, else the machine's PostgreSQL on 127.0.0.1:5432. */
 export const TEST_SERVER_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -26,6 +30,27 @@ export async function createTestDatabase(serverUrl = TEST_SERVER_URL): Promise<{
       } finally {
         await client.end();
       }
+    },
+  };
+}
+
+/**
+ * A fresh database with one subgraph's schema migrated, opened as the subgraph opens it, for
+ * the integration tests of that subgraph; `close()` closes the ORM and drops the database.
+ */
+export async function migratedSubgraphDatabase(
+  module: Pick<SubgraphModule, 'name' | 'entities' | 'migrations'>,
+  logger: Logger = createLogger('silent'),
+): Promise<{ url: string; orm: MikroORM; close(): Promise<void> }> {
+  const db = await createTestDatabase();
+  const orm = await openDatabase({ url: db.url, schema: module.name, entities: module.entities, migrations: module.migrations, logger });
+  await migrate(orm);
+  return {
+    url: db.url,
+    orm,
+    async close() {
+      await orm.close(true);
+      await db.drop();
     },
   };
 }
