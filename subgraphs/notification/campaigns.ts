@@ -4,6 +4,7 @@ import { badInput, userError } from '../../platform/errors.js';
 import type { NewEvent } from '../../platform/events/envelope.js';
 import { recordEvents } from '../../platform/events/outbox.js';
 import { isUuid } from '../../platform/formats.js';
+import { PollLoop } from '../../platform/jobs/poll-loop.js';
 import type { Logger } from '../../platform/log.js';
 import type { SubgraphContext } from '../../platform/subgraph/context.js';
 import type { Links } from './causes.js';
@@ -135,52 +136,31 @@ type BatchOutcome = { done: true } | { done: false; lease: Date } | { lost: true
 export class CampaignRunner {
   private readonly log: Logger;
   private readonly maxBatchFailures: number;
-  private running = false;
-  private timer: NodeJS.Timeout | null = null;
-  private working: Promise<void> | null = null;
-  private wakeAgain = false;
+  private readonly loop: PollLoop;
   /** Consecutive failed batches per campaign, in this runner. */
   private readonly failures = new Map<string, number>();
 
   constructor(private readonly options: CampaignRunnerOptions) {
     this.log = options.logger.child({ worker: 'notification-campaigns' });
     this.maxBatchFailures = Math.max(1, options.maxBatchFailures ?? 5);
+    this.loop = new PollLoop(() => this.runDue(), { everyMs: options.pollMs, onError: (error) => this.log.warn({ err: error }, 'campaign run interrupted') });
+  }
+
+  private get running(): boolean {
+    return this.loop.running;
   }
 
   start(): void {
-    this.running = true;
-    this.schedule(0);
+    this.loop.start();
   }
 
   /** Finishes the batch in progress and lets go of its campaign, so another runner resumes it at once. */
   async stop(): Promise<void> {
-    this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.working;
+    await this.loop.stop();
   }
 
   wake(): void {
-    if (!this.running) return;
-    if (this.working) this.wakeAgain = true;
-    else this.schedule(0);
-  }
-
-  private schedule(ms: number) {
-    if (!this.running) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.working = this.runDue()
-        .catch((error: unknown) => this.log.warn({ err: error }, 'campaign run interrupted'))
-        .finally(() => {
-          this.working = null;
-          const again = this.wakeAgain;
-          this.wakeAgain = false;
-          this.schedule(again ? 0 : this.options.pollMs);
-        });
-    }, ms);
-    this.timer.unref();
+    this.loop.wake();
   }
 
   private async runDue(): Promise<void> {

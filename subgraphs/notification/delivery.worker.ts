@@ -3,6 +3,7 @@ import pg from 'pg';
 import { tableOf } from '../../platform/db/tables.js';
 import type { NewEvent } from '../../platform/events/envelope.js';
 import { recordEvents } from '../../platform/events/outbox.js';
+import { PollLoop } from '../../platform/jobs/poll-loop.js';
 import type { Logger } from '../../platform/log.js';
 import { isSealed } from './causes.js';
 import { wakeChannel } from './deliveries.js';
@@ -72,40 +73,38 @@ export class DeliveryWorker {
   private readonly log: Logger;
   private readonly now: () => Date;
   private inFlight = 0;
-  private running = false;
-  private timer: NodeJS.Timeout | null = null;
+  private readonly loop: PollLoop;
   private listener: pg.Client | null = null;
   /** Bumped by start() and stop(): a wake-up connection of an older run closes itself. */
   private generation = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private reconnectFailures = 0;
-  private ticking: Promise<void> | null = null;
-  private wakeAgain = false;
   private readonly sends = new Set<Promise<void>>();
   private aborts = new AbortController();
 
   constructor(private readonly options: DeliveryWorkerOptions) {
     this.log = options.logger.child({ worker: 'notification-delivery' });
     this.now = options.now ?? (() => new Date());
+    this.loop = new PollLoop(() => this.tick(), { everyMs: options.pollMs, onError: (error) => this.log.warn({ err: error }, 'could not claim deliveries') });
+  }
+
+  private get running(): boolean {
+    return this.loop.running;
   }
 
   async start(): Promise<void> {
-    this.running = true;
     this.generation++;
     this.reconnectFailures = 0;
     if (this.aborts.signal.aborted) this.aborts = new AbortController();
+    this.loop.start();
     await this.listen(this.generation);
-    this.schedule(0);
   }
 
   async stop(): Promise<void> {
-    this.running = false;
     this.generation++;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
-    await this.ticking;
+    await this.loop.stop();
     // Sends under way are cut short and go back to the queue for the next worker.
     this.aborts.abort(new Error('the delivery worker is stopping'));
     await Promise.allSettled([...this.sends]);
@@ -116,29 +115,7 @@ export class DeliveryWorker {
 
   /** Looks for due deliveries now (tests, and after a commit in this process). */
   wake(): void {
-    if (!this.running) return;
-    if (this.ticking) {
-      this.wakeAgain = true;
-      return;
-    }
-    this.schedule(0);
-  }
-
-  private schedule(ms: number) {
-    if (!this.running) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.ticking = this.tick()
-        .catch((error: unknown) => this.log.warn({ err: error }, 'could not claim deliveries'))
-        .finally(() => {
-          this.ticking = null;
-          const again = this.wakeAgain;
-          this.wakeAgain = false;
-          this.schedule(again ? 0 : this.options.pollMs);
-        });
-    }, ms);
-    this.timer.unref();
+    this.loop.wake();
   }
 
   /**
@@ -224,7 +201,7 @@ export class DeliveryWorker {
       this.sends.add(send);
     }
     // A full claim may have left more behind.
-    if (claimed.length === free) this.wakeAgain = true;
+    if (claimed.length === free) this.wake();
   }
 
   private async claim(limit: number): Promise<Delivery[]> {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { LockMode, type EntityManager, type MikroORM } from '@mikro-orm/postgresql';
 import { recordEvents } from '../../platform/events/outbox.js';
+import { PollLoop } from '../../platform/jobs/poll-loop.js';
 import type { Logger } from '../../platform/log.js';
 import { AnalysisFailed, countWords, readingTimeMinutes, type AnalysisResult, type StoryAnalyser } from './analysis/analyser.js';
 import { StoryAnalysis, type StoredCharacter } from './story.entities.js';
@@ -46,46 +47,31 @@ export class AnalysisWorker {
   private readonly log: Logger;
   private readonly abort = new AbortController();
   private readonly running = new Set<Promise<void>>();
-  private timer: NodeJS.Timeout | null = null;
-  private filling: Promise<void> | null = null;
-  private wokenWhileFilling = false;
-  private stopped = true;
+  private readonly loop: PollLoop;
 
   constructor(private readonly options: AnalysisWorkerOptions) {
     this.log = options.logger.child({ worker: 'story-analysis', analyser: options.analyser.name });
+    this.loop = new PollLoop(() => this.fill(), { everyMs: options.pollMs, onError: (error) => this.log.warn({ err: error }, 'could not claim analyses; retrying at the next poll') });
+  }
+
+  private get stopped(): boolean {
+    return !this.loop.running;
   }
 
   start(): void {
-    this.stopped = false;
-    this.timer = setInterval(() => this.wake(), this.options.pollMs);
-    this.timer.unref();
-    this.wake();
+    this.loop.start();
   }
 
   /** Looks for work now (after a commit that queued some). */
   wake(): void {
-    if (this.stopped) return;
-    if (this.filling) {
-      this.wokenWhileFilling = true;
-      return;
-    }
-    this.filling = this.fill()
-      .catch((error: unknown) => this.log.warn({ err: error }, 'could not claim analyses; retrying at the next poll'))
-      .finally(() => {
-        this.filling = null;
-        if (this.wokenWhileFilling) {
-          this.wokenWhileFilling = false;
-          this.wake();
-        }
-      });
+    this.loop.wake();
   }
 
   /** Stops claiming, aborts the runs in flight and hands them back as PENDING for the next process. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    const stopping = this.loop.stop();
     this.abort.abort();
-    await this.filling;
+    await stopping;
     await Promise.allSettled([...this.running]);
   }
 
