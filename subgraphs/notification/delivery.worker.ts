@@ -310,36 +310,24 @@ export class DeliveryWorker {
   }
 
   /** Puts a delivery over its recipient's limit back until `at`: not a round, so its attempt is not counted. */
-  private async holdBack(delivery: Delivery, at: Date, limit: number): Promise<void> {
-    const em = this.options.orm.em.fork();
-    await em.nativeUpdate(
-      Delivery,
-      { id: delivery.id, status: 'QUEUED', leaseUntil: delivery.leaseUntil },
-      {
-        nextAttemptAt: at,
-        leaseUntil: null,
-        attempts: delivery.attempts - 1,
-        errorCode: 'RATE_LIMITED',
-        error: `Held back: at most ${limit} messages an hour to one recipient`,
-        updatedAt: this.now(),
-      },
-    );
+  private holdBack(delivery: Delivery, at: Date, limit: number): Promise<void> {
+    return this.putBack(delivery, { nextAttemptAt: at, attempts: delivery.attempts - 1, errorCode: 'RATE_LIMITED', error: `Held back: at most ${limit} messages an hour to one recipient` });
   }
 
-  /** Only while the lease is still this worker's: once it ran out, another worker may hold the row. */
-  private async requeue(delivery: Delivery, at: Date, outcome: Outcome): Promise<void> {
-    const em = this.options.orm.em.fork();
-    await em.nativeUpdate(
-      Delivery,
-      { id: delivery.id, status: 'QUEUED', leaseUntil: delivery.leaseUntil },
-      { nextAttemptAt: at, leaseUntil: null, errorCode: outcome.code, error: outcome.message, updatedAt: this.now() },
-    );
+  private requeue(delivery: Delivery, at: Date, outcome: Outcome): Promise<void> {
+    return this.putBack(delivery, { nextAttemptAt: at, errorCode: outcome.code, error: outcome.message });
   }
 
   /** Gives an interrupted claim back: its attempt is not counted, and any worker may take it at once. */
-  private async release(delivery: Delivery): Promise<void> {
-    const em = this.options.orm.em.fork();
-    await em.nativeUpdate(Delivery, { id: delivery.id, status: 'QUEUED', leaseUntil: delivery.leaseUntil }, { leaseUntil: null, attempts: delivery.attempts - 1, updatedAt: this.now() });
+  private release(delivery: Delivery): Promise<void> {
+    return this.putBack(delivery, { attempts: delivery.attempts - 1 });
+  }
+
+  /** Returns a claimed delivery to the queue, only while the lease is still this worker's: once it ran out, another worker may hold the row. */
+  private async putBack(delivery: Delivery, changes: Partial<Pick<Delivery, 'nextAttemptAt' | 'attempts' | 'errorCode' | 'error'>>): Promise<void> {
+    await this.options.orm.em
+      .fork()
+      .nativeUpdate(Delivery, { id: delivery.id, status: 'QUEUED', leaseUntil: delivery.leaseUntil }, { ...changes, leaseUntil: null, updatedAt: this.now() });
   }
 
   /**
@@ -399,7 +387,7 @@ export class DeliveryWorker {
 }
 
 /** What notification.failed says for a code: short, and the same for every delivery. */
-export function failureSummary(code: string): string {
+function failureSummary(code: string): string {
   switch (code) {
     case 'REJECTED':
       return 'Every provider refused the message (REJECTED)';

@@ -21,9 +21,9 @@ export interface Preference {
 export const REQUIRED: ReadonlySet<Category> = new Set(['ACCOUNT', 'BILLING']);
 
 /** Off until the person turns it on. */
-export const OPT_IN: ReadonlySet<Category> = new Set(['MARKETING']);
+const OPT_IN: ReadonlySet<Category> = new Set(['MARKETING']);
 
-export const defaultEnabled = (category: Category) => !OPT_IN.has(category);
+const defaultEnabled = (category: Category) => !OPT_IN.has(category);
 
 /** Every category and channel, the stored choice where there is one, else the default. */
 export function effectivePreferences(stored: readonly Preference[]): Preference[] {

@@ -21,7 +21,7 @@ export interface TemplateInput {
   sourceRef?: string | null;
 }
 
-export const definitionOf = (row: TemplateRow): TemplateDefinition => ({
+const definitionOf = (row: TemplateRow): TemplateDefinition => ({
   key: row.key,
   channel: row.channel,
   locale: row.locale,

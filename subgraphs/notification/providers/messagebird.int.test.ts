@@ -41,15 +41,14 @@ describe('MessageBird SMS sender against the fake', () => {
       recipients: ['31612345678'],
       body: message.body,
       reference: message.deliveryId,
-      reportUrl: message.statusCallbackUrl,
     });
     const sent = fake.messages.at(-1)!;
     expect(sent.id).toMatch(/^[0-9a-f]{32}$/);
     expect(result).toEqual({ provider: 'messagebird', providerMessageId: sent.id });
   });
 
-  it('sends no reportUrl when the message has no status callback', async () => {
-    await sender().send(sms(), { signal });
+  it('sends no reportUrl, also when the message carries a (Twilio) status callback', async () => {
+    await sender().send(sms({ statusCallbackUrl: 'https://hooks.example.test/webhooks/notification/twilio/status?deliveryId=x' }), { signal });
     expect(JSON.parse(fake.requests.at(-1)!.rawBody)).not.toHaveProperty('reportUrl');
   });
 

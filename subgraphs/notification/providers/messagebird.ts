@@ -22,7 +22,7 @@ export interface MessageBirdSenderOptions {
   timeoutMs: number;
 }
 
-export const MESSAGEBIRD_URL = 'https://rest.messagebird.com';
+const MESSAGEBIRD_URL = 'https://rest.messagebird.com';
 
 interface MessageBirdError {
   code?: number;
@@ -55,9 +55,10 @@ export function createMessageBirdSender(options: MessageBirdSenderOptions): SmsS
             // MessageBird documents recipients as MSISDNs: the country code and number, no '+'.
             recipients: [message.to.replace(/^\+/, '')],
             body: message.body,
-            // Echoed in status reports, and required for MessageBird to send them at all.
+            // Echoed in status reports, and required for MessageBird to send them at all. No
+            // reportUrl: the status callback a message carries is Twilio's route (MessageBird's
+            // reports are not read yet), and a fallback must not point MessageBird at it.
             reference: message.deliveryId,
-            ...(message.statusCallbackUrl ? { reportUrl: message.statusCallbackUrl } : {}),
           }),
           // A redirect would carry the key to wherever it points: refuse to follow (see httpFailure).
           redirect: 'manual',
