@@ -4,8 +4,9 @@ import { sendError, sendJson } from '../../platform/http/graphql-http.js';
 import type { Handler } from '../../platform/http/server.js';
 import type { Logger } from '../../platform/log.js';
 import { reportOfSendGrid, reportOfTwilio, type StatusReport, type WebhooksService } from './webhooks.service.js';
-import { verifySendGridWebhook, WebhookRefused } from './webhooks/sendgrid-events.js';
-import { TwilioWebhookRefused, verifyTwilioStatusCallback } from './webhooks/twilio-status.js';
+import { WebhookRefused } from './webhooks/refused.js';
+import { verifySendGridWebhook } from './webhooks/sendgrid-events.js';
+import { verifyTwilioStatusCallback } from './webhooks/twilio-status.js';
 
 const MAX_BODY = 1024 * 1024;
 /** Where the gateway forwards the notification subgraph's webhooks from (gateway/media-proxy.ts). */
@@ -30,6 +31,12 @@ export function webhookRoutes(service: WebhooksService, settings: WebhookSetting
   const refuse = (res: ServerResponse, provider: string, why: string) => {
     log.warn({ provider, why }, 'webhook refused');
     sendError(res, 403, 'FORBIDDEN', 'The webhook signature was not accepted');
+  };
+  /** A post verification refused: 400 when signed but malformed, else 403. Anything else is ours to throw. */
+  const refused = (res: ServerResponse, provider: string, error: unknown) => {
+    if (!(error instanceof WebhookRefused)) throw error;
+    if (error.refusal === 'MALFORMED') return sendError(res, 400, 'BAD_REQUEST', error.message);
+    return refuse(res, provider, error.message);
   };
   const body = async (req: IncomingMessage, res: ServerResponse): Promise<Buffer | null> => {
     if (req.method !== 'POST') {
@@ -68,9 +75,7 @@ export function webhookRoutes(service: WebhooksService, settings: WebhookSetting
         });
         reports = verified.map(reportOfSendGrid).filter((r): r is StatusReport => r !== null);
       } catch (error) {
-        if (!(error instanceof WebhookRefused)) throw error;
-        if (error.refusal === 'MALFORMED') return sendError(res, 400, 'BAD_REQUEST', error.message);
-        return refuse(res, 'sendgrid', error.message);
+        return refused(res, 'sendgrid', error);
       }
       await apply(res, reports);
     },
@@ -90,9 +95,7 @@ export function webhookRoutes(service: WebhooksService, settings: WebhookSetting
         const update = verifyTwilioStatusCallback({ authToken: settings.twilioAuthToken, signature: req.headers['x-twilio-signature'] as string | undefined, url, params });
         report = reportOfTwilio(update, new URL(url).searchParams.get('deliveryId'));
       } catch (error) {
-        if (!(error instanceof TwilioWebhookRefused)) throw error;
-        if (error.reason === 'MALFORMED') return sendError(res, 400, 'BAD_REQUEST', error.message);
-        return refuse(res, 'twilio', error.message);
+        return refused(res, 'twilio', error);
       }
       await apply(res, report ? [report] : []);
     },

@@ -6,19 +6,8 @@
  * first, which changes any byte that is not valid UTF-8.
  */
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { WebhookRefused } from './refused.js';
 
-/** Why a post was refused; a handler answers 401 to the first three and 400 to MALFORMED. */
-export type WebhookRefusal = 'UNSIGNED' | 'BAD_SIGNATURE' | 'STALE' | 'MALFORMED';
-
-export class WebhookRefused extends Error {
-  constructor(
-    readonly refusal: WebhookRefusal,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'WebhookRefused';
-  }
-}
 
 export const SENDGRID_EVENTS = ['processed', 'deferred', 'delivered', 'bounce', 'dropped', 'open', 'click', 'spamreport', 'unsubscribe', 'group_unsubscribe', 'group_resubscribe'] as const;
 export type SendGridEventName = (typeof SENDGRID_EVENTS)[number];

@@ -2,7 +2,8 @@ import { EventWebhook } from '@sendgrid/eventwebhook';
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createSendGridEventSigner, SIGNATURE_HEADER, TIMESTAMP_HEADER, type SignedPost } from '../../../test/fakes/sendgrid.js';
-import { verifySendGridWebhook, WebhookRefused, type SendGridWebhookInput } from './sendgrid-events.js';
+import { WebhookRefused } from './refused.js';
+import { verifySendGridWebhook, type SendGridWebhookInput } from './sendgrid-events.js';
 
 const signer = createSendGridEventSigner();
 const NOW = new Date('2026-03-01T10:00:00Z');

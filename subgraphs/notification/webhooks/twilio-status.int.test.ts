@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTwilioFake, twilioSignature, type TwilioFake } from '../../../test/fakes/twilio.js';
 import { createTwilioSender } from '../providers/twilio.js';
-import { TwilioWebhookRefused, verifyTwilioStatusCallback, type TwilioStatusUpdate } from './twilio-status.js';
+import { WebhookRefused } from './refused.js';
+import { verifyTwilioStatusCallback, type TwilioStatusUpdate } from './twilio-status.js';
 
 /**
  * The round trip: a message sent through the adapter with a StatusCallback, and the callbacks
@@ -30,7 +31,7 @@ describe('Twilio status callbacks, posted by the fake', () => {
           received.push(verifyTwilioStatusCallback({ authToken: fake.authToken, signature: typeof signature === 'string' ? signature : undefined, url, params }));
           res.writeHead(204).end();
         } catch (error) {
-          res.writeHead(error instanceof TwilioWebhookRefused ? 403 : 500).end();
+          res.writeHead(error instanceof WebhookRefused ? 403 : 500).end();
         }
       });
     });

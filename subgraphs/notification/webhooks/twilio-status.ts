@@ -6,6 +6,7 @@
  * before anything in it is believed.
  */
 import twilio from 'twilio';
+import { WebhookRefused } from './refused.js';
 
 /** The statuses Twilio documents for an outgoing message; it may add others. */
 export type TwilioMessageStatus =
@@ -45,22 +46,12 @@ export interface TwilioStatusUpdate {
   errorCode?: string;
 }
 
-/** Why a callback is not believed: the route answers it 403 and changes nothing. */
-export class TwilioWebhookRefused extends Error {
-  constructor(
-    readonly reason: 'UNSIGNED' | 'BAD_SIGNATURE' | 'MALFORMED',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'TwilioWebhookRefused';
-  }
-}
 
 export function verifyTwilioStatusCallback(callback: TwilioStatusCallback): TwilioStatusUpdate {
   const { authToken, signature, url, params } = callback;
   // A missing token is our misconfiguration, not a bad callback: fail loudly, never accept.
   if (!authToken) throw new RangeError('verifyTwilioStatusCallback: authToken is required');
-  if (!signature) throw new TwilioWebhookRefused('UNSIGNED', 'The status callback has no X-Twilio-Signature');
+  if (!signature) throw new WebhookRefused('UNSIGNED', 'The status callback has no X-Twilio-Signature');
   const signed = Object.fromEntries(Object.entries(params).filter((entry): entry is [string, string | string[]] => entry[1] !== undefined));
   let valid: boolean;
   try {
@@ -69,11 +60,11 @@ export function verifyTwilioStatusCallback(callback: TwilioStatusCallback): Twil
   } catch {
     valid = false; // `url` is not a URL: nothing Twilio could have signed
   }
-  if (!valid) throw new TwilioWebhookRefused('BAD_SIGNATURE', 'The status callback\'s X-Twilio-Signature does not match its URL and fields');
+  if (!valid) throw new WebhookRefused('BAD_SIGNATURE', 'The status callback\'s X-Twilio-Signature does not match its URL and fields');
 
   const messageSid = single(signed.MessageSid);
   const status = single(signed.MessageStatus);
-  if (!messageSid || !status) throw new TwilioWebhookRefused('MALFORMED', 'The status callback has no MessageSid or MessageStatus');
+  if (!messageSid || !status) throw new WebhookRefused('MALFORMED', 'The status callback has no MessageSid or MessageStatus');
   const errorCode = single(signed.ErrorCode);
   return { messageSid, status, ...(errorCode ? { errorCode } : {}) };
 }

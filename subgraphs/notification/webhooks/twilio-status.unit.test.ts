@@ -1,7 +1,8 @@
 import { createHmac } from 'node:crypto';
 import twilio from 'twilio';
 import { describe, expect, it } from 'vitest';
-import { TwilioWebhookRefused, verifyTwilioStatusCallback } from './twilio-status.js';
+import { WebhookRefused } from './refused.js';
+import { verifyTwilioStatusCallback } from './twilio-status.js';
 
 const AUTH_TOKEN = '12345678901234567890123456789012';
 const CALLBACK_URL = 'https://hooks.storyloom.test/webhooks/twilio/status?delivery=0b5e4f1c';
@@ -26,12 +27,12 @@ function sign(authToken: string, url: string, params: Record<string, string>): s
   return createHmac('sha1', authToken).update(data, 'utf8').digest('base64');
 }
 
-const refusal = (call: () => unknown): TwilioWebhookRefused => {
+const refusal = (call: () => unknown): WebhookRefused => {
   try {
     call();
   } catch (error) {
-    expect(error).toBeInstanceOf(TwilioWebhookRefused);
-    return error as TwilioWebhookRefused;
+    expect(error).toBeInstanceOf(WebhookRefused);
+    return error as WebhookRefused;
   }
   return expect.unreachable('the callback was accepted');
 };
@@ -60,7 +61,7 @@ describe('verifyTwilioStatusCallback', () => {
 
   it('refuses a callback without a signature', () => {
     for (const signature of [undefined, null, '']) {
-      expect(refusal(() => verifyTwilioStatusCallback({ authToken: AUTH_TOKEN, signature, url: CALLBACK_URL, params: PARAMS })).reason).toBe('UNSIGNED');
+      expect(refusal(() => verifyTwilioStatusCallback({ authToken: AUTH_TOKEN, signature, url: CALLBACK_URL, params: PARAMS })).refusal).toBe('UNSIGNED');
     }
   });
 
@@ -68,26 +69,26 @@ describe('verifyTwilioStatusCallback', () => {
     const signature = sign(AUTH_TOKEN, CALLBACK_URL, PARAMS);
     const tampered = [{ ...PARAMS, MessageStatus: 'failed' }, { ...PARAMS, ErrorCode: '30007' }, { ...PARAMS, MessageSid: `SM${'3'.repeat(32)}` }, (({ SmsStatus: _, ...rest }) => rest)(PARAMS)];
     for (const params of tampered) {
-      expect(refusal(() => verifyTwilioStatusCallback({ authToken: AUTH_TOKEN, signature, url: CALLBACK_URL, params })).reason).toBe('BAD_SIGNATURE');
+      expect(refusal(() => verifyTwilioStatusCallback({ authToken: AUTH_TOKEN, signature, url: CALLBACK_URL, params })).refusal).toBe('BAD_SIGNATURE');
     }
   });
 
   it('refuses a signature made for another CALLBACK_URL', () => {
     const signature = sign(AUTH_TOKEN, CALLBACK_URL, PARAMS);
     for (const url of [CALLBACK_URL.replace('0b5e4f1c', 'ffffffff'), CALLBACK_URL.replace('/status', '/inbound'), CALLBACK_URL.replace('https:', 'http:'), CALLBACK_URL.replace('hooks.', 'evil.'), 'not a url']) {
-      expect(refusal(() => verifyTwilioStatusCallback({ authToken: AUTH_TOKEN, signature, url, params: PARAMS })).reason).toBe('BAD_SIGNATURE');
+      expect(refusal(() => verifyTwilioStatusCallback({ authToken: AUTH_TOKEN, signature, url, params: PARAMS })).refusal).toBe('BAD_SIGNATURE');
     }
   });
 
   it('refuses a signature made with another auth token', () => {
     const signature = sign('00000000000000000000000000000000', CALLBACK_URL, PARAMS);
-    expect(refusal(() => verifyTwilioStatusCallback({ authToken: AUTH_TOKEN, signature, url: CALLBACK_URL, params: PARAMS })).reason).toBe('BAD_SIGNATURE');
+    expect(refusal(() => verifyTwilioStatusCallback({ authToken: AUTH_TOKEN, signature, url: CALLBACK_URL, params: PARAMS })).refusal).toBe('BAD_SIGNATURE');
   });
 
   it('refuses a signed callback that names no message or status', () => {
     const { MessageSid: _, SmsSid: __, ...params } = PARAMS;
     const error = refusal(() => verifyTwilioStatusCallback({ authToken: AUTH_TOKEN, signature: sign(AUTH_TOKEN, CALLBACK_URL, params), url: CALLBACK_URL, params }));
-    expect(error.reason).toBe('MALFORMED');
+    expect(error.refusal).toBe('MALFORMED');
   });
 
   it('keeps the auth token out of its refusals, and insists on having one', () => {
