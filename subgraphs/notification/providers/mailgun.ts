@@ -55,8 +55,7 @@ export function createMailgunSender(options: MailgunSenderOptions): EmailSender 
     name: 'mailgun',
     async send(message, { signal }) {
       signal.throwIfAborted();
-      const deadline = new AbortController();
-      const timer = setTimeout(() => deadline.abort(), timeoutMs);
+      const deadline = AbortSignal.timeout(timeoutMs);
       try {
         const sent = client.messages.create(domain, {
           from,
@@ -67,14 +66,12 @@ export function createMailgunSender(options: MailgunSenderOptions): EmailSender 
           'v:deliveryId': message.deliveryId,
         });
         // Our deadline too: the client's timeout is axios's, which a server trickling its answer can outlast.
-        const result = await untilAborted(sent, AbortSignal.any([signal, deadline.signal]));
+        const result = await untilAborted(sent, AbortSignal.any([signal, deadline]));
         return { provider: 'mailgun', providerMessageId: messageIdOf(result.id) };
       } catch (error) {
         if (signal.aborted) throw signal.reason;
-        if (deadline.signal.aborted) throw new DeliveryError('TIMEOUT', `Mailgun did not answer within ${timeoutMs} ms`);
+        if (deadline.aborted) throw new DeliveryError('TIMEOUT', `Mailgun did not answer within ${timeoutMs} ms`);
         throw safe(failure(error, timeoutMs));
-      } finally {
-        clearTimeout(timer);
       }
     },
   };

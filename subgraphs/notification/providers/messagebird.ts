@@ -42,8 +42,7 @@ export function createMessageBirdSender(options: MessageBirdSenderOptions): SmsS
     name: 'messagebird',
     async send(message, { signal }) {
       signal.throwIfAborted();
-      const deadline = new AbortController();
-      const timer = setTimeout(() => deadline.abort(), timeoutMs);
+      const deadline = AbortSignal.timeout(timeoutMs);
       let status: number | undefined;
       try {
         // One signal for the headers and the body: a body that stalls is the same missing answer.
@@ -62,7 +61,7 @@ export function createMessageBirdSender(options: MessageBirdSenderOptions): SmsS
           }),
           // A redirect would carry the key to wherever it points: refuse to follow (see httpFailure).
           redirect: 'manual',
-          signal: AbortSignal.any([signal, deadline.signal]),
+          signal: AbortSignal.any([signal, deadline]),
         });
         status = response.status;
         const text = await response.text();
@@ -75,13 +74,11 @@ export function createMessageBirdSender(options: MessageBirdSenderOptions): SmsS
       } catch (error) {
         if (signal.aborted) throw signal.reason;
         if (error instanceof DeliveryError) throw error;
-        if (deadline.signal.aborted) throw new DeliveryError('TIMEOUT', `MessageBird did not answer within ${timeoutMs} ms: the message may have been sent`);
+        if (deadline.aborted) throw new DeliveryError('TIMEOUT', `MessageBird did not answer within ${timeoutMs} ms: the message may have been sent`);
         const cause = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
         // The answer began and then broke off: it may have been taken.
         if (status !== undefined && status >= 200 && status < 300) throw new DeliveryError('TIMEOUT', safe(`MessageBird's ${status} answer broke off (${cause}): the message may have been sent`));
         throw new DeliveryError('TRANSIENT', safe(`Could not reach MessageBird: ${cause}`));
-      } finally {
-        clearTimeout(timer);
       }
     },
   };

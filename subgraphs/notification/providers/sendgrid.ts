@@ -59,10 +59,9 @@ export function createSendGridSender(options: SendGridSenderOptions): EmailSende
     name: 'sendgrid',
     async send(message, { signal }) {
       signal.throwIfAborted();
-      const deadline = new AbortController();
-      const timer = setTimeout(() => deadline.abort(), timeoutMs);
+      const deadline = AbortSignal.timeout(timeoutMs);
       try {
-        const [response] = await serviceFor(AbortSignal.any([signal, deadline.signal])).send({
+        const [response] = await serviceFor(AbortSignal.any([signal, deadline])).send({
           to: message.to,
           from,
           subject: message.subject,
@@ -76,9 +75,7 @@ export function createSendGridSender(options: SendGridSenderOptions): EmailSende
         return { provider: 'sendgrid', providerMessageId: id ?? '' };
       } catch (error) {
         if (signal.aborted) throw signal.reason;
-        throw failure(error, deadline.signal.aborted, options);
-      } finally {
-        clearTimeout(timer);
+        throw failure(error, deadline.aborted, options);
       }
     },
   };

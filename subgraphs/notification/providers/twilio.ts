@@ -93,9 +93,8 @@ export function createTwilioSender(options: TwilioSenderOptions): SmsSender {
     name: 'twilio',
     async send(message, { signal }) {
       signal.throwIfAborted();
-      const deadline = new AbortController();
-      const timer = setTimeout(() => deadline.abort(), timeoutMs);
-      const call: Call = { signal: AbortSignal.any([signal, deadline.signal]) };
+      const deadline = AbortSignal.timeout(timeoutMs);
+      const call: Call = { signal: AbortSignal.any([signal, deadline]) };
       try {
         const sent = await currentCall.run(call, () =>
           client.messages.create({
@@ -112,9 +111,7 @@ export function createTwilioSender(options: TwilioSenderOptions): SmsSender {
         return { provider: 'twilio', providerMessageId: sent.sid };
       } catch (error) {
         if (signal.aborted) throw signal.reason;
-        throw failure(error, call, deadline.signal.aborted, timeoutMs, safe);
-      } finally {
-        clearTimeout(timer);
+        throw failure(error, call, deadline.aborted, timeoutMs, safe);
       }
     },
   };
