@@ -84,3 +84,16 @@ export function checkClientOptions(adapter: string, options: { apiKey: string; t
   if (!Number.isInteger(options.timeoutMs) || options.timeoutMs < 1) throw new RangeError(`${adapter}: timeoutMs must be a positive integer`);
   if (!Number.isInteger(options.maxRetries) || options.maxRetries < 0) throw new RangeError(`${adapter}: maxRetries must be a whole number`);
 }
+
+/** Retry-After (seconds or an HTTP date) in milliseconds, or undefined when absent or unreadable. */
+export function retryAfterMs(header: string | null | undefined, now: number = Date.now()): number | undefined {
+  if (header === null || header === undefined || header.trim() === '') return undefined;
+  const seconds = Number(header);
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - now;
+  return Number.isNaN(ms) ? undefined : Math.max(0, Math.ceil(ms));
+}
+
+/** The wait before retry `retry` (0-based): 500 ms doubling up to 8 s, less up to a quarter, so workers do not retry in step. */
+export function backoffMs(retry: number): number {
+  return Math.min(500 * 2 ** retry, 8_000) * (1 - Math.random() * 0.25);
+}

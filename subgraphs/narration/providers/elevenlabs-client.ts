@@ -12,7 +12,7 @@
  * abortSignal, that also covers reading the audio.
  */
 import { ElevenLabsClient, ElevenLabsError } from '@elevenlabs/elevenlabs-js';
-import { attempts, checkClientOptions, redact, sleep } from '../../../platform/http/provider-http.js';
+import { attempts, backoffMs, checkClientOptions, redact, retryAfterMs, sleep } from '../../../platform/http/provider-http.js';
 import { ProviderFailed } from './speech.js';
 
 export interface ElevenLabsConnection {
@@ -31,8 +31,6 @@ export interface AttemptOptions {
   maxRetries: 0;
 }
 
-const BACKOFF_MS = 500;
-const MAX_BACKOFF_MS = 8_000;
 /** A Retry-After longer than this is not worth holding a narration for: the attempt fails instead. */
 const MAX_RETRY_AFTER_MS = 60_000;
 
@@ -72,7 +70,7 @@ export class ElevenLabsCaller {
         clearTimeout(timer);
       }
       if (!outcome.retryable || retry >= maxRetries) throw outcome.failure;
-      const wait = outcome.retryAfterMs ?? backoff(retry);
+      const wait = outcome.retryAfterMs ?? backoffMs(retry);
       if (wait > MAX_RETRY_AFTER_MS) throw outcome.failure;
       await sleep(wait, signal);
     }
@@ -111,7 +109,7 @@ export class ElevenLabsCaller {
     }
     const failure = new ProviderFailed('PROVIDER_ERROR', redact(`ElevenLabs answered ${status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`, apiKey));
     const retryable = status === 408 || status === 429 || (idempotent && (status === 409 || status >= 500));
-    return { failure, retryable, retryAfterMs: retryAfter(error) };
+    return { failure, retryable, retryAfterMs: retryAfterMs(error.rawResponse?.headers.get('retry-after')) };
   }
 }
 
@@ -137,17 +135,3 @@ function errorDetail(body: unknown): { code: string; message: string } {
   return { code: '', message: '' };
 }
 
-/** The server's Retry-After (seconds, or a date), when it sent one. */
-function retryAfter(error: ElevenLabsError): number | undefined {
-  const header = error.rawResponse?.headers.get('retry-after');
-  if (!header) return undefined;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
-  const date = Date.parse(header);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
-/** Exponential from 500 ms, at most 8 s, less up to a quarter so that workers do not retry in step. */
-function backoff(retry: number): number {
-  return Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** retry) * (1 - Math.random() * 0.25);
-}

@@ -8,9 +8,9 @@
  * fixed to rest.messagebird.com and no protocol or port setting, so it cannot reach a fake or a
  * proxy, and it takes no AbortSignal (only a socket-idle timeout).
  */
-import { redact } from '../../../platform/http/provider-http.js';
+import { redact, retryAfterMs } from '../../../platform/http/provider-http.js';
 import { DeliveryError, type SmsSender } from './channel.js';
-import { failureOfStatus, retryAfterMsOf } from './resilience.js';
+import { failureOfStatus } from './resilience.js';
 
 export interface MessageBirdSenderOptions {
   accessKey: string;
@@ -89,7 +89,7 @@ function httpFailure(status: number, said: string, retryAfter: string | null, sa
   const detail = said ? safe(said) : null;
   // Out of balance (code 25): every message fails here until someone pays; another provider may deliver.
   if (status === 402) return new DeliveryError('AUTH', `MessageBird refused to send for lack of balance (402)${detail ? `: ${detail}` : ''}`);
-  return failureOfStatus('MessageBird', status, detail, retryAfterMsOf(retryAfter));
+  return failureOfStatus('MessageBird', status, detail, retryAfterMs(retryAfter));
 }
 
 /** "no (correct) recipients found (code 9, parameter recipient)", joined. */

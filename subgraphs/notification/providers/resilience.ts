@@ -27,14 +27,6 @@ export function failureOfStatus(provider: string, status: number, detail: string
   return new DeliveryError('TRANSIENT', `${provider} answered an unexpected ${status}${said}`);
 }
 
-/** Retry-After (seconds or an HTTP date) in milliseconds, or undefined when absent or unreadable. */
-export function retryAfterMsOf(header: string | null | undefined, now: number = Date.now()): number | undefined {
-  if (header === null || header === undefined || header.trim() === '') return undefined;
-  const seconds = Number(header);
-  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - now;
-  return Number.isNaN(ms) ? undefined : Math.max(0, Math.ceil(ms));
-}
-
 export interface RetryPolicy {
   /** Tries after the first one: 2 means at most 3 sends. */
   maxRetries: number;

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DeliveryError, type SendResult, type Sender } from './channel.js';
-import { failureOfStatus, retryAfterMsOf, withFallback, withRetries } from './resilience.js';
+import { retryAfterMs } from '../../../platform/http/provider-http.js';
+import { failureOfStatus, withFallback, withRetries } from './resilience.js';
 
 interface Note {
   to: string;
@@ -178,7 +179,7 @@ describe('withFallback', () => {
   });
 });
 
-describe('failureOfStatus and retryAfterMsOf', () => {
+describe('failureOfStatus and retryAfterMs', () => {
   it.each([
     [401, 'AUTH'],
     [403, 'AUTH'],
@@ -196,11 +197,11 @@ describe('failureOfStatus and retryAfterMsOf', () => {
 
   it('reads Retry-After in seconds or as a date', () => {
     const now = Date.parse('2026-03-01T10:00:00Z');
-    expect(retryAfterMsOf('7', now)).toBe(7_000);
-    expect(retryAfterMsOf('Sun, 01 Mar 2026 10:00:30 GMT', now)).toBe(30_000);
-    expect(retryAfterMsOf('Sun, 01 Mar 2026 09:00:00 GMT', now)).toBe(0);
-    expect(retryAfterMsOf('soon', now)).toBeUndefined();
-    expect(retryAfterMsOf(null, now)).toBeUndefined();
-    expect(retryAfterMsOf('', now)).toBeUndefined();
+    expect(retryAfterMs('7', now)).toBe(7_000);
+    expect(retryAfterMs('Sun, 01 Mar 2026 10:00:30 GMT', now)).toBe(30_000);
+    expect(retryAfterMs('Sun, 01 Mar 2026 09:00:00 GMT', now)).toBe(0);
+    expect(retryAfterMs('soon', now)).toBeUndefined();
+    expect(retryAfterMs(null, now)).toBeUndefined();
+    expect(retryAfterMs('', now)).toBeUndefined();
   });
 });

@@ -5,9 +5,9 @@
  * (webhooks/sendgrid-events.ts reads it back).
  */
 import { MailService } from '@sendgrid/mail';
-import { checkClientOptions, redact } from '../../../platform/http/provider-http.js';
+import { checkClientOptions, redact, retryAfterMs } from '../../../platform/http/provider-http.js';
 import { DeliveryError, type EmailSender } from './channel.js';
-import { failureOfStatus, retryAfterMsOf } from './resilience.js';
+import { failureOfStatus } from './resilience.js';
 
 export interface SendGridSenderOptions {
   /** Starts with "SG.", as every SendGrid key does (the SDK would only warn, on every send). */
@@ -96,7 +96,7 @@ function failure(error: unknown, timedOut: boolean, { apiKey, timeoutMs }: SendG
 
 /** Retry-After when given; else X-RateLimit-Reset (Unix seconds), which SendGrid sends with every 429. */
 function retryAfterOf(headers: Record<string, unknown> | undefined): number | undefined {
-  const after = retryAfterMsOf(header(headers, 'retry-after'));
+  const after = retryAfterMs(header(headers, 'retry-after'));
   if (after !== undefined) return after;
   const reset = Number(header(headers, 'x-ratelimit-reset'));
   return Number.isFinite(reset) && reset > 0 ? Math.max(0, reset * 1000 - Date.now()) : undefined;

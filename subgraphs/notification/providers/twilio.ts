@@ -11,9 +11,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import twilio from 'twilio';
 import type RequestClient from 'twilio/lib/base/RequestClient.js';
-import { redact } from '../../../platform/http/provider-http.js';
+import { redact, retryAfterMs } from '../../../platform/http/provider-http.js';
 import { DeliveryError, type SmsSender } from './channel.js';
-import { failureOfStatus, retryAfterMsOf } from './resilience.js';
+import { failureOfStatus } from './resilience.js';
 
 export interface TwilioSenderOptions {
   /** AC…; the SDK refuses any other. */
@@ -143,7 +143,7 @@ function httpFailure(status: number, said: { code?: number; message?: string }, 
   if (status === 400 && said.code !== undefined && SENDER_FAULTS.has(said.code)) {
     return new DeliveryError('AUTH', `Twilio refused our sender (400): ${detail}: check the From number or messaging service`);
   }
-  return failureOfStatus('Twilio', status, detail, retryAfterMsOf(retryAfter));
+  return failureOfStatus('Twilio', status, detail, retryAfterMs(retryAfter));
 }
 
 /** The `code` and `message` of a RestException (`{ code, message, more_info, status }`) or a TwilioServiceException. */
