@@ -16,6 +16,7 @@ import type { NotificationRequested } from './notification.events.js';
 import { DeliveryError, type OutgoingEmail, type OutgoingSms, type Sender, type SendResult } from './providers/channel.js';
 import { databaseTemplateStore } from './templates.service.js';
 import { defaultTemplateStore } from './templates/defaults.js';
+import { UrlCache } from './templates/sources.js';
 import type { TemplateStore } from './templates/template.js';
 
 /**
@@ -72,7 +73,7 @@ function worker(options: Partial<DeliveryWorkerOptions> & { email?: Sender<Outgo
     senders: { email, sms },
     store: databaseTemplateStore,
     defaults: defaultTemplateStore(),
-    sources: { templatesDir: tmpdir(), cacheTtlMs: 0, maxBytes: 256 * 1024, timeoutMs: 1000 },
+    sources: { templatesDir: tmpdir(), cacheTtlMs: 0, maxBytes: 256 * 1024, timeoutMs: 1000, cache: new UrlCache() },
     unseal: (sealed) => unseal(SECRET, FOR_NOTIFICATION, sealed),
     statusCallbackUrl: () => null,
     concurrency: 4,

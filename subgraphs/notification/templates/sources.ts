@@ -14,8 +14,8 @@ export interface SourceOptions {
   maxBytes: number;
   /** The deadline for one URL fetch, headers and body together. */
   timeoutMs: number;
-  /** Where URL bodies are kept; one per process by default. */
-  cache?: UrlCache;
+  /** Where URL bodies are kept (the subgraph keeps one for the process). */
+  cache: UrlCache;
   /** The clock for the TTL (STYLE 2). */
   now?: () => number;
 }
@@ -110,12 +110,10 @@ export class UrlCache {
   }
 }
 
-const processCache = new UrlCache();
-
 async function fetchUrlSource(d: TemplateDefinition, options: SourceOptions): Promise<string> {
   const url = d.sourceRef;
   if (!isHttpUrl(url)) throw new TemplateError('SOURCE_REFUSED', `${describeTemplate(d)}: a URL source is an http or https address`);
-  const cache = options.cache ?? processCache;
+  const { cache } = options;
   const now = options.now ?? Date.now;
   const cached = cache.entries.get(url);
   if (cached && now() < cached.freshUntil) return cached.body;

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveBody, withResolvedBody, type SourceOptions } from './sources.js';
+import { resolveBody, UrlCache, withResolvedBody, type SourceOptions } from './sources.js';
 import { TemplateError, type TemplateDefinition } from './template.js';
 
 let base: string;
@@ -34,7 +34,7 @@ beforeAll(async () => {
   await writeFile(path.join(base, 'secret.txt'), 'outside the folder');
   await symlink(path.join(base, 'secret.txt'), path.join(dir, 'link-out.txt'));
   await symlink(path.join(dir, 'story', 'published.en.txt'), path.join(dir, 'link-in.txt'));
-  options = { templatesDir: dir, cacheTtlMs: 60_000, maxBytes: 1_024, timeoutMs: 1_000 };
+  options = { templatesDir: dir, cacheTtlMs: 60_000, maxBytes: 1_024, timeoutMs: 1_000, cache: new UrlCache() };
 });
 
 afterAll(async () => {
