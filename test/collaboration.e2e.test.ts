@@ -59,6 +59,10 @@ async function invite(token: string, input: Record<string, unknown>) {
   return res.data.inviteCollaborator;
 }
 
+/** Whom an invitation is for: the author's alone to read. */
+const CONTACT = `query($token: String!) { invitation(token: $token) { inviteeName email phone } }`;
+const NO_CONTACT = { inviteeName: null, email: null, phone: null };
+
 const tokenOf = (inviteUrl: string) => new URL(inviteUrl).pathname.split('/').at(-1)!;
 const character = (t: Awaited<ReturnType<typeof template>>, name: string) => t.characters.find((c) => c.name === name)!;
 
@@ -97,6 +101,10 @@ describe('a roleplay from invitation to completion', () => {
     // What the invitee sees, without an account.
     const seen = await stack.gql(op.invitation, { token: giaToken });
     expect(seen.data.invitation).toMatchObject({ status: 'PENDING', character: { name: 'Mira' }, template: { story: { title: 'The Lighthouse' } }, invitedBy: { displayName: 'Ada' } });
+    // Not whom it is for: that is the author's alone.
+    expect((await stack.gql(CONTACT, { token: giaToken })).data.invitation).toEqual(NO_CONTACT);
+    expect((await stack.gql(CONTACT, { token: giaToken }, { token: ada.token })).data.invitation).toEqual({ inviteeName: 'Gia', email: 'gia@example.com', phone: null });
+    expect((await stack.gql(CONTACT, { token: bobToken }, { token: ada.token })).data.invitation).toEqual({ inviteeName: 'Bob', email: null, phone: '+15550102233' });
 
     // Gia accepts without an account: a guest, with a guest session.
     const gia = await stack.gql(op.accept, { token: giaToken, guestName: 'Gia G.' });
@@ -104,10 +112,12 @@ describe('a roleplay from invitation to completion', () => {
     expect(gia.data.acceptInvitation.participant).toMatchObject({ displayName: 'Gia G.', character: { name: 'Mira' } });
     const guestToken = gia.data.acceptInvitation.guestSession.accessToken as string;
     expect(Date.parse(gia.data.acceptInvitation.guestSession.accessTokenExpiresAt)).toBeGreaterThan(Date.now());
+    expect((await stack.gql(CONTACT, { token: giaToken }, { token: guestToken })).data.invitation).toEqual(NO_CONTACT);
     // Bob accepts signed in: a participant as himself, no guest session.
     const bob = await registerMember(stack, 'Bob');
     const bobAccepted = await stack.gql(op.accept, { token: bobToken }, { token: bob.token });
     expect(bobAccepted.data.acceptInvitation).toMatchObject({ participant: { displayName: 'Bob', character: { name: 'Old Tom' } }, guestSession: null, userErrors: [] });
+    expect((await stack.gql(CONTACT, { token: bobToken }, { token: bob.token })).data.invitation).toEqual(NO_CONTACT);
     // A user's token works once; a guest's link gives its holder a new session for the same part (the answer may have been lost).
     expect((await stack.gql(op.accept, { token: bobToken })).data.acceptInvitation.userErrors[0].code).toBe('INVITATION_NOT_PENDING');
     const resumed = (await stack.gql(op.accept, { token: giaToken })).data.acceptInvitation;
@@ -132,6 +142,11 @@ describe('a roleplay from invitation to completion', () => {
     expect((await stack.gql(op.submit, { input: { participantId: giaPart, content: 'Again' } }, { token: guestToken })).data.submitContribution.userErrors[0].code).toBe('ALREADY_SUBMITTED');
     const last = await stack.gql(op.submit, { input: { participantId: bobPart, content: 'Old Tom rows out.' } }, { token: bob.token });
     expect(last.data.submitContribution).toMatchObject({ template: { id: made.id, status: 'COMPLETED' }, userErrors: [] });
+    // Completed, it takes no more invitations or submissions.
+    const late = await invite(ada.token, { templateId: made.id, characterId: character(made, 'Mira').id, name: 'Late', email: 'late@example.com' });
+    expect(late).toMatchObject({ invitation: null, userErrors: [{ code: 'TEMPLATE_COMPLETED', field: 'templateId' }] });
+    const again = await stack.gql(op.submit, { input: { participantId: bobPart, content: 'Old Tom rows back.' } }, { token: bob.token });
+    expect(again.data.submitContribution).toMatchObject({ submission: null, userErrors: [{ code: 'TEMPLATE_COMPLETED', field: 'participantId' }] });
 
     // The author sees it all; the story is marked.
     const asAuthor = (await stack.gql(op.template, { id: made.id }, { token: ada.token })).data.roleplayTemplate;
@@ -188,6 +203,16 @@ describe('what a guest, a stranger and a guesser can do', () => {
     // A stranger with an account sees nothing of the template either.
     const eve = await registerMember(stack, 'Eve');
     expect((await stack.gql(op.template, { id: first.id }, { token: eve.token })).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    // One person plays one character of a roleplay: a second invitation to it is refused, and stays open.
+    const toEve = [
+      await invite(cy.token, { templateId: second.id, characterId: second.characters[0]!.id, name: 'Eve', email: 'eve@example.com' }),
+      await invite(cy.token, { templateId: second.id, characterId: second.characters[1]!.id, name: 'Eve', email: 'eve@example.org' }),
+    ];
+    expect(toEve.map((r) => r.userErrors)).toEqual([[], []]);
+    expect((await stack.gql(op.accept, { token: tokenOf(toEve[0]!.inviteUrl) }, { token: eve.token })).data.acceptInvitation.userErrors).toEqual([]);
+    const twice = await stack.gql(op.accept, { token: tokenOf(toEve[1]!.inviteUrl) }, { token: eve.token });
+    expect(twice.data.acceptInvitation).toMatchObject({ participant: null, userErrors: [{ code: 'ALREADY_PARTICIPANT', field: 'token' }] });
+    expect((await stack.gql(op.invitation, { token: tokenOf(toEve[1]!.inviteUrl) })).data.invitation.status).toBe('PENDING');
 
     // Guessed, altered and unknown tokens: the same nothing.
     const altered = token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A');
@@ -301,8 +326,14 @@ describe('accounts deleted', () => {
     const revoked = await events.waitFor((e) => e.type === 'collaboration.invitation.revoked' && e.payload.invitationId === kaiInvite.invitation.id);
     expect(revoked.payload.reason).toBe('ACCOUNT_DELETED');
     // The story went with its author (archived): the invitation still says what became of it.
-    const seen = await stack.gql(op.invitation, { token: tokenOf(kaiInvite.inviteUrl) });
-    expect(seen.data.invitation).toMatchObject({ status: 'REVOKED', invitedBy: null, template: { story: null } });
+    // (story archives it on its own consumer of user.deleted, maybe a moment after collaboration revokes.)
+    await vi.waitFor(
+      async () => {
+        const seen = await stack.gql(op.invitation, { token: tokenOf(kaiInvite.inviteUrl) });
+        expect(seen.data.invitation).toMatchObject({ status: 'REVOKED', invitedBy: null, template: { story: null } });
+      },
+      { timeout: 10_000, interval: 50 },
+    );
   });
 });
 

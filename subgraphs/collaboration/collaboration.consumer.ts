@@ -54,9 +54,14 @@ export const collaborationConsumer: ConsumerDefinition = {
     };
     for (const invitation of await ctx.em.find(Invitation, { id: { $in: sent.map((i) => i.id) }, status: 'PENDING' }, { lockMode: LockMode.PESSIMISTIC_WRITE })) revoke(invitation);
     const submitted = new Set((await ctx.em.find(Submission, { participantId: { $in: played.map((p) => p.id) } })).map((s) => s.participantId));
-    for (const participant of played) {
-      if (submitted.has(participant.id)) continue;
-      const accepted = await ctx.em.findOne(Invitation, { id: participant.invitationId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    const unsubmitted = played.filter((p) => !submitted.has(p.id));
+    // Their invitations after the templates, in id order, in one query.
+    const acceptedIds = [...new Set(unsubmitted.map((p) => p.invitationId))];
+    const acceptedById = new Map(
+      (acceptedIds.length ? await ctx.em.find(Invitation, { id: { $in: acceptedIds } }, { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: 'asc' } }) : []).map((i) => [i.id, i]),
+    );
+    for (const participant of unsubmitted) {
+      const accepted = acceptedById.get(participant.invitationId);
       ctx.em.remove(participant);
       if (accepted && byId.get(participant.templateId)?.status === 'OPEN') revoke(accepted);
     }

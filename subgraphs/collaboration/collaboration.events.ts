@@ -67,7 +67,6 @@ export interface CollaborationCompleted {
 
 /** Consumed. */
 export const SUBSCRIPTION_EVENTS = 'subscription.*';
-export const SUBSCRIPTION_CANCELLED = 'subscription.cancelled';
 export const USER_DELETED = 'user.deleted';
 
 export interface SubscriptionChange {

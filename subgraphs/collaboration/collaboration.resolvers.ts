@@ -5,7 +5,7 @@ import type { Resolvers } from '../../platform/subgraph/server.js';
 import { Invitation, Participant, RoleplayCharacter, Submission, type RoleplayTemplate } from './collaboration.entities.js';
 import type { InviteInput, InvitationsService } from './invitations.service.js';
 import { invitationStatus } from './collaboration.rules.js';
-import { standingOf, templateById, type TemplatesService } from './templates.service.js';
+import { standing, templateById, type TemplatesService } from './templates.service.js';
 
 const charactersOf = (ctx: SubgraphContext) =>
   ctx.loader<string, RoleplayCharacter[]>('charactersOfTemplate', async (ids) => {
@@ -24,12 +24,6 @@ const submissionOf = (ctx: SubgraphContext) =>
     const rows = await ctx.em.find(Submission, { participantId: { $in: [...ids] } });
     return ids.map((id) => rows.find((s) => s.participantId === id) ?? null);
   });
-
-/** The caller's standing towards a template, once per request and template. */
-const standing = (ctx: SubgraphContext, template: RoleplayTemplate) =>
-  ctx
-    .loader<RoleplayTemplate, Awaited<ReturnType<typeof standingOf>>>('standing', (batch) => Promise.all(batch.map((t) => standingOf(ctx.em, ctx.caller, t))))
-    .load(template);
 
 export function collaborationResolvers(templates: TemplatesService, invitations: InvitationsService): Resolvers {
   return {

@@ -15,12 +15,6 @@ export function invitationStatus(invitation: Pick<Invitation, 'status' | 'expire
   return invitation.status === 'PENDING' && invitation.expiresAt.getTime() <= now.getTime() ? 'EXPIRED' : invitation.status;
 }
 
-/** Invitations that hold a character (and count against the plan): pending and unexpired, or accepted. */
-export const holdsCharacter = (invitation: Pick<Invitation, 'status' | 'expiresAt'>, now: Date) => {
-  const status = invitationStatus(invitation, now);
-  return status === 'PENDING' || status === 'ACCEPTED';
-};
-
 export interface StoryForTemplate {
   status: string;
   characters: { name: string; description: string }[];

@@ -20,7 +20,7 @@ export const collaboration: SubgraphModule = {
     const peers = new Peers(topology, config.INTERNAL_SECRET);
     const templates = new TemplatesService({ peers, clock });
     const inviteBase = () => config.COLLABORATION_INVITE_URL ?? `${topology.publicUrl()}/invite/`;
-    const invitations = new InvitationsService({ peers, templates, clock, inviteUrl: (token) => `${inviteBase()}${token}`,
+    const invitations = new InvitationsService({ peers, clock, inviteUrl: (token) => `${inviteBase()}${token}`,
       sealLink: (url) => seal(config.INTERNAL_SECRET, FOR_NOTIFICATION, url),
     });
     const log = logger.child({ worker: 'invitation-expiry' });

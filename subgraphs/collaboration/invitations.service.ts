@@ -7,11 +7,11 @@ import { requireUser, type SubgraphContext } from '../../platform/subgraph/conte
 import { CollaborationEntitlement, Invitation, Participant, RoleplayCharacter, RoleplayTemplate, Submission } from './collaboration.entities.js';
 import * as events from './collaboration.events.js';
 import * as rules from './collaboration.rules.js';
-import { looksLikeToken, matches, newInvitationToken, hashOf } from './invitation-token.js';
+import { looksLikeToken, newInvitationToken, hashOf } from './invitation-token.js';
 import type { Peers } from './peers.js';
+import { completeIfDone } from './templates.service.js';
 
 type GuestSession = { accessToken: string; accessTokenExpiresAt: string };
-import type { TemplatesService } from './templates.service.js';
 
 export interface InviteInput {
   templateId: string;
@@ -26,7 +26,6 @@ export class InvitationsService {
   constructor(
     private readonly deps: {
       peers: Peers;
-      templates: TemplatesService;
       clock: () => Date;
       /** Where an invitee opens an invitation: the token is appended. */
       inviteUrl: (token: string) => string;
@@ -105,7 +104,7 @@ export class InvitationsService {
       found.endedAt = this.deps.clock();
       emit({ type: events.INVITATION_REVOKED, payload: { invitationId: found.id, templateId: template.id, storyId: template.storyId, reason: 'AUTHOR' } satisfies events.InvitationEnded });
       // Revoking the last open invitation may leave everyone else done.
-      await this.deps.templates.completeIfDone(em, template, emit);
+      await completeIfDone(em, template, emit, this.deps.clock());
       return found;
     });
     // The expiry is kept (and its event sent) though the revocation is refused.
@@ -143,8 +142,10 @@ export class InvitationsService {
     const participantId = randomUUID();
     // Asked before the transaction (no locks held while identity answers), and only for an
     // invitation that can be accepted; a session for a participant never committed opens nothing.
+    // Not PENDING now, it cannot be accepted below (an invitation never returns to PENDING);
+    // a name identity does not give falls back to the invitee's name.
     const guestSession = !userId && status === 'PENDING' ? await this.deps.peers.guestSession(participantId, seen.templateId, ctx.correlationId) : null;
-    const displayName = userId ? await this.deps.peers.displayName(userId, ctx.correlationId) : null;
+    const displayName = userId && status === 'PENDING' ? await this.deps.peers.displayName(userId, ctx.correlationId) : null;
     let expired = false;
     const participant = await ctx.transaction(async ({ em, emit }) => {
       const { template, invitation } = await this.lockPair(em, seen);
@@ -201,9 +202,8 @@ export class InvitationsService {
   }
 
   /** The invitation a token names, unlocked; null for any token that is not one of ours. */
-  private async find(em: EntityManager, token: string): Promise<Invitation | null> {
-    const found = await em.findOne(Invitation, { tokenHash: hashOf(token) });
-    return found && matches(token, found.tokenHash) ? found : null;
+  private find(em: EntityManager, token: string): Promise<Invitation | null> {
+    return em.findOne(Invitation, { tokenHash: hashOf(token) });
   }
 
   /**
@@ -243,7 +243,7 @@ export class InvitationsService {
         storyTitle: template.storyTitle,
       };
       emit({ type: events.SUBMISSION_COMPLETED, userId: participant.userId, payload });
-      await this.deps.templates.completeIfDone(em, template, emit);
+      await completeIfDone(em, template, emit, this.deps.clock());
       return { submission, template };
     });
   }
@@ -285,7 +285,7 @@ export class InvitationsService {
     emit({ type: events.INVITATION_EXPIRED, userId: invitation.invitedBy, payload: { invitationId: invitation.id, templateId: template.id, storyId: template.storyId } satisfies events.InvitationEnded });
     // Everyone else may have submitted already: this was what the template waited on.
     await em.flush();
-    await this.deps.templates.completeIfDone(em, template, emit);
+    await completeIfDone(em, template, emit, this.deps.clock());
     return true;
   }
 }

@@ -30,6 +30,10 @@ export async function standingOf(em: EntityManager, caller: Caller, template: Ro
   return { as: 'NONE' };
 }
 
+/** The caller's standing towards a template, once per request and template. */
+export const standing = (ctx: SubgraphContext, template: RoleplayTemplate): Promise<Standing> =>
+  ctx.loader<RoleplayTemplate, Standing>('standing', (batch) => Promise.all(batch.map((t) => standingOf(ctx.em, ctx.caller, t)))).load(template);
+
 /** Templates: made from published stories, read by their author and participants, completed when everyone has submitted. */
 export class TemplatesService {
   constructor(private readonly deps: { peers: Peers; clock: () => Date }) {}
@@ -62,23 +66,15 @@ export class TemplatesService {
     if (ctx.caller.guest && ctx.caller.guest.templateId !== id) throw forbidden('This session is for another collaboration');
     const template = await templateById(ctx).load(id);
     if (!template) return null;
-    if ((await standingOf(ctx.em, ctx.caller, template)).as === 'NONE') throw forbidden('Only its author and participants see a roleplay');
+    if ((await standing(ctx, template)).as === 'NONE') throw forbidden('Only its author and participants see a roleplay');
     return template;
-  }
-
-  /**
-   * Completes the template if every participant has submitted and no invitation waits for an
-   * answer; called in the transaction of what may have been the last step, with the template
-   * row locked, so it completes once.
-   */
-  completeIfDone(em: EntityManager, template: RoleplayTemplate, emit: (event: NewEvent) => void): Promise<boolean> {
-    return completeIfDone(em, template, emit, this.deps.clock());
   }
 }
 
 /**
  * Completes the template if every participant has submitted and no invitation waits for an
- * answer. The caller holds the template's row lock, so it completes once.
+ * answer; called in the transaction of what may have been the last step, with the template
+ * row locked, so it completes once.
  */
 export async function completeIfDone(em: EntityManager, template: RoleplayTemplate, emit: (event: NewEvent) => void, now: Date): Promise<boolean> {
   if (template.status !== 'OPEN') return false;
