@@ -2,18 +2,19 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { migrate, openDatabase } from '../../platform/db/database.js';
+import { openDatabase } from '../../platform/db/database.js';
 import { JetStreamJobQueue } from '../../platform/jobs/jetstream.js';
 import { InProcessLiveBus } from '../../platform/live/in-process.js';
 import { createLogger } from '../../platform/log.js';
 import { LocalDiskStorage } from '../../platform/storage/local.js';
 import { startRunwayFake } from '../../test/fakes/runway.js';
 import type { VideoFake } from '../../test/fakes/video-fake.js';
-import { createTestDatabase } from '../../test/support/database.js';
+import { migratedSubgraphDatabase } from '../../test/support/database.js';
 import { videoMigrations } from './migrations/index.js';
 import type { VideoProvider, VideoProviderName } from './providers/provider.js';
 import { createRunwayProvider } from './providers/runway.js';
@@ -31,22 +32,20 @@ import { VideoWorker } from './video.worker.js';
 const logger = createLogger('silent');
 const natsUrl = inject('natsUrl');
 const stream = `JOBS_V${randomBytes(4).toString('hex')}`;
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let db: Awaited<ReturnType<typeof migratedSubgraphDatabase>>;
 let orm: MikroORM;
 let storageDir: string;
 let runway: VideoFake;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  orm = await openDatabase({ url: db.url, schema: 'video', entities: videoEntities, migrations: videoMigrations, logger });
-  await migrate(orm);
+  db = await migratedSubgraphDatabase({ name: 'video', entities: videoEntities, migrations: videoMigrations }, logger);
+  orm = db.orm;
   storageDir = await mkdtemp(join(tmpdir(), 'video-'));
   runway = await startRunwayFake();
 });
 
 afterAll(async () => {
-  await orm?.close();
-  await db?.drop();
+  await db?.close();
   await rm(storageDir, { recursive: true, force: true });
   await runway?.close();
   const nc = await connect({ servers: natsUrl });
@@ -66,24 +65,53 @@ function frozenAfterCreate(): VideoProvider {
   return { ...real, name: real.name, pollIntervalMs: real.pollIntervalMs, taskTimeoutMs: real.taskTimeoutMs, create: real.create.bind(real), status: () => new Promise(() => {}), download: real.download.bind(real) };
 }
 
-function worker(jobs: JetStreamJobQueue, runwayProvider: VideoProvider, options: { clock?: () => Date; sweepMs?: number; orm?: MikroORM } = {}) {
+/**
+ * A provider that makes `bytes` bytes of "video" at once, under the name `local`: a second
+ * provider for the fallback tests, no server needed.
+ */
+function instantProvider(bytes: number): VideoProvider & { creations: number } {
+  const provider = {
+    name: 'local' as const,
+    pollIntervalMs: 20,
+    taskTimeoutMs: 30_000,
+    creations: 0,
+    async create() {
+      provider.creations += 1;
+      return { id: randomUUID() };
+    },
+    async status() {
+      return { state: 'SUCCEEDED' as const, videoUrl: 'https://cdn.example.test/instant.mp4' };
+    },
+    async download() {
+      return { body: Readable.from([Buffer.alloc(bytes, 1)]), contentType: 'video/mp4' };
+    },
+  };
+  return provider;
+}
+
+function worker(
+  jobs: JetStreamJobQueue,
+  runwayProvider: VideoProvider,
+  options: { clock?: () => Date; sweepMs?: number; orm?: MikroORM; maxBytes?: number; others?: VideoProvider[] } = {},
+) {
+  const { maxBytes = 50 * 1024 * 1024, others = [], ...rest } = options;
   return new VideoWorker({
     orm,
-    ...options,
+    ...rest,
     jobs,
     live: new InProcessLiveBus(),
     storage: storage(),
     stories,
-    providers: new Map<VideoProviderName, VideoProvider>([['runway', runwayProvider]]),
+    providers: new Map<VideoProviderName, VideoProvider>([['runway', runwayProvider], ...others.map((p): [VideoProviderName, VideoProvider] => [p.name, p])]),
     concurrency: 1,
     ackWaitMs: 800,
-    maxBytes: 50 * 1024 * 1024,
+    maxBytes,
     logger,
     onEventsCommitted: () => {},
   });
 }
 
-async function insertJob(status: 'QUEUED' | 'COMPLETED' = 'QUEUED'): Promise<string> {
+async function insertJob(status: 'QUEUED' | 'COMPLETED' = 'QUEUED', providers: VideoProviderName[] = ['runway']): Promise<string> {
   const id = randomUUID();
   const em = orm.em.fork();
   em.create(VideoJob, {
@@ -93,7 +121,7 @@ async function insertJob(status: 'QUEUED' | 'COMPLETED' = 'QUEUED'): Promise<str
     style: null,
     aspectRatio: '16:9',
     durationSeconds: 5,
-    providers: ['runway'],
+    providers,
     source: { prompt: 'A cinematic short film of the story "Resumed".', title: 'Resumed', authorName: null, summary: null, genre: null, characters: [], emotions: [] },
     status,
     progress: status === 'COMPLETED' ? 1 : 0,
@@ -117,6 +145,8 @@ async function insertJob(status: 'QUEUED' | 'COMPLETED' = 'QUEUED'): Promise<str
 
 const row = async (id: string) => orm.em.fork().findOneOrFail(VideoJob, { id });
 const attempts = async (id: string) => orm.em.fork().find(VideoAttempt, { jobId: id }, { orderBy: { seq: 'asc' } });
+const failedEvent = async (jobId: string) =>
+  (await orm.em.fork().getConnection().execute<{ payload: unknown }[]>(`select envelope->'payload' as payload from video.outbox where type = 'video.generation.failed' and envelope->'payload'->>'jobId' = ?`, [jobId]))[0]?.payload;
 const outbox = async (jobId: string) =>
   (await orm.em.fork().getConnection().execute<{ type: string }[]>(`select type from video.outbox where envelope->'payload'->>'jobId' = ? order by created_at`, [jobId])).map((r) => r.type);
 
@@ -301,6 +331,76 @@ describe('the video worker', () => {
       expect(await attempts(id)).toEqual([]);
       expect((await row(id)).runs).toBe(0);
       expect(runway.creations - creationsBefore).toBe(1);
+    } finally {
+      await w.stop();
+      await jobs.close();
+    }
+  });
+  it('fails the attempt of a video larger than the bytes allowed, and the job when no provider is left', async () => {
+    runway.behave({ kind: 'succeed', polls: 1 });
+    const creationsBefore = runway.creations;
+    const id = await insertJob();
+    const jobs = await queue();
+    const w = worker(jobs, realRunway(), { maxBytes: 1024 });
+    await w.start();
+    try {
+      await vi.waitFor(async () => expect((await row(id)).status).toBe('FAILED'), { timeout: 15_000, interval: 50 });
+      expect(runway.creations - creationsBefore).toBe(1);
+      expect(await attempts(id)).toMatchObject([{ seq: 0, provider: 'runway', status: 'FAILED', errorCode: 'TOO_LARGE', error: 'The video is larger than the 1024 bytes allowed' }]);
+      const failed = await row(id);
+      expect(failed).toMatchObject({ videoKey: null, sizeBytes: null, failures: 0 });
+      expect(failed.error).toBe('Every provider failed: runway: The video is larger than the 1024 bytes allowed');
+      expect(await outbox(id)).toEqual(['video.generation.started', 'video.generation.failed']);
+      expect(await failedEvent(id)).toMatchObject({ jobId: id, error: failed.error, attempts: [{ provider: 'runway', status: 'FAILED' }] });
+    } finally {
+      await w.stop();
+      await jobs.close();
+    }
+  });
+
+  it('falls back to the next provider after a video too large to keep', async () => {
+    runway.behave({ kind: 'succeed', polls: 1 });
+    const creationsBefore = runway.creations;
+    const local = instantProvider(16);
+    const id = await insertJob('QUEUED', ['runway', 'local']);
+    const jobs = await queue();
+    const w = worker(jobs, realRunway(), { maxBytes: 1024, others: [local] });
+    await w.start();
+    try {
+      await vi.waitFor(async () => expect((await row(id)).status).toBe('COMPLETED'), { timeout: 15_000, interval: 50 });
+      expect(runway.creations - creationsBefore).toBe(1);
+      expect(local.creations).toBe(1);
+      expect(await attempts(id)).toMatchObject([
+        { seq: 0, provider: 'runway', status: 'FAILED', errorCode: 'TOO_LARGE' },
+        { seq: 1, provider: 'local', status: 'SUCCEEDED' },
+      ]);
+      const done = await row(id);
+      expect(done).toMatchObject({ status: 'COMPLETED', provider: 'local', sizeBytes: 16 });
+      expect((await storage().head(done.videoKey!))!.size).toBe(16);
+      expect(await outbox(id)).toEqual(['video.generation.started', 'video.generation.completed']);
+    } finally {
+      await w.stop();
+      await jobs.close();
+    }
+  });
+
+  it('skips a provider the job lists that this process cannot call, to the next one', async () => {
+    runway.behave({ kind: 'succeed', polls: 1 });
+    const creationsBefore = runway.creations;
+    // Luma was enabled when the job was queued; this worker has only Runway.
+    const id = await insertJob('QUEUED', ['luma', 'runway']);
+    const jobs = await queue();
+    const w = worker(jobs, realRunway());
+    await w.start();
+    try {
+      await vi.waitFor(async () => expect((await row(id)).status).toBe('COMPLETED'), { timeout: 15_000, interval: 50 });
+      expect(await attempts(id)).toMatchObject([
+        { seq: 0, provider: 'luma', status: 'FAILED', errorCode: 'DISABLED', error: 'luma is not enabled any more', task: null },
+        { seq: 1, provider: 'runway', status: 'SUCCEEDED' },
+      ]);
+      expect(runway.creations - creationsBefore).toBe(1);
+      expect(await row(id)).toMatchObject({ status: 'COMPLETED', provider: 'runway', failures: 0 });
+      expect(await outbox(id)).toEqual(['video.generation.started', 'video.generation.completed']);
     } finally {
       await w.stop();
       await jobs.close();

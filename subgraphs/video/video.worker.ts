@@ -125,9 +125,15 @@ export class VideoWorker {
     // A QUEUED job is queued under its own id: JetStream drops it if its message is still
     // there. A RUNNING one is keyed by the run that let it go: a message of its own even within
     // the duplicate window, and one per abandoned run however often we sweep.
-    for (const { id, runs, status } of rows) {
-      await this.options.jobs.enqueue(VIDEO_QUEUE, { id }, status === 'QUEUED' ? {} : { key: `${id}:r${runs}` });
-      if (status === 'QUEUED') await markEnqueued(this.options.orm.em.fork(), id);
+    // The QUEUED ones sent are marked together, those sent before a failed enqueue included.
+    const enqueued: string[] = [];
+    try {
+      for (const { id, runs, status } of rows) {
+        await this.options.jobs.enqueue(VIDEO_QUEUE, { id }, status === 'QUEUED' ? {} : { key: `${id}:r${runs}` });
+        if (status === 'QUEUED') enqueued.push(id);
+      }
+    } finally {
+      await markEnqueued(this.options.orm.em.fork(), enqueued);
     }
     if (rows.length) this.log.info({ jobs: rows.length }, 'queued open videos again');
   }

@@ -11,7 +11,7 @@ import { checkClientOptions } from '../../../platform/http/provider-http.js';
 import { downloadVideo } from './download.js';
 import { connectionFailure, errorDetail, httpFailure, invalidResponse, type Call, type CallContext } from './failure.js';
 import { createWithRetries, fetchWithinDeadline, withCallSignal, type SdkAnswer } from './http.js';
-import { VideoProviderError, type ProviderSettings, type TaskStatus, type VideoProvider } from './provider.js';
+import { nearestDuration, VideoProviderError, type ProviderSettings, type TaskStatus, type VideoProvider } from './provider.js';
 
 export interface LumaProviderOptions extends ProviderSettings {
   apiKey: string;
@@ -46,9 +46,7 @@ export function createLumaProvider(options: LumaProviderOptions): VideoProvider 
 
     async create(brief, { signal }) {
       signal.throwIfAborted();
-      // A tie goes to the longer clip, as with the other providers.
-      const seconds = Math.abs(brief.durationSeconds - 5) < Math.abs(brief.durationSeconds - 9) ? DURATIONS[0] : DURATIONS[1];
-      const params = { model, prompt: brief.prompt, aspect_ratio: brief.aspectRatio, duration: `${seconds}s` } as const;
+      const params = { model, prompt: brief.prompt, aspect_ratio: brief.aspectRatio, duration: `${nearestDuration(brief.durationSeconds, DURATIONS)}s` } as const;
       let tries = 1;
       try {
         // The SDK's own retries would send the create again after a timeout too: see createWithRetries.

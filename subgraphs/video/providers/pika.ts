@@ -18,7 +18,7 @@ import { checkClientOptions } from '../../../platform/http/provider-http.js';
 import { downloadVideo } from './download.js';
 import { errorDetail, httpFailure, invalidResponse, type Call, type CallContext } from './failure.js';
 import { fetchWithRetries, type Answer } from './http.js';
-import type { ProviderSettings, TaskHandle, TaskStatus, VideoProvider } from './provider.js';
+import { nearestDuration, type ProviderSettings, type TaskHandle, type TaskStatus, type VideoProvider } from './provider.js';
 
 export interface PikaProviderOptions extends ProviderSettings {
   /** The fal.ai key (FAL_KEY), sent as `Authorization: Key <key>`. */
@@ -31,6 +31,9 @@ export interface PikaProviderOptions extends ProviderSettings {
 
 export const FAL_QUEUE_URL = 'https://queue.fal.run';
 export const PIKA_DEFAULT_MODEL = 'fal-ai/pika/v2.2/text-to-video';
+
+/** Pika 2.2 makes 5 s and 10 s clips (the SDK's `duration: '5' | '10'`). */
+const DURATIONS = [5, 10] as const;
 
 export function createPikaProvider(options: PikaProviderOptions): VideoProvider {
   const { apiKey, pollIntervalMs, taskTimeoutMs, requestTimeoutMs, maxRetries } = options;
@@ -71,8 +74,7 @@ export function createPikaProvider(options: PikaProviderOptions): VideoProvider 
     async create(brief, { signal }) {
       signal.throwIfAborted();
       const ctx = context('create');
-      // Pika 2.2 makes 5 s or 10 s clips; a tie goes to the longer one, as with the other providers.
-      const input: PikaV22TextToVideoInput = { prompt: brief.prompt, aspect_ratio: brief.aspectRatio, duration: brief.durationSeconds < 7.5 ? '5' : '10', resolution: '720p' };
+      const input: PikaV22TextToVideoInput = { prompt: brief.prompt, aspect_ratio: brief.aspectRatio, duration: `${nearestDuration(brief.durationSeconds, DURATIONS)}`, resolution: '720p' };
       const { response, body } = await call(submitUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(input) }, ctx, signal);
       if (!response.ok) throw httpFailure(ctx, response.status, errorDetail(body));
       const queued = record(body);

@@ -39,6 +39,14 @@ export interface VideoBrief {
   narration: { url: string; contentType: string } | null;
 }
 
+/**
+ * The length closest to `seconds` among `offered` (each adapter passes the lengths its model
+ * makes); a tie goes to the longer one (narration runs long, not short).
+ */
+export function nearestDuration<D extends number>(seconds: number, offered: readonly D[]): D {
+  return offered.reduce((best, d) => (Math.abs(d - seconds) < Math.abs(best - seconds) || (Math.abs(d - seconds) === Math.abs(best - seconds) && d > best) ? d : best));
+}
+
 /** Runway's text prompt limit, the smallest of the providers': every prompt fits all of them. */
 export const PROMPT_MAX_CHARS = 1000;
 

@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RUNWAY_VERSION, startRunwayFake } from '../../../test/fakes/runway.js';
 import type { VideoFake } from '../../../test/fakes/video-fake.js';
-import { VideoProviderError } from './provider.js';
+import { nearestDuration, VideoProviderError } from './provider.js';
 import { brief, describeRemoteProvider, pollToEnd, SETTINGS, type ProviderFactory } from './remote-provider.contract.js';
-import { createRunwayProvider, nearestDuration } from './runway.js';
+import { createRunwayProvider } from './runway.js';
 
 const runway: ProviderFactory = (fake, overrides = {}) => createRunwayProvider({ ...SETTINGS, apiKey: fake.apiKey, baseUrl: fake.url, model: 'gen4.5', ...overrides });
 

@@ -9,7 +9,7 @@ import { checkClientOptions } from '../../../platform/http/provider-http.js';
 import { downloadVideo } from './download.js';
 import { connectionFailure, errorDetail, httpFailure, invalidResponse, type Call, type CallContext } from './failure.js';
 import { createWithRetries, fetchWithinDeadline, withCallSignal, type SdkAnswer } from './http.js';
-import { VideoProviderError, type AspectRatio, type ProviderSettings, type TaskStatus, type VideoProvider } from './provider.js';
+import { nearestDuration, VideoProviderError, type AspectRatio, type ProviderSettings, type TaskStatus, type VideoProvider } from './provider.js';
 
 export interface RunwayProviderOptions extends ProviderSettings {
   apiKey: string;
@@ -49,11 +49,6 @@ export const RUNWAY_MODELS: Readonly<Record<string, RunwayModel>> = {
 
 /** 720p in both orientations: the one size every model above offers. */
 const RATIOS: Partial<Record<AspectRatio, Ratio>> = { '16:9': '1280:720', '9:16': '720:1280' };
-
-/** The length closest to `seconds` among `offered`; a tie goes to the longer one (narration runs long, not short). */
-export function nearestDuration(seconds: number, offered: readonly number[]): number {
-  return offered.reduce((best, d) => (Math.abs(d - seconds) < Math.abs(best - seconds) || (Math.abs(d - seconds) === Math.abs(best - seconds) && d > best) ? d : best));
-}
 
 export function createRunwayProvider(options: RunwayProviderOptions): VideoProvider {
   const { apiKey, baseUrl, model, pollIntervalMs, taskTimeoutMs, requestTimeoutMs, maxRetries } = options;
