@@ -3,7 +3,7 @@
  * covers the body, a retrying fetch for the calls no SDK makes (fal.ai's queue, downloads), and
  * the one rule for sending a create again (createNotTaken), which both follow.
  */
-import { sleep, untilAborted } from '../../../platform/http/provider-http.js';
+import { backoffMs, retryAfterMs, sleep, untilAborted } from '../../../platform/http/provider-http.js';
 import { connectionFailure, type CallContext } from './failure.js';
 
 /**
@@ -121,18 +121,10 @@ export async function createWithRetries<T>(
 
 /** Retry-After in seconds or as an HTTP date, else the backoff; capped, since the worker has deadlines of its own. */
 function retryDelayMs(retryAfter: string | null, attempt: number): number {
-  if (retryAfter === null) return backoffMs(attempt);
-  const seconds = Number(retryAfter);
-  const ms = retryAfter.trim() !== '' && Number.isFinite(seconds) ? seconds * 1000 : Date.parse(retryAfter) - Date.now();
-  return Number.isNaN(ms) ? backoffMs(attempt) : Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
+  return Math.min(retryAfterMs(retryAfter) ?? backoffMs(attempt), MAX_RETRY_AFTER_MS);
 }
 
 const MAX_RETRY_AFTER_MS = 60_000;
-
-/** 0.5 s, 1 s, 2 s ... up to 8 s, less up to a quarter of jitter (as the Stainless SDKs do). */
-function backoffMs(attempt: number): number {
-  return Math.min(500 * 2 ** attempt, 8_000) * (1 - Math.random() * 0.25);
-}
 
 /** undici says "fetch failed" and puts the reason in `cause`. */
 function describe(error: unknown): string {
