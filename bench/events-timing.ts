@@ -62,6 +62,10 @@ export class TimedTransport implements EventTransport {
     });
   }
 
+  ping() {
+    return this.inner.ping();
+  }
+
   consumerStatus() {
     return this.inner.consumerStatus();
   }

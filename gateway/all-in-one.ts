@@ -12,6 +12,7 @@ import { jobQueueFor, liveBusFor } from '../platform/messaging.js';
 import { subgraphModules } from '../subgraphs/index.js';
 import { JWKS_PATH } from '../subgraphs/identity/index.js';
 import { SUPERGRAPH_PATH } from './supergraph.js';
+import { Metrics } from '../platform/telemetry/metrics.js';
 
 export interface AllInOneOptions {
   config: Config;
@@ -23,6 +24,8 @@ export interface AllInOneOptions {
   logger: Logger;
   /** Tests keep the relay off to show that committed events wait in the outbox. */
   relay?: boolean;
+  /** npm start passes one that also collects process metrics. */
+  metrics?: Metrics;
 }
 
 export interface AllInOne {
@@ -30,6 +33,7 @@ export interface AllInOne {
   subgraphs: RunningSubgraph[];
   gateway: Gateway;
   live: LiveBus;
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -53,11 +57,14 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
   };
   const shutdown = new Shutdown();
   const close = () => shutdown.close();
+  // One registry for the process: every subgraph's /metrics and the gateway's show all of it.
+  const metrics = options.metrics ?? new Metrics();
   try {
     const live = options.live ?? (await liveBusFor(config, logger));
     if (!options.live) shutdown.add('live bus', () => live.close());
-    const jobs = options.jobs ?? (await jobQueueFor(config, logger));
-    if (!options.jobs) shutdown.add('job queue', () => jobs.close());
+    const jobQueue = options.jobs ?? (await jobQueueFor(config, logger));
+    if (!options.jobs) shutdown.add('job queue', () => jobQueue.close());
+    const jobs = metrics.instrumentJobs(jobQueue);
     for (const module of subgraphModules) {
       const started = Date.now();
       const subgraph = await startSubgraph(module, {
@@ -72,6 +79,7 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
         migrate: true,
         relay: options.relay,
         topology,
+        metrics,
       });
       subgraphs.push(subgraph);
       shutdown.add(`subgraph ${module.name}`, () => subgraph.close());
@@ -90,11 +98,13 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
       live,
       subscriptionLimits: { perConnection: config.SUBSCRIPTIONS_PER_CONNECTION, perUser: config.SUBSCRIPTIONS_PER_USER },
       logger,
+      metrics,
+      subgraphCalls: { timeoutMs: config.SUBGRAPH_TIMEOUT_MS, failureThreshold: config.SUBGRAPH_CIRCUIT_FAILURES, resetMs: config.SUBGRAPH_CIRCUIT_RESET_MS },
     });
     shutdown.add('gateway', () => gateway.stop());
     listening = await listen(gateway.http, config.PORT, config.HOST);
     const gatewayUrl = `${listening}/graphql`;
-    return { gatewayUrl, subgraphs, gateway, live, close };
+    return { gatewayUrl, subgraphs, gateway, live, metrics, close };
   } catch (error) {
     await close().catch((closeError: unknown) => logger.error({ err: closeError }, 'cleanup after a failed start failed'));
     throw error;

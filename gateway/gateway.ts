@@ -2,9 +2,12 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
+import { ApolloGateway } from '@apollo/gateway';
 import { createHttpServer, type Handler } from '../platform/http/server.js';
-import { graphqlHandler, sendJson } from '../platform/http/graphql-http.js';
+import { graphqlHandler } from '../platform/http/graphql-http.js';
+import { healthRoute, readyRoute } from '../platform/http/probes.js';
+import { Metrics } from '../platform/telemetry/metrics.js';
+import { traceHeaders } from '../platform/telemetry/tracing.js';
 import { signCaller, type Caller } from '../platform/internal-auth.js';
 import type { Logger } from '../platform/log.js';
 import { accessLog } from './access-log.js';
@@ -14,6 +17,8 @@ import { mediaProxy, webhookProxy } from './media-proxy.js';
 import { createTokenVerifier } from './auth.js';
 import { liveFieldsOf, startSubscriptionServer } from './subscriptions.js';
 import { apiSchemaOf } from './supergraph.js';
+import type { CircuitState } from './circuit-breaker.js';
+import { SubgraphDataSource } from './subgraph-source.js';
 import type { LiveBus } from '../platform/live/live.js';
 
 export interface GatewayOptions {
@@ -31,12 +36,19 @@ export interface GatewayOptions {
   live: LiveBus;
   subscriptionLimits?: { perConnection: number; perUser: number };
   logger: Logger;
+  /** The process's metrics (shared with the subgraphs in the all-in-one mode); else its own. */
+  metrics?: Metrics;
+  /** Calls to each subgraph: a timeout (per subgraph, else the default) and a circuit breaker. */
+  subgraphCalls?: { timeoutMs: number; timeoutsMs?: Record<string, number>; failureThreshold: number; resetMs: number };
 }
 
 export interface GatewayContext {
   caller: Caller;
   correlationId: string;
 }
+
+const DEFAULT_SUBGRAPH_CALLS = { timeoutMs: 10_000, failureThreshold: 5, resetMs: 10_000 };
+const CIRCUIT_STATES: Record<CircuitState, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
 
 // A client may name its own correlation id; anything odd is replaced rather than logged verbatim.
 const CORRELATION_ID = /^[A-Za-z0-9._-]{8,100}$/;
@@ -56,6 +68,9 @@ export interface Gateway {
 export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const logger = options.logger.child({ component: 'gateway' });
   const callerOf = createTokenVerifier(options);
+  const metrics = options.metrics ?? new Metrics();
+  const calls: NonNullable<GatewayOptions['subgraphCalls']> = options.subgraphCalls ?? DEFAULT_SUBGRAPH_CALLS;
+  let stopping = false;
   // @apollo/gateway 2.14 otherwise reports usage metrics to Apollo and, to label them, probes
   // the cloud metadata addresses (AWS, GCP, Azure, Alibaba) at start. A self-hosted platform
   // sends nothing anywhere unasked; an operator who wants it sets APOLLO_TELEMETRY_DISABLED=false.
@@ -63,8 +78,18 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const gateway = new ApolloGateway({
     supergraphSdl: options.supergraphSdl,
     buildService: ({ name, url }) =>
-      new RemoteGraphQLDataSource<GatewayContext>({
-        url: options.subgraphUrls[name] ? `${options.subgraphUrls[name]}/graphql` : url,
+      new SubgraphDataSource({
+        name,
+        url: options.subgraphUrls[name] ? `${options.subgraphUrls[name]}/graphql` : url!,
+        timeoutMs: calls.timeoutsMs?.[name] ?? calls.timeoutMs,
+        failureThreshold: calls.failureThreshold,
+        resetMs: calls.resetMs,
+        logger,
+        onStateChange: (subgraph, state) => metrics.circuitState.set({ subgraph }, CIRCUIT_STATES[state]),
+        onFetch: ({ subgraph, durationMs, outcome }) => {
+          metrics.subgraphFetches.inc({ subgraph, outcome });
+          if (outcome !== 'rejected') metrics.subgraphFetchDuration.observe({ subgraph }, durationMs / 1000);
+        },
         willSendRequest({ request, context }) {
           const signed = signCaller(options.internalSecret, {
             audience: name,
@@ -73,6 +98,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
             operation: { query: request.query, variables: request.variables },
           });
           for (const [key, value] of Object.entries(signed)) request.http?.headers.set(key, value);
+          // The subgraph's span joins the trace of this fetch (@apollo/gateway's span is active here).
+          for (const [key, value] of Object.entries(traceHeaders())) request.http?.headers.set(key, value);
         },
       }),
   });
@@ -86,7 +113,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     includeStacktraceInErrorResponses: false,
     stopOnTerminationSignals: false,
     formatError: maskInternalErrors(logger),
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer: http }), accessLog(logger)],
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer: http }), accessLog(logger), metrics.apolloPlugin('gateway')],
   });
   await apollo.start();
 
@@ -94,6 +121,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     '/graphql': withCors(graphqlHandler(apollo, {
       maxBodyBytes: options.maxBodyBytes,
       logger,
+      service: 'gateway',
       context: async (req, res) => {
         const given = req.headers['x-correlation-id'];
         const correlationId = typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
@@ -101,7 +129,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         return { caller: await callerOf(req.headers.authorization), correlationId };
       },
     }), options.corsOrigins ?? ['*']),
-    '/health': (_req, res) => sendJson(res, 200, { status: 'ok', component: 'gateway' }),
+    '/health': healthRoute({ component: 'gateway' }),
+    // Ready while NATS (live updates) answers; a subgraph that is down is answered around (partial data).
+    '/ready': readyRoute({ component: 'gateway' }, { live: () => options.live.flush() }, { stopping: () => stopping, logger }),
+    '/metrics': metrics.route(),
     // With CORS: a browser uploads a sample from the app's origin (a preflighted PUT).
     '/media/': withCors(mediaProxy(options.subgraphUrls, logger), options.corsOrigins ?? ['*']),
     // No CORS: providers (Twilio, SendGrid, MessageBird) call from their servers, never a browser.
@@ -127,11 +158,14 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       return { data: response.body.singleResult.data ?? null, errors: response.body.singleResult.errors };
     },
   });
+  const unobserve = metrics.activeSubscriptions.add(() => [[{}, subscriptions.openSubscriptions()]]);
   return {
     http,
     apollo,
     subscriptions,
     async stop() {
+      stopping = true;
+      unobserve();
       await subscriptions.close();
       await apollo.stop();
     },

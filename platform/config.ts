@@ -43,6 +43,9 @@ const schema = z.object({
   // lasts as long as an invitee may take to write their part.
   GUEST_SESSION_TTL_SECONDS: seconds.default(7 * 24 * 3600),
   REFRESH_TOKEN_TTL_SECONDS: seconds.default(30 * 24 * 3600),
+  // How long a step of a user deletion may stay silent before identity asks it again
+  // (user.erasure.requested); also how often identity looks. Small values are for tests.
+  IDENTITY_DELETION_RETRY_MS: z.coerce.number().int().min(50).default(60_000),
   GOOGLE_CLIENT_ID: z.string().optional(),
   GOOGLE_JWKS_URL: url.default('https://www.googleapis.com/oauth2/v3/certs'),
   GOOGLE_ISSUER: z.string().default('https://accounts.google.com'),
@@ -57,6 +60,16 @@ const schema = z.object({
   LIVE_SUBJECT_PREFIX: z.string().regex(/^([A-Za-z0-9_-]+\.)+$/, "dot-separated tokens ending with '.'").default('live.'),
   JOBS_STREAM: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('JOBS'),
   JOBS_SUBJECT_PREFIX: z.string().regex(/^([A-Za-z0-9_-]+\.)+$/, "dot-separated tokens ending with '.'").default('jobs.'),
+  // Distributed mode: the gateway finds each subgraph at SUBGRAPH_<NAME>_URL (gateway/subgraph-health.ts).
+  SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().min(50).default(10_000),
+  // The circuit to a subgraph opens after this many failures in a row, and half-opens after SUBGRAPH_CIRCUIT_RESET_MS.
+  SUBGRAPH_CIRCUIT_FAILURES: z.coerce.number().int().min(1).default(5),
+  SUBGRAPH_CIRCUIT_RESET_MS: z.coerce.number().int().min(100).default(10_000),
+  // How long the gateway waits at start for every subgraph's /health before serving without the missing ones.
+  SUBGRAPH_STARTUP_WAIT_MS: z.coerce.number().int().min(0).default(30_000),
+  // OpenTelemetry: spans go over OTLP/HTTP to <endpoint>/v1/traces when set.
+  OTEL_EXPORTER_OTLP_ENDPOINT: url.optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
   SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).default(50),
   SUBSCRIPTIONS_PER_USER: z.coerce.number().int().min(1).default(200),
   // Where clients reach the gateway: the base of upload and download URLs.
@@ -185,6 +198,8 @@ function shown(key: string, value: string | undefined): string {
 export interface LoadOptions {
   /** All-in-one mode may generate the internal secret; distributed processes must be given one. */
   generateSecrets?: boolean;
+  /** Settings this process cannot run without (a distributed subgraph: DATABASE_URL, NATS_URL, PUBLIC_URL). */
+  require?: (keyof Env)[];
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Config {
@@ -197,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
   if (parsed.success) {
     const c = parsed.data;
     if (!c.INTERNAL_SECRET && !options.generateSecrets) problems.push('INTERNAL_SECRET: required (at least 32 characters)');
+    for (const key of options.require ?? []) if (c[key] === undefined) problems.push(`${key}: required in distributed mode`);
     if (Boolean(c.FACEBOOK_APP_ID) !== Boolean(c.FACEBOOK_APP_SECRET))
       problems.push('FACEBOOK_APP_ID / FACEBOOK_APP_SECRET: set both or neither');
     if (c.STORY_ANALYSER === 'openai' && !c.OPENAI_API_KEY) problems.push('OPENAI_API_KEY: required when STORY_ANALYSER is openai');

@@ -11,6 +11,11 @@ export class Shutdown {
     this.steps.push({ name, stop });
   }
 
+  /** True once close() was called: readiness probes answer 503 from then on. */
+  get stopping(): boolean {
+    return this.closing !== null;
+  }
+
   /** Idempotent: a second call waits for the first. */
   close(): Promise<void> {
     this.closing ??= (async () => {

@@ -10,6 +10,7 @@ import { eventTransportFor } from '../platform/events/connect.js';
 import type { EventTransport } from '../platform/events/transport.js';
 import { Shutdown } from '../platform/lifecycle.js';
 import { createLogger } from '../platform/log.js';
+import { Metrics } from '../platform/telemetry/metrics.js';
 
 const started = Date.now();
 const config = loadConfigOrExit({ generateSecrets: true });
@@ -53,7 +54,7 @@ try {
   database = await databaseFor(config, logger);
   transport = await eventTransportFor(config, logger);
   logger.info({ transport: transport.kind }, 'event transport ready');
-  if (!stopping) app = await startAllInOne({ config, databaseUrl: database.url, transport, logger });
+  if (!stopping) app = await startAllInOne({ config, databaseUrl: database.url, transport, logger, metrics: new Metrics().collectProcessMetrics() });
 } catch (error) {
   logger.fatal({ err: error }, 'start-up failed');
   await shutdown('start-up failure').catch(() => undefined);

@@ -1,5 +1,6 @@
 import { MikroORM, type EntitySchema, type MigrationObject } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
+import { withAdvisoryLock } from './session.js';
 import type { Logger } from '../log.js';
 import { OutboxRecord } from '../events/outbox.entity.js';
 
@@ -41,8 +42,11 @@ export async function openDatabase(options: DatabaseOptions): Promise<MikroORM> 
   });
 }
 
-/** Applies the subgraph's pending migrations; returns the names applied. */
+/**
+ * Applies the subgraph's pending migrations; returns the names applied. Replicas of a subgraph
+ * starting together take turns: the first applies them, the others then find nothing pending.
+ */
 export async function migrate(orm: MikroORM): Promise<string[]> {
-  const applied = await orm.getMigrator().up();
+  const applied = await withAdvisoryLock(orm.config.get('clientUrl')!, `storyloom.migrate.${orm.config.get('schema')}`, () => orm.getMigrator().up());
   return applied.map((m) => m.name);
 }

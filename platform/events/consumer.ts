@@ -5,6 +5,9 @@ import type { Logger } from '../log.js';
 import type { ConsumerDefinition } from './consumer.types.js';
 import type { EventEnvelope, NewEvent } from './envelope.js';
 import { recordEvents } from './outbox.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { trace } from '@opentelemetry/api';
+import { contextFrom, inSpan, SpanKind, type SpanOptions } from '../telemetry/tracing.js';
 import type { BatchResult, Consumption, Delivery, EventTransport } from './transport.js';
 
 export interface EventConsumerOptions {
@@ -21,6 +24,8 @@ export interface EventConsumerOptions {
   /** Attempts per event before it becomes a dead letter. Default 5. */
   maxDeliver?: number;
   backoffMs?: (redelivery: number) => number;
+  /** Counts the events handled (storyloom_events_handled_total). */
+  metrics?: Metrics;
 }
 
 export interface DeadLetter {
@@ -109,6 +114,7 @@ export class EventConsumer {
     try {
       await this.apply(events, undefined, together);
       this.lastHandledAt = new Date();
+      this.options.metrics?.eventsHandled.inc({ subgraph: this.options.serviceName, consumer: this.name }, events.length);
       return { done: events.length };
     } catch (error) {
       if (error instanceof ManyFailed) {
@@ -257,9 +263,14 @@ export class EventConsumer {
     if (together && definition.handleMany && fresh.size > 1) {
       // Deleted on first use: the same event twice in one batch is handled once.
       const todo = events.filter((event) => fresh.delete(event.id));
-      try {
-        await definition.handleMany(todo, { em, log: this.log, replaying });
+      const handleMany = async () => {
+        await definition.handleMany!(todo, { em, log: this.log, replaying });
         await em.flush();
+      };
+      try {
+        // One span for the batch, linked to the trace of each event in it.
+        const links = todo.map((event) => trace.getSpanContext(contextFrom(event.trace))).filter((link) => link !== undefined).map((context) => ({ context }));
+        await (replaying ? handleMany() : inSpan(`consume ${todo.length} events`, { kind: SpanKind.CONSUMER, links, attributes: { 'messaging.consumer.group.name': this.name, 'messaging.batch.message_count': todo.length, 'storyloom.subgraph': serviceName } }, handleMany));
       } catch (error) {
         throw new ManyFailed(error);
       }
@@ -273,7 +284,7 @@ export class EventConsumer {
         continue;
       }
       const caused: NewEvent[] = [];
-      try {
+      const handle = async () => {
         await definition.handle(event, {
           em,
           event,
@@ -282,11 +293,16 @@ export class EventConsumer {
           replaying,
         });
         if (!replaying && caused.length) {
+          // Recorded in the span, so the events it causes carry it on (their `trace` headers).
           const origin = { serviceName, correlationId: event.correlationId, causationId: event.id };
           await recordEvents(em, origin, caused.map((newEvent) => ({ ...newEvent, userId: newEvent.userId === undefined ? event.userId : newEvent.userId })));
           emitted += caused.length;
         }
         await em.flush();
+      };
+      try {
+        // A replay re-handles the whole stream: no span per event of it.
+        await (replaying ? handle() : inSpan(`consume ${event.type}`, consumerSpan(event, this.name, serviceName), handle));
       } catch (error) {
         throw new HandlerFailed(index, error);
       }
@@ -406,4 +422,20 @@ function schemaOf(orm: MikroORM): string {
 function describe(error: unknown): string {
   const text = error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`).split('\n').slice(0, 6).join('\n') : String(error);
   return text.replaceAll('\u0000', '').slice(0, 4000);
+}
+
+/** The span of one event's handling: a child of the span that caused the event. */
+function consumerSpan(event: EventEnvelope, consumer: string, subgraph: string): SpanOptions {
+  return {
+    kind: SpanKind.CONSUMER,
+    parent: contextFrom(event.trace),
+    attributes: {
+      'messaging.system': 'storyloom-events',
+      'messaging.operation.type': 'process',
+      'messaging.destination.name': `events.${event.type}`,
+      'messaging.consumer.group.name': consumer,
+      'messaging.message.id': event.id,
+      'storyloom.subgraph': subgraph,
+    },
+  };
 }

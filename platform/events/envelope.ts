@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { traceHeaders } from '../telemetry/tracing.js';
 
 /**
  * The envelope every domain event travels in: the seed system's `type/serviceName/timestamp/payload`
@@ -15,6 +16,11 @@ export interface EventEnvelope<P = unknown> {
   causationId: string | null;
   userId: string | null;
   payload: P;
+  /**
+   * The event's headers: W3C `traceparent`/`tracestate` of the span that caused it, so the
+   * consumers' spans join the request's trace. Absent when tracing is off.
+   */
+  trace?: Record<string, string>;
 }
 
 export interface NewEvent<P = unknown> {
@@ -32,6 +38,7 @@ export interface EventOrigin {
 }
 
 export function createEnvelope<P>(event: NewEvent<P>, origin: EventOrigin, now = new Date()): EventEnvelope<P> {
+  const trace = traceHeaders();
   return {
     id: randomUUID(),
     type: event.type,
@@ -42,6 +49,7 @@ export function createEnvelope<P>(event: NewEvent<P>, origin: EventOrigin, now =
     causationId: origin.causationId ?? null,
     userId: event.userId ?? null,
     payload: event.payload,
+    ...(Object.keys(trace).length ? { trace } : {}),
   };
 }
 

@@ -122,6 +122,8 @@ export class InProcessTransport implements EventTransport {
     };
   }
 
+  async ping(): Promise<void> {}
+
   async consumerStatus(): Promise<ConsumerStatus[]> {
     return [...this.durables].map(([name, state]) => {
       let pending = 0;

@@ -12,7 +12,7 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from '@nats-io/jetstream';
-import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { EVENT_SUBJECT_PREFIX, subjectMatches, type EventEnvelope } from './envelope.js';
 import {
@@ -87,7 +87,10 @@ export class JetStreamTransport implements EventTransport {
 
   async publish(event: EventEnvelope): Promise<void> {
     // msgID is what makes a re-published outbox row a no-op within the duplicate window.
-    await this.js.publish(this.settings.prefix + event.type, encoder.encode(JSON.stringify(event)), { msgID: event.id });
+    // The trace context also rides as message headers, for whoever inspects the stream.
+    const traceHeaders = event.trace ? headers() : undefined;
+    for (const [key, value] of Object.entries(event.trace ?? {})) traceHeaders!.set(key, value);
+    await this.js.publish(this.settings.prefix + event.type, encoder.encode(JSON.stringify(event)), { msgID: event.id, headers: traceHeaders });
   }
 
   async consume(options: ConsumeOptions): Promise<Consumption> {
@@ -157,6 +160,11 @@ export class JetStreamTransport implements EventTransport {
     };
     this.consumptions.add(consumption);
     return consumption;
+  }
+
+  async ping(): Promise<void> {
+    // A round trip to the server; while reconnecting it waits, and the probe's deadline says no.
+    await this.nc.flush();
   }
 
   async consumerStatus(): Promise<ConsumerStatus[]> {

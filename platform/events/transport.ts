@@ -23,6 +23,8 @@ export interface EventTransport {
   consume(options: ConsumeOptions): Promise<Consumption>;
   /** Where each durable consumer stands, for operators (systemStatus). */
   consumerStatus(): Promise<ConsumerStatus[]>;
+  /** Resolves once the transport has shown it can reach its server (readiness probes). */
+  ping(): Promise<void>;
   /**
    * Every event of `types` the stream still holds, oldest first, up to the last one published
    * when called: what a replay rebuilds a read model from.

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HeaderMap, type ApolloServer, type BaseContext, type HTTPGraphQLResponse } from '@apollo/server';
 import type { Logger } from '../log.js';
+import { contextFrom, inSpan, SpanKind } from '../telemetry/tracing.js';
 import { BodyTooLargeError, readBody } from './body.js';
 
 /** Thrown by an `admit` hook: the request is answered with this status and code, unexecuted. */
@@ -51,9 +52,22 @@ export function graphqlHandler<C extends BaseContext>(
     /** Decides, once the body is parsed and before anything runs, whether to serve the request at all. */
     admit?: (req: IncomingMessage, body: unknown) => void;
     logger: Logger;
+    /** Who serves, for the request's trace span (`gateway`, or the subgraph's name). */
+    service?: string;
   },
 ) {
-  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  // Each request is a server span, a child of the caller's (a `traceparent` header) if it sent one.
+  return (req: IncomingMessage, res: ServerResponse): Promise<void> =>
+    inSpan(
+      `${options.service ?? 'graphql'} ${req.method ?? 'GET'} /graphql`,
+      { kind: SpanKind.SERVER, parent: contextFrom(req.headers), attributes: { 'http.request.method': req.method ?? 'GET', 'url.path': '/graphql', 'storyloom.service': options.service ?? 'graphql' } },
+      async (span) => {
+        await serve(req, res);
+        span.setAttribute('http.response.status_code', res.statusCode);
+      },
+    );
+
+  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let body: unknown;
     if (req.method === 'POST') {
       let raw: Buffer;
@@ -93,5 +107,5 @@ export function graphqlHandler<C extends BaseContext>(
       context: () => options.context(req, res),
     });
     await writeResponse(res, response);
-  };
+  }
 }

@@ -30,6 +30,10 @@ export class InProcessJobQueue implements JobQueue {
     this.wake.get(queue)?.();
   }
 
+  async depth(queue: string): Promise<number> {
+    return this.waiting.get(queue)?.length ?? 0;
+  }
+
   async work(queue: string, options: WorkOptions, handler: (job: QueuedJob) => Promise<void>): Promise<Worker> {
     assertQueueName(queue);
     const list = this.waiting.get(queue) ?? [];

@@ -144,6 +144,18 @@ export class JetStreamJobQueue implements JobQueue {
     };
   }
 
+  async depth(queue: string): Promise<number> {
+    assertQueueName(queue);
+    // The queue's one durable consumer knows what it has not delivered yet; none yet: nothing taken.
+    const info = await this.jsm.consumers.info(this.stream, queue).catch((error: unknown) => {
+      if (isApiError(error, JetStreamApiCodes.ConsumerNotFound)) return null;
+      throw error;
+    });
+    if (info) return info.num_pending;
+    const stream = await this.jsm.streams.info(this.stream, { subjects_filter: this.prefix + queue });
+    return stream.state.subjects?.[this.prefix + queue] ?? 0;
+  }
+
   async close(): Promise<void> {
     await this.nc.drain().catch(() => this.nc.close());
   }

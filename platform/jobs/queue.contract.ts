@@ -22,6 +22,21 @@ export function jobQueueContract(name: string, open: () => Promise<JobQueue>) {
       return worker;
     }
 
+    it('tells how many jobs wait for a worker, before and after workers take some', async () => {
+      const queue = await fresh();
+      const name = queueName();
+      expect(await queue.depth(name)).toBe(0);
+      for (let n = 0; n < 3; n++) await queue.enqueue(name, { id: `job-${n}` });
+      expect(await queue.depth(name)).toBe(3);
+      const release: (() => void)[] = [];
+      await working(queue, name, { concurrency: 2, ackWaitMs: 5000 }, () => new Promise<void>((resolve) => release.push(resolve)));
+      await eventually(() => expect(release.length).toBe(2));
+      await eventually(async () => expect(await queue.depth(name)).toBe(1));
+      for (const done of release.splice(0)) done();
+      await eventually(async () => expect(await queue.depth(name)).toBe(0));
+      for (const done of release.splice(0)) done();
+    });
+
     it('delivers each job once, with its data, never more at once than the concurrency', async () => {
       const queue = await fresh();
       const name = queueName();

@@ -15,6 +15,8 @@ export interface JobQueue {
   enqueue(queue: string, job: { id: string; data?: unknown }, options?: { key?: string }): Promise<void>;
   /** Starts taking jobs of `queue`; at most `concurrency` run at once. */
   work(queue: string, options: WorkOptions, handler: (job: QueuedJob) => Promise<void>): Promise<Worker>;
+  /** Jobs of `queue` waiting for a worker (not yet taken), for the job queue metrics. */
+  depth(queue: string): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -33,6 +33,8 @@ export class InProcessLiveBus implements LiveBus {
     return count;
   }
 
+  async flush(): Promise<void> {}
+
   async close(): Promise<void> {
     this.handlers.clear();
   }

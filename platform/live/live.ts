@@ -11,6 +11,8 @@ export interface LiveBus {
   subscribe(subject: string, handler: (message: unknown) => void): () => void;
   /** Subscriptions open now: a gateway that leaks them shows it here. */
   subscriptionCount(): number;
+  /** Resolves once what was published reached the server (NATS); readiness probes use it. */
+  flush(): Promise<void>;
   close(): Promise<void>;
 }
 

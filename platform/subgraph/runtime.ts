@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import { CONSUMER_ADMIN_PATH, consumerAdminRoute } from './consumer-admin.js';
 import { subgraphTypeDefs, type SubgraphModule, type Topology } from './module.js';
 import { createSubgraphServer } from './server.js';
+import { Metrics } from '../telemetry/metrics.js';
 
 export interface StartOptions {
   config: Config;
@@ -30,6 +31,8 @@ export interface StartOptions {
   relay?: boolean;
   /** Where the other subgraphs are (for the audit subgraph's status and dead-letter views). */
   topology: Topology;
+  /** The process's metrics (shared by every subgraph of an all-in-one process); else its own. */
+  metrics?: Metrics;
 }
 
 export interface RunningSubgraph {
@@ -63,6 +66,7 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
       const applied = await migrate(orm);
       if (applied.length) logger.info({ applied }, 'migrations applied');
     }
+    const metrics = options.metrics ?? new Metrics();
     const relay = new OutboxRelay(orm, options.transport, logger, options.config.OUTBOX_SWEEP_MS);
     shutdown.add('outbox relay', () => relay.stop());
     const built = await module.build({
@@ -77,8 +81,9 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
     });
     const consumers = (built.consumers ?? []).map(
       (definition) =>
-        new EventConsumer({ definition, orm, transport: options.transport, logger, serviceName: module.name, onEventsCommitted: () => relay.notify() }),
+        new EventConsumer({ definition, orm, transport: options.transport, logger, serviceName: module.name, onEventsCommitted: () => relay.notify(), metrics }),
     );
+    for (const remove of observeBacklogs(module.name, orm, options.transport, consumers, metrics)) shutdown.add('metrics', remove);
     const { http, apollo } = await createSubgraphServer({
       name: module.name,
       typeDefs: subgraphTypeDefs(module.name),
@@ -88,6 +93,15 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
       internalSecret: options.config.INTERNAL_SECRET,
       maxBodyBytes: options.config.MAX_BODY_BYTES,
       logger,
+      metrics,
+      readiness: {
+        events: () => options.transport.ping(),
+        migrations: async () => {
+          const pending = await orm.getMigrator().getPendingMigrations();
+          if (pending.length) throw new Error(`${pending.length} pending: ${pending.map((m) => m.name).join(', ')}`);
+        },
+      },
+      stopping: () => shutdown.stopping,
       routes: {
         ...built.routes,
         [CONSUMER_ADMIN_PATH]: consumerAdminRoute({ subgraph: module.name, orm, consumers, internalSecret: options.config.INTERNAL_SECRET, logger }),
@@ -113,4 +127,27 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
     await close().catch((closeError: unknown) => logger.error({ err: closeError }, 'cleanup after a failed start failed'));
     throw error;
   }
+}
+
+/**
+ * The subgraph's backlogs as metrics, read when Prometheus scrapes: its outbox, its dead
+ * letters, and where its durable consumers stand in the stream. Returns how to stop reporting.
+ */
+function observeBacklogs(subgraph: string, orm: MikroORM, transport: EventTransport, consumers: EventConsumer[], metrics: Metrics): (() => void)[] {
+  const sql = (query: string) => orm.em.fork().getConnection().execute<Record<string, string>[]>(query);
+  const names = new Set(consumers.map((consumer) => consumer.name));
+  const standing = async () => (await transport.consumerStatus()).filter((status) => names.has(status.name));
+  return [
+    metrics.outboxBacklog.add(async () => {
+      const [row] = await sql(`select count(*)::int as n from "${subgraph}"."outbox" where "published_at" is null`);
+      return [[{ subgraph }, Number(row?.n ?? 0)]];
+    }),
+    metrics.deadLetters.add(async () => {
+      const rows = await sql(`select "consumer", count(*)::int as n from "${subgraph}"."dead_letter" where "replayed_at" is null group by "consumer"`);
+      return rows.map((row) => [{ subgraph, consumer: row.consumer! }, Number(row.n)]);
+    }),
+    metrics.consumerLag.add(async () => (await standing()).map((status) => [{ consumer: status.name }, status.pending])),
+    metrics.consumerInFlight.add(async () => (await standing()).map((status) => [{ consumer: status.name }, status.inFlight])),
+    metrics.consumerRedeliveries.add(async () => (await standing()).map((status) => [{ consumer: status.name }, status.redelivered])),
+  ];
 }

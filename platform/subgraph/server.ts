@@ -9,7 +9,9 @@ import { GraphQLError, type DocumentNode, type GraphQLFormattedError, type Graph
 import { DomainError, toGraphQLError } from '../errors.js';
 import type { OutboxRelay } from '../events/relay.js';
 import { createHttpServer, type Handler } from '../http/server.js';
-import { graphqlHandler, HttpRefusal, sendJson } from '../http/graphql-http.js';
+import { graphqlHandler, HttpRefusal } from '../http/graphql-http.js';
+import { healthRoute, readyRoute, type ReadinessCheck } from '../http/probes.js';
+import type { Metrics } from '../telemetry/metrics.js';
 import { InternalAuthError, verifyCaller, type SignedOperation } from '../internal-auth.js';
 import type { Logger } from '../log.js';
 import { createSubgraphContext, type SubgraphContext } from './context.js';
@@ -34,6 +36,11 @@ export interface SubgraphServerOptions {
   logger: Logger;
   /** Extra unauthenticated routes, e.g. identity's /.well-known/jwks.json. */
   routes?: Record<string, Handler>;
+  metrics: Metrics;
+  /** What `/ready` checks besides the database (NATS, migrations). */
+  readiness: Record<string, ReadinessCheck>;
+  /** True once the subgraph is stopping: `/ready` answers 503. */
+  stopping: () => boolean;
 }
 
 /**
@@ -54,7 +61,7 @@ export function formatError(logger: Logger) {
   };
 }
 
-/** Builds (without listening) the HTTP server of one subgraph: /graphql, /health and extra routes. */
+/** Builds (without listening) the HTTP server of one subgraph: /graphql, /health, /ready, /metrics and extra routes. */
 export async function createSubgraphServer(options: SubgraphServerOptions): Promise<{ http: Server; apollo: ApolloServer<SubgraphContext> }> {
   const logger = options.logger;
   const routes: Record<string, Handler> = { ...options.routes };
@@ -70,6 +77,7 @@ export async function createSubgraphServer(options: SubgraphServerOptions): Prom
       ApolloServerPluginLandingPageDisabled(),
       // Inline traces are for Apollo Studio, which this platform does not report to.
       ApolloServerPluginInlineTraceDisabled(),
+      options.metrics.apolloPlugin(options.name),
     ],
   });
   await apollo.start();
@@ -79,6 +87,7 @@ export async function createSubgraphServer(options: SubgraphServerOptions): Prom
   routes['/graphql'] = graphqlHandler(apollo, {
     maxBodyBytes: options.maxBodyBytes,
     logger,
+    service: options.name,
     // Only the gateway can sign, so nobody reaches a subgraph around it.
     admit: (req, body) => {
       try {
@@ -101,14 +110,13 @@ export async function createSubgraphServer(options: SubgraphServerOptions): Prom
       });
     },
   });
-  routes['/health'] = async (_req, res) => {
-    try {
-      await options.orm.em.fork().getConnection().execute('select 1');
-      sendJson(res, 200, { status: 'ok', subgraph: options.name });
-    } catch (error) {
-      logger.warn({ err: error }, 'health check failed');
-      sendJson(res, 503, { status: 'unavailable', subgraph: options.name });
-    }
-  };
+  const component = { subgraph: options.name };
+  routes['/health'] = healthRoute(component);
+  routes['/ready'] = readyRoute(
+    component,
+    { database: () => options.orm.em.fork().getConnection().execute('select 1'), ...options.readiness },
+    { stopping: options.stopping, logger },
+  );
+  routes['/metrics'] = options.metrics.route();
   return { http, apollo };
 }

@@ -114,7 +114,7 @@ export class OperationsService {
 
 async function healthy(url: string): Promise<boolean> {
   try {
-    const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
+    const response = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
     return response.ok;
   } catch {
     return false;

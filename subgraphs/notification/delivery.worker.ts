@@ -1,5 +1,6 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import pg from 'pg';
+import { endWithin } from '../../platform/db/session.js';
 import { tableOf } from '../../platform/db/tables.js';
 import type { NewEvent } from '../../platform/events/envelope.js';
 import { recordEvents } from '../../platform/events/outbox.js';
@@ -429,14 +430,4 @@ function outcomeOf(error: unknown): Outcome {
     return { code: error.code === 'SOURCE_UNAVAILABLE' ? 'TEMPLATE_UNAVAILABLE' : 'TEMPLATE', message: error.message, retry: error.code === 'SOURCE_UNAVAILABLE' };
   }
   return { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error), retry: true };
-}
-
-/**
- * Closes a pg client, giving up after `ms`: `end()` never settles on a connection the server
- * already cut (PostgreSQL stopping first on Ctrl-C), and a stop must not wait on it forever.
- */
-async function endWithin(client: pg.Client, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([client.end().catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
 }

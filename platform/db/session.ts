@@ -1,0 +1,26 @@
+import pg from 'pg';
+
+/**
+ * Ends a pg session without waiting forever: `end()` never settles on a connection the server
+ * already cut (PostgreSQL stopping first on Ctrl-C), and a stop must not hang on it.
+ */
+export async function endWithin(client: pg.Client, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([client.end().catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+/**
+ * Runs `work` holding a PostgreSQL advisory lock named `name`, on a session of its own (ending
+ * the session releases the lock, even if the process dies): replicas starting together take turns.
+ */
+export async function withAdvisoryLock<T>(url: string, name: string, work: () => Promise<T>): Promise<T> {
+  const session = new pg.Client({ connectionString: url });
+  await session.connect();
+  try {
+    await session.query('select pg_advisory_lock(hashtext($1))', [name]);
+    return await work();
+  } finally {
+    await endWithin(session, 2_000);
+  }
+}
