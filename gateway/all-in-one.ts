@@ -10,7 +10,7 @@ import type { JobQueue } from '../platform/jobs/queue.js';
 import type { LiveBus } from '../platform/live/live.js';
 import { jobQueueFor, liveBusFor } from '../platform/messaging.js';
 import { subgraphModules } from '../subgraphs/index.js';
-import { JWKS_PATH } from '../subgraphs/identity/index.js';
+import { JWKS_PATH } from '../platform/jwt.js';
 import { SUPERGRAPH_PATH } from './supergraph.js';
 import { Metrics } from '../platform/telemetry/metrics.js';
 

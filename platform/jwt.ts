@@ -34,3 +34,6 @@ export function templateOfGuestScope(scope: unknown): string | null {
   const templateId = scope.slice('collaboration:'.length);
   return isUuid(templateId) ? templateId : null;
 }
+
+/** Where identity publishes its signing keys (JWKS): the gateway verifies access tokens with them. */
+export const JWKS_PATH = '/.well-known/jwks.json';

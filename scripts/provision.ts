@@ -8,12 +8,12 @@
 import { loadConfigOrExit } from '../platform/config.js';
 import { provisionRoles, roleSettingsFrom } from '../platform/db/provision.js';
 import { createLogger } from '../platform/log.js';
-import { subgraphModules } from '../subgraphs/index.js';
+import { subgraphNames } from '../subgraphs/catalog.js';
 
 const config = loadConfigOrExit({ generateSecrets: true, require: ['DATABASE_URL'] });
 const logger = createLogger(config.LOG_LEVEL).child({ process: 'provision' });
 try {
-  const roles = roleSettingsFrom(process.env, subgraphModules.map((module) => module.name));
+  const roles = roleSettingsFrom(process.env, subgraphNames);
   await provisionRoles(config.DATABASE_URL!, roles, logger);
   logger.info({ subgraphs: roles.map((role) => role.schema) }, 'database provisioned');
 } catch (error) {

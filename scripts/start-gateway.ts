@@ -16,8 +16,8 @@ import { createLogger } from '../platform/log.js';
 import { liveBusFor } from '../platform/messaging.js';
 import { Metrics } from '../platform/telemetry/metrics.js';
 import { setupTracing } from '../platform/telemetry/tracing.js';
-import { JWKS_PATH } from '../subgraphs/identity/index.js';
-import { subgraphModules } from '../subgraphs/index.js';
+import { JWKS_PATH } from '../platform/jwt.js';
+import { subgraphNames } from '../subgraphs/catalog.js';
 import { onStopSignals } from './signals.js';
 
 const started = Date.now();
@@ -25,7 +25,7 @@ const config = loadConfigOrExit({ require: ['NATS_URL'] });
 const logger = createLogger(config.LOG_LEVEL).child({ process: 'gateway' });
 let discovered: ReturnType<typeof discoverSubgraphs>;
 try {
-  discovered = discoverSubgraphs(process.env, subgraphModules.map((module) => module.name), { defaultTimeoutMs: config.SUBGRAPH_TIMEOUT_MS });
+  discovered = discoverSubgraphs(process.env, subgraphNames, { defaultTimeoutMs: config.SUBGRAPH_TIMEOUT_MS });
 } catch (error) {
   console.error(error instanceof Error ? error.message : error);
   process.exit(1);

@@ -15,16 +15,15 @@ import { jobQueueFor, liveBusFor } from '../platform/messaging.js';
 import { startSubgraph } from '../platform/subgraph/runtime.js';
 import { Metrics } from '../platform/telemetry/metrics.js';
 import { setupTracing } from '../platform/telemetry/tracing.js';
-import { subgraphModules } from '../subgraphs/index.js';
+import { isSubgraphName, subgraphLoaders, subgraphNames } from '../subgraphs/catalog.js';
 import { onStopSignals } from './signals.js';
 
-const names = subgraphModules.map((module) => module.name);
 const name = process.argv[2];
-const module = subgraphModules.find((candidate) => candidate.name === name);
-if (!module) {
-  console.error(`Usage: npm run start:subgraph -- <name>, where <name> is one of: ${names.join(', ')}${name ? ` (got ${JSON.stringify(name)})` : ''}`);
+if (!isSubgraphName(name)) {
+  console.error(`Usage: npm run start:subgraph -- <name>, where <name> is one of: ${subgraphNames.join(', ')}${name ? ` (got ${JSON.stringify(name)})` : ''}`);
   process.exit(2);
 }
+const module = await subgraphLoaders[name]();
 
 const started = Date.now();
 const config = loadConfigOrExit({ require: ['DATABASE_URL', 'NATS_URL', 'PUBLIC_URL'] });
@@ -33,7 +32,7 @@ const logger = createLogger(config.LOG_LEVEL).child({ process: `subgraph-${modul
 // each for audit), through signed internal queries: every subgraph is told where all are.
 let others: ReturnType<typeof discoverSubgraphs>;
 try {
-  others = discoverSubgraphs(process.env, names, { defaultTimeoutMs: config.SUBGRAPH_TIMEOUT_MS });
+  others = discoverSubgraphs(process.env, subgraphNames, { defaultTimeoutMs: config.SUBGRAPH_TIMEOUT_MS });
 } catch (error) {
   console.error(error instanceof Error ? error.message : error);
   process.exit(1);

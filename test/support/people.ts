@@ -3,12 +3,15 @@ import { expect, vi } from 'vitest';
 import { clientOperation } from './clients.js';
 import type { TestStack } from './stack.js';
 
+/** What these helpers need of a stack: its GraphQL endpoint (all-in-one or distributed). */
+type Client = Pick<TestStack, 'gql'>;
+
 const register = clientOperation('Register');
 const createStory = clientOperation('CreateStory');
 const analyzeStory = clientOperation('AnalyzeStory');
 
 /** A new account (Register), with a unique address: its id and access token. */
-export async function registerMember(stack: TestStack, name: string): Promise<{ id: string; token: string }> {
+export async function registerMember(stack: Client, name: string): Promise<{ id: string; token: string }> {
   const res = await stack.gql(register, { input: { email: `${name}-${randomUUID().slice(0, 8)}@example.com`, password: 'correct horse battery', displayName: name } });
   expect(res.data.register.userErrors).toEqual([]);
   return { id: res.data.register.user.id as string, token: res.data.register.session.accessToken as string };
@@ -22,7 +25,7 @@ export const TALE = [
 ].join('\n\n');
 
 /** Waits until the story's analysis is COMPLETED. */
-export async function analysisCompleted(stack: TestStack, token: string, storyId: string): Promise<void> {
+export async function analysisCompleted(stack: Client, token: string, storyId: string): Promise<void> {
   await vi.waitFor(
     async () => expect((await stack.gql(`query($id: ID!) { story(id: $id) { analysis { status } } }`, { id: storyId }, { token })).data.story.analysis?.status).toBe('COMPLETED'),
     { timeout: 10_000, interval: 50 },
@@ -30,7 +33,7 @@ export async function analysisCompleted(stack: TestStack, token: string, storyId
 }
 
 /** A draft of the member's (AnalyzeStory), analysed by the local analyser. */
-export async function analysedStory(stack: TestStack, token: string, title: string, content = TALE): Promise<string> {
+export async function analysedStory(stack: Client, token: string, title: string, content = TALE): Promise<string> {
   const story = (await stack.gql(createStory, { input: { title, content } }, { token })).data.createStory.story;
   expect((await stack.gql(analyzeStory, { id: story.id }, { token })).data.analyzeStory.userErrors).toEqual([]);
   await analysisCompleted(stack, token, story.id);
