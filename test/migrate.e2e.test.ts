@@ -19,7 +19,7 @@ describe('npm run migrate', () => {
   it('applies each subgraph\'s migrations into its own schema, once', { timeout: 60_000 }, async () => {
     const env = { ...process.env, DATABASE_URL: db.url, LOG_LEVEL: 'info' };
     const first = await run('npm', ['run', '--silent', 'migrate'], { cwd: ROOT, env });
-    expect(first.stdout).toContain('"subgraph":"identity","applied":["Migration20261126000000_identity"]');
+    expect(first.stdout).toContain('"subgraph":"identity","applied":["Migration20261126000000_identity","Migration20261128000000_user_deletion"]');
     const second = await run('npm', ['run', '--silent', 'migrate'], { cwd: ROOT, env });
     expect(second.stdout).toContain('"subgraph":"identity","applied":[],"msg":"schema up to date"');
   });

@@ -7,7 +7,8 @@ import * as rules from './billing.rules.js';
 import { ensureMembership } from './billing.service.js';
 
 /**
- * How billing reacts to accounts: they get the FREE plan, and lose it with the account.
+ * How billing reacts to accounts: they get the FREE plan, and lose it with the account (billing's
+ * step of the deletion saga, asked again by user.erasure.requested if it did not report).
  *
  * Times come from the events, never the clock, so handling an event late (a backlog, a
  * redelivery) has the effect it would have had on time. No `reset`: memberships are not a read
@@ -15,15 +16,18 @@ import { ensureMembership } from './billing.service.js';
  */
 export const membershipConsumer: ConsumerDefinition = {
   name: 'billing',
-  types: [events.USER_REGISTERED, events.USER_DELETED],
+  types: [events.USER_REGISTERED, events.USER_DELETED, events.USER_ERASURE_REQUESTED],
   async handle(event, ctx) {
-    const at = new Date(event.timestamp);
-    const { userId } = event.payload as events.UserLifecycle;
     if (event.type === events.USER_REGISTERED) {
-      await ensureMembership(ctx.em, (created) => ctx.emit(created), userId, at);
-    } else {
-      await cancelMembership(ctx, userId, at);
+      const { userId } = event.payload as events.UserLifecycle;
+      await ensureMembership(ctx.em, (created) => ctx.emit(created), userId, new Date(event.timestamp));
+      return;
     }
+    const erasure = events.erasureAsked(event);
+    if (!erasure) return;
+    // Idempotent: a membership cancelled already stays as it is, and the report goes again.
+    await cancelMembership(ctx, erasure.userId, erasure.at);
+    ctx.emit(events.erasureCompleted(erasure.userId));
   },
 };
 

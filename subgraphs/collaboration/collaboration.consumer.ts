@@ -32,14 +32,17 @@ export const projectionsConsumer: ConsumerDefinition = {
  * stop working). Where it played without submitting, its part is given back (the invitation
  * revoked, the character free to invite again), so the roleplay is not held open forever;
  * where it submitted, the submission stays with a nameless participant. Names and contacts
- * written about it or by it go. A template that only waited on it completes.
+ * written about it or by it go. A template that only waited on it completes. This is
+ * collaboration's step of the deletion saga: reported in the same transaction, and done again
+ * (finding nothing left) when identity asks with user.erasure.requested.
  */
 export const collaborationConsumer: ConsumerDefinition = {
   name: 'collaboration',
-  types: [events.USER_DELETED],
+  types: [events.USER_DELETED, events.USER_ERASURE_REQUESTED],
   async handle(event, ctx) {
-    const { userId } = event.payload as events.UserDeleted;
-    const at = new Date(event.timestamp);
+    const erasure = events.erasureAsked(event);
+    if (!erasure) return;
+    const { userId, at } = erasure;
     const played = await ctx.em.find(Participant, { userId });
     const sent = await ctx.em.find(Invitation, { invitedBy: userId, status: 'PENDING' });
     const templateIds = [...new Set([...played.map((p) => p.templateId), ...sent.map((i) => i.templateId)])].sort();
@@ -69,5 +72,6 @@ export const collaborationConsumer: ConsumerDefinition = {
     await ctx.em.nativeUpdate(Participant, { userId }, { userId: null, displayName: 'Former participant' });
     await ctx.em.nativeUpdate(Invitation, { $or: [{ invitedBy: userId }, { id: { $in: played.map((p) => p.invitationId) } }] }, { inviteeName: 'Former invitee', email: null, phone: null });
     for (const template of templates) await completeIfDone(ctx.em, template, (e) => ctx.emit(e), at);
+    ctx.emit(events.erasureCompleted(userId));
   },
 };

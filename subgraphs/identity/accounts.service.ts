@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { UniqueConstraintViolationException } from '@mikro-orm/postgresql';
-import { unauthenticated, userError } from '../../platform/errors.js';
+import { UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
+import { unauthenticated, userError, type DomainError } from '../../platform/errors.js';
 import { requireUser, type SubgraphContext, type UnitOfWork } from '../../platform/subgraph/context.js';
+import { beginDeletion } from './deletion.service.js';
 import { User } from './identity.entities.js';
 import * as events from './identity.events.js';
 import * as rules from './identity.rules.js';
@@ -26,6 +27,17 @@ export const violates = (error: unknown, constraint: string) =>
 
 export const emailTaken = () => userError('EMAIL_TAKEN', 'An account with this email already exists', 'email');
 
+/** The account was deleted, and its subgraphs are still erasing its data: the address is free once they are done. */
+export const accountBeingDeleted = (field: string | null = 'email') =>
+  userError('ACCOUNT_BEING_DELETED', 'This account is being deleted; its address can be used again once that is done', field);
+
+/** Why `email` cannot have a new account, if it cannot: it has one, or had one whose deletion is under way. */
+export async function emailUnavailable(em: EntityManager, email: string): Promise<DomainError | null> {
+  const holder = await em.findOne(User, { email });
+  if (!holder) return null;
+  return holder.deletionRequestedAt ? accountBeingDeleted() : emailTaken();
+}
+
 /** Accounts with a password: registration, sign-in, profile, deletion. */
 export class AccountService {
   constructor(
@@ -39,7 +51,8 @@ export class AccountService {
     const displayName = rules.checkDisplayName(input.displayName);
     const locale = rules.checkLocale(input.locale ?? 'en');
     // Cheap early answer; the unique index settles the race between two concurrent sign-ups.
-    if (await ctx.em.count(User, { email })) throw emailTaken();
+    const unavailable = await emailUnavailable(ctx.em, email);
+    if (unavailable) throw unavailable;
     const passwordHash = await hashPassword(input.password);
     return this.createUser(ctx, { email, emailVerified: false, passwordHash, displayName, locale }, 'local');
   }
@@ -63,6 +76,7 @@ export class AccountService {
           role: 'USER',
           createdAt: now,
           updatedAt: now,
+          deletionRequestedAt: null,
         });
         em.persist(user);
         const payload: events.UserRegistered = { userId: user.id, email: user.email, displayName: user.displayName, locale: user.locale, provider };
@@ -71,13 +85,14 @@ export class AccountService {
         return { session: await this.sessions.issue(em, user), user };
       });
     } catch (error) {
-      if (violates(error, 'user_email_key')) throw emailTaken();
+      if (violates(error, 'user_email_key')) throw (await emailUnavailable(ctx.em, fields.email)) ?? emailTaken();
       throw error;
     }
   }
 
   async logIn(ctx: SubgraphContext, input: { email: string; password: string }): Promise<AuthResult> {
-    const user = await ctx.em.findOne(User, { email: rules.normalizeEmail(input.email) });
+    // An account being deleted answers like one already gone, hash and all.
+    const user = await ctx.em.findOne(User, { email: rules.normalizeEmail(input.email), deletionRequestedAt: null });
     const ok = user?.passwordHash ? await verifyPassword(user.passwordHash, input.password) : await verifyDecoy(input.password);
     if (!user || !ok) throw userError('INVALID_CREDENTIALS', 'Email or password is wrong');
     return this.startSession(ctx, user, 'local');
@@ -94,8 +109,8 @@ export class AccountService {
   }
 
   async me(ctx: SubgraphContext): Promise<User> {
-    const user = await ctx.em.findOne(User, { id: requireUser(ctx) });
-    // A valid token of a deleted account: treat as signed out.
+    const user = await ctx.em.findOne(User, { id: requireUser(ctx), deletionRequestedAt: null });
+    // A valid token of a deleted account (or one being deleted): treat as signed out.
     if (!user) throw unauthenticated('This account no longer exists');
     return user;
   }
@@ -113,11 +128,21 @@ export class AccountService {
     });
   }
 
+  /**
+   * Begins the deletion saga (deletion.service.ts). From this commit on the account is treated
+   * as deleted: no sign-in, its sessions revoked, null as an entity, its address refused with
+   * ACCOUNT_BEING_DELETED. user.deleted asks every subgraph to erase its data; the row goes for
+   * good when the last of them reports.
+   */
   async deleteAccount(ctx: SubgraphContext): Promise<string> {
     const me = await this.me(ctx);
     await ctx.transaction(async ({ em, emit }) => {
-      // Provider links and refresh tokens go with it (on delete cascade).
-      await em.nativeDelete(User, { id: me.id });
+      const now = this.clock();
+      // Tokens before the user row: a refresh locks its token first too, so neither waits on the other's second lock.
+      await this.sessions.revokeAll(em, me.id, now);
+      // Conditional: of two deletions racing, one begins the saga; the other has nothing left to do.
+      if (!(await em.nativeUpdate(User, { id: me.id, deletionRequestedAt: null }, { deletionRequestedAt: now, updatedAt: now }))) return;
+      beginDeletion(em, me.id, ctx.correlationId, now);
       const payload: events.UserDeleted = { userId: me.id };
       emit({ type: events.USER_DELETED, payload });
     });

@@ -1,5 +1,6 @@
 import { EntitySchema } from '@mikro-orm/postgresql';
 import type { Role } from '../../platform/internal-auth.js';
+import type { DeletionStatus, StepStatus } from './deletion.rules.js';
 import type { ProviderName } from './providers/provider.js';
 
 export interface User {
@@ -17,6 +18,11 @@ export interface User {
   role: Exclude<Role, 'GUEST' | 'SERVICE'>;
   createdAt: Date;
   updatedAt: Date;
+  /**
+   * Set by deleteAccount: from then on the account is treated as deleted (no sign-in, no
+   * profile, null as an entity). The row itself goes once every subgraph has erased its data.
+   */
+  deletionRequestedAt: Date | null;
 }
 
 export const User = new EntitySchema<User>({
@@ -33,6 +39,7 @@ export const User = new EntitySchema<User>({
     role: { type: 'string' },
     createdAt: { type: 'Date', fieldName: 'created_at' },
     updatedAt: { type: 'Date', fieldName: 'updated_at' },
+    deletionRequestedAt: { type: 'Date', nullable: true, fieldName: 'deletion_requested_at' },
   },
 });
 
@@ -109,4 +116,54 @@ export const SigningKey = new EntitySchema<SigningKey>({
   },
 });
 
-export const identityEntities = [User, ProviderLink, RefreshToken, SigningKey];
+/**
+ * The deletion saga of one account (deletion.service.ts). Kept after it completes, as the
+ * record that the account was erased; it holds nothing but the id.
+ */
+export interface UserDeletion {
+  userId: string;
+  status: DeletionStatus;
+  requestedAt: Date;
+  completedAt: Date | null;
+  /** The deleteAccount request's: retries and the final event carry it, so the saga reads as one story in the event log. */
+  correlationId: string | null;
+}
+
+export const UserDeletion = new EntitySchema<UserDeletion>({
+  name: 'UserDeletion',
+  tableName: 'user_deletion',
+  properties: {
+    userId: { type: 'uuid', primary: true, fieldName: 'user_id' },
+    status: { type: 'string' },
+    requestedAt: { type: 'Date', fieldName: 'requested_at' },
+    completedAt: { type: 'Date', nullable: true, fieldName: 'completed_at' },
+    correlationId: { type: 'string', nullable: true, fieldName: 'correlation_id' },
+  },
+});
+
+/** One subgraph's part of a deletion: asked (user.deleted, then user.erasure.requested) until it reports. */
+export interface UserDeletionStep {
+  userId: string;
+  service: string;
+  status: StepStatus;
+  /** Times the subgraph was asked, user.deleted being the first. */
+  attempts: number;
+  /** When it was last asked. */
+  requestedAt: Date;
+  doneAt: Date | null;
+}
+
+export const UserDeletionStep = new EntitySchema<UserDeletionStep>({
+  name: 'UserDeletionStep',
+  tableName: 'user_deletion_step',
+  properties: {
+    userId: { type: 'uuid', primary: true, fieldName: 'user_id' },
+    service: { type: 'string', primary: true },
+    status: { type: 'string' },
+    attempts: { type: 'integer' },
+    requestedAt: { type: 'Date', fieldName: 'requested_at' },
+    doneAt: { type: 'Date', nullable: true, fieldName: 'done_at' },
+  },
+});
+
+export const identityEntities = [User, ProviderLink, RefreshToken, SigningKey, UserDeletion, UserDeletionStep];

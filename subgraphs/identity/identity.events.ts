@@ -7,6 +7,11 @@ export const USER_LOGIN = 'user.login';
 export const USER_UPDATED = 'user.updated';
 export const USER_OAUTH_LINKED = 'user.oauth.linked';
 export const USER_DELETED = 'user.deleted';
+/** The deletion saga (deletion.service.ts): identity asks again, and announces the end. */
+export const USER_ERASURE_REQUESTED = 'user.erasure.requested';
+export const USER_DELETION_COMPLETED = 'user.deletion.completed';
+/** Consumed: each step's subgraph reports, in the transaction of its erasure. */
+export const USER_ERASURE_COMPLETED = 'user.erasure.completed';
 
 export type SignInMethod = 'local' | 'google' | 'facebook' | 'microsoft';
 
@@ -35,5 +40,29 @@ export interface UserOAuthLinked {
 }
 
 export interface UserDeleted {
+  userId: string;
+}
+
+/**
+ * The steps that have not reported, asked again. One event per saga and attempt (a new id each
+ * time, so no inbox takes it for the one before). `requestedAt` is when the account was deleted:
+ * a late erasure has the effect it would have had on time.
+ */
+export interface UserErasureRequested {
+  userId: string;
+  services: string[];
+  /** How many times these steps have now been asked, user.deleted being the first. */
+  attempt: number;
+  requestedAt: string;
+}
+
+export interface UserErasureCompleted {
+  userId: string;
+  /** The subgraph that erased (or archived) what it held of the user. */
+  service: string;
+}
+
+/** Every step reported: the account is gone for good. */
+export interface UserDeletionCompleted {
   userId: string;
 }

@@ -3,6 +3,7 @@ import { DateTime } from '../../platform/graphql/scalars.js';
 import type { SubgraphContext } from '../../platform/subgraph/context.js';
 import type { Resolvers } from '../../platform/subgraph/server.js';
 import type { AccountService, RegisterInput } from './accounts.service.js';
+import { findDeletion } from './deletion.service.js';
 import { ProviderLink, User } from './identity.entities.js';
 import { checkGuestSessionRequest, rolesOf, type ProfileChanges } from './identity.rules.js';
 import type { ProviderSignInInput, ProviderSignInService } from './provider-signin.service.js';
@@ -17,10 +18,13 @@ export interface IdentityServices {
   adminEmails: readonly string[];
 }
 
-/** Batches `User` lookups by id: one query per request level however many references come in. */
+/**
+ * Batches `User` lookups by id: one query per request level however many references come in.
+ * An account being deleted is null already, as it will be once its row is gone.
+ */
 const userById = (ctx: SubgraphContext) =>
   ctx.loader<string, User | null>('userById', async (ids) => {
-    const users = await ctx.em.find(User, { id: { $in: [...ids] } });
+    const users = await ctx.em.find(User, { id: { $in: [...ids] }, deletionRequestedAt: null });
     const byId = new Map(users.map((u) => [u.id, u]));
     return ids.map((id) => byId.get(id) ?? null);
   });
@@ -54,6 +58,7 @@ export function identityResolvers({ accounts, sessions, providers, tokens, admin
     DateTime,
     Query: {
       me: (_: unknown, __: unknown, ctx: SubgraphContext) => accounts.me(ctx),
+      userDeletion: (_: unknown, { userId }: { userId: string }, ctx: SubgraphContext) => findDeletion(ctx, userId),
     },
     Mutation: {
       register: (_: unknown, { input }: { input: RegisterInput }, ctx: SubgraphContext) =>

@@ -5,7 +5,7 @@ import * as rules from './identity.rules.js';
 
 const user: User = {
   id: 'u1', email: 'a@example.com', emailVerified: false, passwordHash: null, displayName: 'Ada', avatarUrl: null, locale: 'en', role: 'USER',
-  createdAt: new Date(0), updatedAt: new Date(0),
+  createdAt: new Date(0), updatedAt: new Date(0), deletionRequestedAt: null,
 };
 
 describe('identity rules', () => {

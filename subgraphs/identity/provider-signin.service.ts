@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DomainError, userError } from '../../platform/errors.js';
 import type { SubgraphContext } from '../../platform/subgraph/context.js';
-import { emailTaken, violates, type AccountService, type AuthResult } from './accounts.service.js';
+import { accountBeingDeleted, emailUnavailable, violates, type AccountService, type AuthResult } from './accounts.service.js';
 import { ProviderLink, User } from './identity.entities.js';
 import * as events from './identity.events.js';
 import { normalizeEmail } from './identity.rules.js';
@@ -46,7 +46,12 @@ export class ProviderSignInService {
    */
   private async signInVerified(ctx: SubgraphContext, identity: ProviderIdentity, retried = false): Promise<AuthResult> {
     const link = await ctx.em.findOne(ProviderLink, { provider: identity.provider, subject: identity.subject });
-    if (link) return this.accounts.startSession(ctx, await ctx.em.findOneOrFail(User, { id: link.userId }), methodOf(identity.provider));
+    if (link) {
+      const user = await ctx.em.findOneOrFail(User, { id: link.userId });
+      // The link goes with the row once the deletion completes; until then it cannot sign in, nor sign up again.
+      if (user.deletionRequestedAt) throw accountBeingDeleted('provider');
+      return this.accounts.startSession(ctx, user, methodOf(identity.provider));
+    }
 
     if (!identity.email || !identity.emailVerified) {
       throw userError('PROVIDER_EMAIL_UNVERIFIED', 'The provider did not vouch for an email address; register with email instead', 'provider');
@@ -56,7 +61,8 @@ export class ProviderSignInService {
     const displayName = (identity.name?.trim() || email.split('@')[0]!).slice(0, 100);
     try {
       // Never attach a provider to an existing account on email alone: the owner must sign in and link it.
-      if (await ctx.em.count(User, { email })) throw emailTaken();
+      const unavailable = await emailUnavailable(ctx.em, email);
+      if (unavailable) throw unavailable;
       return await this.accounts.createUser(ctx, { email, emailVerified: true, passwordHash: null, displayName, locale: 'en' }, method, ({ em, emit }, user) => {
         em.persist(em.create(ProviderLink, this.newLink(user.id, identity)));
         const payload: events.UserOAuthLinked = { userId: user.id, provider: method };

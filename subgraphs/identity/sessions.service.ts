@@ -61,7 +61,10 @@ export class SessionService {
         return null;
       }
       if (decision !== 'rotate') return null;
-      const user = await em.findOneOrFail(User, { id: row.userId });
+      // deleteAccount revokes the account's tokens, but a refresh committed just before it made
+      // one that update did not see: the account being deleted refuses it here.
+      const user = await em.findOne(User, { id: row.userId, deletionRequestedAt: null });
+      if (!user) return null;
       row.rotatedAt = now;
       return this.issue(em, user, { id: row.familyId, expiresAt: row.expiresAt });
     });
@@ -77,6 +80,11 @@ export class SessionService {
       const row = await em.findOne(RefreshToken, { tokenHash: hashRefreshToken(token) }, { lockMode: LockMode.PESSIMISTIC_WRITE });
       if (row) await this.revokeFamily(em, row.familyId, this.clock());
     });
+  }
+
+  /** Ends every sign-in of the user (their account is being deleted), in the caller's transaction. */
+  async revokeAll(em: EntityManager, userId: string, now: Date): Promise<void> {
+    await em.nativeUpdate(RefreshToken, { userId, revokedAt: null }, { revokedAt: now });
   }
 
   private async revokeFamily(em: EntityManager, familyId: string, now: Date): Promise<void> {

@@ -8,7 +8,9 @@ import { Delivery, KnownStory, PreferenceRow, Recipient, Suppression } from './n
 import * as events from './notification.events.js';
 import { normalizeAddress } from './preferences.rules.js';
 
-const DIRECTORY_EVENTS = [events.USER_REGISTERED, events.USER_UPDATED, events.USER_DELETED, events.SUBSCRIPTION_EVENTS, events.STORY_CREATED, events.STORY_UPDATED];
+const DIRECTORY_EVENTS = [events.USER_REGISTERED, events.USER_UPDATED, events.SUBSCRIPTION_EVENTS, events.STORY_CREATED, events.STORY_UPDATED];
+/** user.deleted, or identity asking again: notification's step of the deletion saga. */
+const ERASURE_EVENTS = [events.USER_DELETED, events.USER_ERASURE_REQUESTED];
 
 /**
  * One consumer, in stream order: it keeps notification's directory (who is who, with which
@@ -20,8 +22,16 @@ export function notificationConsumer(links: Links): ConsumerDefinition {
   let deployedAt: Date | null = null;
   return {
     name: 'notification',
-    types: [...new Set([...DIRECTORY_EVENTS, ...NOTIFYING_EVENTS])],
+    types: [...new Set([...DIRECTORY_EVENTS, ...ERASURE_EVENTS, ...NOTIFYING_EVENTS])],
     async handle(event, ctx) {
+      if (ERASURE_EVENTS.includes(event.type)) {
+        const erasure = events.erasureAsked(event);
+        if (!erasure) return;
+        // Idempotent: asked again, it finds nothing left and reports again. Nobody is told.
+        await eraseRecipient(ctx.em, erasure.userId, erasure.at);
+        ctx.emit(events.erasureCompleted(erasure.userId));
+        return;
+      }
       deployedAt ??= await deploymentStart(ctx.em);
       // A stream read from its start (notification added to a running platform) fills the
       // directory with the past, and tells nobody about it again.
@@ -50,6 +60,21 @@ function unknownUser(userId: string, past: boolean): void {
   if (!past) throw new NotYetKnown(`user ${userId}`);
 }
 
+/** The person is gone: their addresses, choices and messages with them; the row stays as a tombstone. */
+async function eraseRecipient(em: EntityManager, userId: string, at: Date): Promise<void> {
+  const person = await em.findOne(Recipient, { userId });
+  await em.nativeUpdate(Recipient, { userId }, { email: null, phone: null, pendingPhone: null, phoneCodeHash: null, phoneCodeExpiresAt: null, displayName: 'Former user', deletedAt: at });
+  await em.nativeDelete(PreferenceRow, { userId });
+  await em.nativeDelete(Delivery, { userId });
+  // Messages to their addresses from before they registered, and their bounces, go too; their
+  // opt-outs stay (the number or mailbox asked for silence, whoever holds it next).
+  const addresses = [person?.email && { channel: 'EMAIL', address: person.email }, person?.phone && { channel: 'SMS', address: person.phone }].filter(Boolean) as { channel: 'EMAIL' | 'SMS'; address: string }[];
+  if (addresses.length) {
+    await em.nativeDelete(Delivery, { $or: addresses });
+    await em.nativeDelete(Suppression, { $or: addresses.map((a) => ({ ...a, kind: 'BOUNCE' })) });
+  }
+}
+
 async function updateDirectory(em: EntityManager, event: EventEnvelope, past: boolean): Promise<void> {
   const p = event.payload as Record<string, any>;
   const at = new Date(event.timestamp);
@@ -62,20 +87,6 @@ async function updateDirectory(em: EntityManager, event: EventEnvelope, past: bo
     if (changes.displayName !== undefined) set.displayName = changes.displayName;
     if (changes.locale !== undefined) set.locale = changes.locale;
     if (Object.keys(set).length && (await em.nativeUpdate(Recipient, { userId }, set)) === 0) unknownUser(userId, past);
-  } else if (event.type === events.USER_DELETED) {
-    // The person is gone: their addresses, choices and messages with them; the row stays as a tombstone.
-    const { userId } = p as { userId: string };
-    const person = await em.findOne(Recipient, { userId });
-    await em.nativeUpdate(Recipient, { userId }, { email: null, phone: null, pendingPhone: null, phoneCodeHash: null, phoneCodeExpiresAt: null, displayName: 'Former user', deletedAt: at });
-    await em.nativeDelete(PreferenceRow, { userId });
-    await em.nativeDelete(Delivery, { userId });
-    // Messages to their addresses from before they registered, and their bounces, go too; their
-    // opt-outs stay (the number or mailbox asked for silence, whoever holds it next).
-    const addresses = [person?.email && { channel: 'EMAIL', address: person.email }, person?.phone && { channel: 'SMS', address: person.phone }].filter(Boolean) as { channel: 'EMAIL' | 'SMS'; address: string }[];
-    if (addresses.length) {
-      await em.nativeDelete(Delivery, { $or: addresses });
-      await em.nativeDelete(Suppression, { $or: addresses.map((a) => ({ ...a, kind: 'BOUNCE' })) });
-    }
   } else if (event.type.startsWith('subscription.')) {
     const { userId, membershipVersion = 0, entitlements } = p as events.SubscriptionChange;
     // Only a newer membership moves the tier (an older event delivered late changes nothing).

@@ -8,16 +8,18 @@ import { tableOf } from '../../platform/db/tables.js';
 import { upsertVersioned } from '../../platform/db/versioned-upsert.js';
 
 /**
- * How stories follow other domains: an account deleted archives its stories; a completed
+ * How stories follow other domains: an account deleted archives its stories (story's step of
+ * the deletion saga, asked again by user.erasure.requested if it did not report); a completed
  * collaboration marks its story. Times come from the events, so a late delivery has the effect
  * it would have had on time.
  */
 export const storyConsumer: ConsumerDefinition = {
   name: 'story',
-  types: [events.USER_DELETED, events.COLLABORATION_COMPLETED],
+  types: [events.USER_DELETED, events.USER_ERASURE_REQUESTED, events.COLLABORATION_COMPLETED],
   async handle(event, ctx) {
-    if (event.type === events.USER_DELETED) await archiveStoriesOf(ctx, (event.payload as events.UserDeleted).userId, new Date(event.timestamp));
-    else await markCollaborationCompleted(ctx, event as EventEnvelope<events.CollaborationCompleted>);
+    if (event.type === events.COLLABORATION_COMPLETED) return markCollaborationCompleted(ctx, event as EventEnvelope<events.CollaborationCompleted>);
+    const erasure = events.erasureAsked(event);
+    if (erasure) await eraseAuthor(ctx, erasure.userId, erasure.at);
   },
 };
 
@@ -61,6 +63,17 @@ export const projectionsConsumer: ConsumerDefinition = {
     await em.nativeDelete(AuthorVoice, {});
   },
 };
+
+/**
+ * What story holds of a deleted account, erased (idempotent: asked again, it finds nothing left
+ * to do and reports again): its stories archived, its cloned voice forgotten here too (the
+ * projection does the same on its own, for replays), then the report to identity's saga.
+ */
+async function eraseAuthor(ctx: EventHandlerContext, authorId: string, at: Date): Promise<void> {
+  await archiveStoriesOf(ctx, authorId, at);
+  await ctx.em.nativeDelete(AuthorVoice, { userId: authorId });
+  ctx.emit(events.erasureCompleted(authorId));
+}
 
 /**
  * Archives every story of a deleted account, in one statement (a story its author archived
