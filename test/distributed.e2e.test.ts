@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { clientOperation } from './support/clients.js';
 import { startDistributed, type DistributedStack } from './support/distributed.js';
 import { startOtlpCollector } from './fakes/otlp-collector.js';
+import { startFakeOidcIssuer, type FakeOidcIssuer } from './fakes/oidc-issuer.js';
 import { analysisCompleted, registerMember, TALE } from './support/people.js';
 
 /**
@@ -12,8 +13,11 @@ import { analysisCompleted, registerMember, TALE } from './support/people.js';
  */
 let stack: DistributedStack;
 let collector: Awaited<ReturnType<typeof startOtlpCollector>>;
+let google: FakeOidcIssuer;
+let adminToken: string;
 beforeAll(async () => {
   collector = await startOtlpCollector();
+  google = await startFakeOidcIssuer();
   stack = await startDistributed({
     natsUrl: inject('natsUrl'),
     env: {
@@ -22,13 +26,22 @@ beforeAll(async () => {
       SUBGRAPH_TIMEOUT_MS: '5000',
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
       ADMIN_EMAILS: ADMIN_EMAIL,
+      GOOGLE_CLIENT_ID: 'google-client',
+      GOOGLE_JWKS_URL: google.jwksUrl,
+      GOOGLE_ISSUER: google.issuerUrl,
       IDENTITY_DELETION_RETRY_MS: '1000',
     },
   });
+  // An ADMIN_EMAILS address is admin once a provider vouched for it.
+  const idToken = await google.signIdToken({ sub: 'g-admin', aud: 'google-client', email: ADMIN_EMAIL, email_verified: true, name: 'Admin' });
+  const signedIn = await stack.gql(clientOperation('SignInWithProvider'), { input: { provider: 'GOOGLE', idToken } });
+  expect(signedIn.data.signInWithProvider.userErrors).toEqual([]);
+  adminToken = signedIn.data.signInWithProvider.session.accessToken;
 }, 180_000);
 afterAll(async () => {
   await stack?.close();
   await collector?.close();
+  await google?.stop();
 });
 
 const ADMIN_EMAIL = `admin-${randomUUID().slice(0, 8)}@example.com`;
@@ -192,5 +205,65 @@ describe('the distributed mode', () => {
       const res = await stack.gql(clientOperation('CreateStory'), { input: { title: `Bo ${n}`, content: TALE } }, { token: bo.token });
       expect(res.data.createStory.userErrors, `story ${n}`).toEqual([]);
     }
+  });
+
+  it('stops a subgraph on SIGTERM cleanly (exit 0, no error logged), and it resumes where it stopped', async () => {
+    const billing = stack.processes.get('billing')!;
+    const before = billing.output().length;
+    expect(await stack.terminate('billing')).toBe(0);
+    const stopping = billing.output().slice(before);
+    expect(stopping).toContain('"msg":"shutting down"');
+    expect(stopping).toContain('"msg":"stopped"');
+    expect(stopping.split('\n').filter((line) => /"level":(50|60)/.test(line))).toEqual([]);
+    // A member registered while billing is away gets the FREE membership once it is back.
+    const dee = await registerMember(stack, 'Dee');
+    await stack.restart('billing');
+    await eventually(async () => {
+      const me = await stack.gql(clientOperation('Me'), {}, { token: dee.token });
+      expect(me.errors).toBeUndefined();
+      expect(me.data.me.membership).toMatchObject({ status: 'ACTIVE', plan: { tier: 'FREE' } });
+    });
+  });
+
+  it('completes a deletion saga with every step; with a subgraph down it waits, asks again, and completes after the restart', async () => {
+    const deletion = `query($userId: ID!) { userDeletion(userId: $userId) { status completedAt steps { service status attempts at } } }`;
+    const stateOf = async (userId: string) => {
+      const res = await stack.gql(deletion, { userId }, { token: adminToken });
+      expect(res.errors).toBeUndefined();
+      return res.data.userDeletion as { status: string; completedAt: string | null; steps: { service: string; status: string; attempts: number; at: string | null }[] };
+    };
+    const userRow = (userId: string) => asAdmin(async (client) => (await client.query(`select 1 from identity."user" where id = $1`, [userId])).rowCount);
+
+    // Everyone up: every step reports, and the account is gone for good.
+    const eve = await registerMember(stack, 'Eve');
+    expect((await stack.gql(clientOperation('DeleteAccount'), {}, { token: eve.token })).data.deleteAccount).toMatchObject({ deletedUserId: eve.id, userErrors: [] });
+    await eventually(async () => expect((await stateOf(eve.id)).status).toBe('COMPLETED'));
+    const done = await stateOf(eve.id);
+    expect(done.steps.map((step) => step.service).sort()).toEqual(['billing', 'collaboration', 'notification', 'story']);
+    expect(done.steps.every((step) => step.status === 'DONE' && step.at)).toBe(true);
+    expect(await userRow(eve.id)).toBe(0);
+
+    // Story down: its step waits, identity asks again every second, the account stays until it answers.
+    const fay = await registerMember(stack, 'Fay');
+    const storyId = (await stack.gql(clientOperation('CreateStory'), { input: { title: 'Left behind', content: TALE } }, { token: fay.token })).data.createStory.story.id as string;
+    await stack.kill('story');
+    expect((await stack.gql(clientOperation('DeleteAccount'), {}, { token: fay.token })).data.deleteAccount.userErrors).toEqual([]);
+    await eventually(async () => {
+      const state = await stateOf(fay.id);
+      expect(state.status).toBe('IN_PROGRESS');
+      expect(state.steps.filter((step) => step.status === 'DONE').map((step) => step.service).sort()).toEqual(['billing', 'collaboration', 'notification']);
+      expect(state.steps.find((step) => step.service === 'story')!.attempts).toBeGreaterThanOrEqual(3);
+    });
+    expect(await userRow(fay.id)).toBe(1);
+    // Signed out already: the account behaves as deleted while the saga runs.
+    expect((await stack.gql(clientOperation('Me'), {}, { token: fay.token })).errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+
+    await stack.restart('story');
+    await eventually(async () => expect((await stateOf(fay.id)).status).toBe('COMPLETED'));
+    expect((await stateOf(fay.id)).steps.every((step) => step.status === 'DONE')).toBe(true);
+    expect(await userRow(fay.id)).toBe(0);
+    // Story archived her story once it was back.
+    const archived = await asAdmin((client) => client.query(`select status from story.story where id = $1`, [storyId]));
+    expect(archived.rows[0]?.status).toBe('ARCHIVED');
   });
 });
