@@ -1,17 +1,14 @@
-import { readFile } from 'node:fs/promises';
 import type { Config } from '../platform/config.js';
 import type { EventTransport } from '../platform/events/transport.js';
 import { listen } from '../platform/http/server.js';
 import { Shutdown } from '../platform/lifecycle.js';
 import type { Logger } from '../platform/log.js';
 import { startSubgraph, type RunningSubgraph } from '../platform/subgraph/runtime.js';
-import { createGateway, type Gateway } from './gateway.js';
+import { createGateway, gatewaySettings, type Gateway } from './gateway.js';
 import type { JobQueue } from '../platform/jobs/queue.js';
 import type { LiveBus } from '../platform/live/live.js';
 import { jobQueueFor, liveBusFor } from '../platform/messaging.js';
 import { subgraphModules } from '../subgraphs/index.js';
-import { JWKS_PATH } from '../platform/jwt.js';
-import { SUPERGRAPH_PATH } from './supergraph.js';
 import { Metrics } from '../platform/telemetry/metrics.js';
 
 export interface AllInOneOptions {
@@ -86,21 +83,7 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
       logger.info({ subgraph: module.name, url: subgraph.url, ms: Date.now() - started }, 'subgraph ready');
     }
     const urls = Object.fromEntries(subgraphs.map((s) => [s.name, s.url]));
-    const gateway = await createGateway({
-      supergraphSdl: await readFile(SUPERGRAPH_PATH, 'utf8'),
-      subgraphUrls: urls,
-      jwksUrl: `${urls.identity}${JWKS_PATH}`,
-      issuer: config.JWT_ISSUER,
-      audience: config.JWT_AUDIENCE,
-      internalSecret: config.INTERNAL_SECRET,
-      maxBodyBytes: config.MAX_BODY_BYTES,
-      corsOrigins: config.CORS_ORIGINS,
-      live,
-      subscriptionLimits: { perConnection: config.SUBSCRIPTIONS_PER_CONNECTION, perUser: config.SUBSCRIPTIONS_PER_USER },
-      logger,
-      metrics,
-      subgraphCalls: { timeoutMs: config.SUBGRAPH_TIMEOUT_MS, failureThreshold: config.SUBGRAPH_CIRCUIT_FAILURES, resetMs: config.SUBGRAPH_CIRCUIT_RESET_MS },
-    });
+    const gateway = await createGateway({ ...gatewaySettings(config, urls), live, logger, metrics });
     shutdown.add('gateway', () => gateway.stop());
     listening = await listen(gateway.http, config.PORT, config.HOST);
     const gatewayUrl = `${listening}/graphql`;

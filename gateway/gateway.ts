@@ -16,7 +16,10 @@ import { maskInternalErrors } from './errors.js';
 import { mediaProxy, webhookProxy } from './media-proxy.js';
 import { createTokenVerifier } from './auth.js';
 import { liveFieldsOf, startSubscriptionServer } from './subscriptions.js';
-import { apiSchemaOf } from './supergraph.js';
+import { apiSchemaOf, SUPERGRAPH_PATH } from './supergraph.js';
+import { readFileSync } from 'node:fs';
+import type { Config } from '../platform/config.js';
+import { JWKS_PATH } from '../platform/jwt.js';
 import type { CircuitState } from './circuit-breaker.js';
 import { SubgraphDataSource } from './subgraph-source.js';
 import type { LiveBus } from '../platform/live/live.js';
@@ -45,6 +48,25 @@ export interface GatewayOptions {
 export interface GatewayContext {
   caller: Caller;
   correlationId: string;
+}
+
+/**
+ * The gateway's options that come from settings, the same in both modes: the caller adds where
+ * the subgraphs are, the live bus, the logger and the metrics.
+ */
+export function gatewaySettings(config: Config, subgraphUrls: Record<string, string>, timeoutsMs?: Record<string, number>) {
+  return {
+    supergraphSdl: readFileSync(SUPERGRAPH_PATH, 'utf8'),
+    subgraphUrls,
+    jwksUrl: `${subgraphUrls.identity}${JWKS_PATH}`,
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    internalSecret: config.INTERNAL_SECRET,
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    corsOrigins: config.CORS_ORIGINS,
+    subscriptionLimits: { perConnection: config.SUBSCRIPTIONS_PER_CONNECTION, perUser: config.SUBSCRIPTIONS_PER_USER },
+    subgraphCalls: { timeoutMs: config.SUBGRAPH_TIMEOUT_MS, timeoutsMs, failureThreshold: config.SUBGRAPH_CIRCUIT_FAILURES, resetMs: config.SUBGRAPH_CIRCUIT_RESET_MS },
+  } satisfies Partial<GatewayOptions>;
 }
 
 const DEFAULT_SUBGRAPH_CALLS = { timeoutMs: 10_000, failureThreshold: 5, resetMs: 10_000 };

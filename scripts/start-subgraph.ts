@@ -6,7 +6,6 @@
  * finish their batch (acknowledged) or hand it back, the relay and workers stop, then the
  * database closes.
  */
-import { discoverSubgraphs } from '../gateway/subgraph-health.js';
 import { loadConfigOrExit } from '../platform/config.js';
 import { eventTransportFor } from '../platform/events/connect.js';
 import { Shutdown } from '../platform/lifecycle.js';
@@ -14,9 +13,8 @@ import { createLogger } from '../platform/log.js';
 import { jobQueueFor, liveBusFor } from '../platform/messaging.js';
 import { startSubgraph } from '../platform/subgraph/runtime.js';
 import { Metrics } from '../platform/telemetry/metrics.js';
-import { setupTracing } from '../platform/telemetry/tracing.js';
 import { isSubgraphName, subgraphLoaders, subgraphNames } from '../subgraphs/catalog.js';
-import { onStopSignals } from './signals.js';
+import { onStopSignals, startTracing, subgraphsOrExit } from './process.js';
 
 const name = process.argv[2];
 if (!isSubgraphName(name)) {
@@ -30,19 +28,12 @@ const config = loadConfigOrExit({ require: ['DATABASE_URL', 'NATS_URL', 'PUBLIC_
 const logger = createLogger(config.LOG_LEVEL).child({ process: `subgraph-${module.name}` });
 // Subgraphs ask each other some things directly (a story's text for narration, the status of
 // each for audit), through signed internal queries: every subgraph is told where all are.
-let others: ReturnType<typeof discoverSubgraphs>;
-try {
-  others = discoverSubgraphs(process.env, subgraphNames, { defaultTimeoutMs: config.SUBGRAPH_TIMEOUT_MS });
-} catch (error) {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-}
+const others = subgraphsOrExit(config);
 
 const steps = new Shutdown();
 const stop = onStopSignals(steps, logger);
 try {
-  const tracing = setupTracing({ serviceName: config.OTEL_SERVICE_NAME ?? `storyloom-${module.name}`, otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
-  steps.add('tracing', () => tracing.shutdown());
+  startTracing(config, `storyloom-${module.name}`, steps);
   const metrics = new Metrics().collectProcessMetrics();
   const transport = await eventTransportFor(config, logger);
   steps.add('event transport', () => transport.close());

@@ -1,5 +1,10 @@
+/** What the processes of the distributed mode share: stopping on signals, finding the subgraphs, tracing. */
+import { discoverSubgraphs, type DiscoveredSubgraphs } from '../gateway/subgraph-health.js';
+import type { Config } from '../platform/config.js';
 import type { Shutdown } from '../platform/lifecycle.js';
 import type { Logger } from '../platform/log.js';
+import { setupTracing } from '../platform/telemetry/tracing.js';
+import { subgraphNames } from '../subgraphs/catalog.js';
 
 export interface StopControl {
   /** True once a signal (or a failed start) asked the process to stop. */
@@ -37,4 +42,20 @@ export function onStopSignals(steps: Shutdown, logger: Logger): StopControl {
   };
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void control.now(signal));
   return control;
+}
+
+/** Where every subgraph is (SUBGRAPH_<NAME>_URL), or a message naming each bad setting and exit 1. */
+export function subgraphsOrExit(config: Config): DiscoveredSubgraphs {
+  try {
+    return discoverSubgraphs(process.env, subgraphNames, { defaultTimeoutMs: config.SUBGRAPH_TIMEOUT_MS });
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  }
+}
+
+/** OpenTelemetry for this process (exported when OTEL_EXPORTER_OTLP_ENDPOINT is set), flushed last on stop. */
+export function startTracing(config: Config, serviceName: string, steps: Shutdown): void {
+  const tracing = setupTracing({ serviceName: config.OTEL_SERVICE_NAME ?? serviceName, otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
+  steps.add('tracing', () => tracing.shutdown());
 }
