@@ -34,10 +34,12 @@ export function roleSettingsFrom(env: NodeJS.ProcessEnv, schemas: string[]): Rol
       problems.push(`${key}: not a URL`);
       continue;
     }
-    const role = decodeURIComponent(url.username);
+    const role = decoded(url.username);
+    const password = url.password ? decoded(url.password) : null;
     if (!/^postgres(ql)?:$/.test(url.protocol)) problems.push(`${key}: must be a postgres:// URL`);
+    else if (role === undefined || password === undefined) problems.push(`${key}: the role or password is not valid percent-encoding (write % as %25)`);
     else if (!IDENTIFIER.test(role)) problems.push(`${key}: the role must be lower-case letters, digits and _ (got ${JSON.stringify(role)})`);
-    else roles.push({ schema, role, password: url.password ? decodeURIComponent(url.password) : null });
+    else roles.push({ schema, role, password });
   }
   const taken = roles.map((r) => r.role).filter((role, i, all) => all.indexOf(role) !== i);
   if (taken.length) problems.push(`each subgraph needs a role of its own; shared: ${[...new Set(taken)].join(', ')}`);
@@ -45,9 +47,39 @@ export function roleSettingsFrom(env: NodeJS.ProcessEnv, schemas: string[]): Rol
   return roles;
 }
 
+function decoded(part: string): string | undefined {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What in a schema must change owner for its role to be its owner: tables, views, foreign tables
+ * and standalone sequences (a table's sequences and indexes follow it), types and domains (not a
+ * table's row type), functions and procedures. As `alter … owner to` statements' targets.
+ */
+const FOREIGN_OWNED = `
+  select case c.relkind when 'v' then 'view' when 'm' then 'materialized view' when 'f' then 'foreign table' when 'S' then 'sequence' else 'table' end as kind,
+         format('%I.%I', n.nspname, c.relname) as name
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = $1 and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') and pg_get_userbyid(c.relowner) <> $2
+     and not (c.relkind = 'S' and exists (select 1 from pg_depend d where d.objid = c.oid and d.classid = 'pg_class'::regclass and d.deptype in ('a', 'i')))
+  union all
+  select case t.typtype when 'd' then 'domain' else 'type' end, format('%I.%I', n.nspname, t.typname)
+    from pg_type t join pg_namespace n on n.oid = t.typnamespace
+   where n.nspname = $1 and t.typtype in ('e', 'd', 'r', 'm', 'c') and pg_get_userbyid(t.typowner) <> $2
+     and (t.typtype <> 'c' or (select relkind from pg_class where oid = t.typrelid) = 'c')
+     and t.typtype <> 'm' -- a multirange follows its range
+  union all
+  select 'routine', p.oid::regprocedure::text
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+   where n.nspname = $1 and pg_get_userbyid(p.proowner) <> $2`;
+
 /**
  * Creates (or updates) each role, makes it the owner of its schema and of everything already in
- * it (tables made by an earlier all-in-one run, their sequences and indexes go with them), and
+ * it (tables made by an earlier all-in-one run, with their sequences and indexes; FOREIGN_OWNED), and
  * takes away the public's rights on the schema. Roles get no grant anywhere else, so a subgraph
  * reading another's table is refused by PostgreSQL. Each role in its own transaction.
  */
@@ -64,15 +96,8 @@ export async function provisionRoles(adminUrl: string, roles: RoleSetting[], log
         await admin.query(`create schema if not exists "${schema}" authorization "${role}"`);
         await admin.query(`alter schema "${schema}" owner to "${role}"`);
         await admin.query(`revoke all on schema "${schema}" from public`);
-        const { rows } = await admin.query<{ name: string; kind: string }>(
-          `select c.relname as name, c.relkind as kind from pg_class c join pg_namespace n on n.oid = c.relnamespace
-           where n.nspname = $1 and c.relkind in ('r', 'p', 'v', 'm') and pg_get_userbyid(c.relowner) <> $2`,
-          [schema, role],
-        );
-        for (const { name, kind } of rows) {
-          const what = kind === 'v' ? 'view' : kind === 'm' ? 'materialized view' : 'table';
-          await admin.query(`alter ${what} "${schema}"."${name}" owner to "${role}"`);
-        }
+        const { rows } = await admin.query<{ name: string; kind: string }>(FOREIGN_OWNED, [schema, role]);
+        for (const { name, kind } of rows) await admin.query(`alter ${kind} ${name} owner to "${role}"`);
         await admin.query('commit');
         logger.info({ schema, role, created: !rowCount, reowned: rows.length }, 'subgraph role provisioned');
       } catch (error) {

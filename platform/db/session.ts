@@ -1,13 +1,12 @@
 import pg from 'pg';
+import { withinDeadline } from '../deadline.js';
 
 /**
  * Ends a pg session without waiting forever: `end()` never settles on a connection the server
  * already cut (PostgreSQL stopping first on Ctrl-C), and a stop must not hang on it.
  */
 export async function endWithin(client: pg.Client, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([client.end().catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
+  await withinDeadline(client.end(), ms).catch(() => undefined);
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Logger } from '../log.js';
 import { sendJson } from './graphql-http.js';
 import type { Handler } from './server.js';
+import { withinDeadline } from '../deadline.js';
 
 /** A readiness check: resolves when its dependency is fine, throws (or times out) when not. */
 export type ReadinessCheck = () => Promise<unknown>;
@@ -24,7 +25,7 @@ export function readyRoute(component: Record<string, string>, checks: Record<str
     const results = await Promise.all(
       Object.entries(checks).map(async ([name, check]) => {
         try {
-          await withDeadline(check(), CHECK_TIMEOUT_MS);
+          await withinDeadline(check(), CHECK_TIMEOUT_MS);
           return [name, 'ok'] as const;
         } catch (error) {
           options.logger.warn({ err: error, check: name }, 'readiness check failed');
@@ -35,12 +36,4 @@ export function readyRoute(component: Record<string, string>, checks: Record<str
     const ready = results.every(([, result]) => result === 'ok');
     sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable', ...component, checks: Object.fromEntries(results) });
   };
-}
-
-function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }

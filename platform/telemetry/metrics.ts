@@ -4,6 +4,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { sendError } from '../http/graphql-http.js';
 import type { Handler } from '../http/server.js';
 import type { JobQueue, QueuedJob } from '../jobs/queue.js';
+import { withinDeadline } from '../deadline.js';
 
 type Labels = Record<string, string>;
 /** Reads current values when Prometheus scrapes: one row per label set. */
@@ -12,6 +13,11 @@ type Source = () => Promise<Array<[Labels, number]>> | Array<[Labels, number]>;
 /** Seconds: from a fast resolver to a slow provider-bound mutation. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const JOB_BUCKETS = [0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600];
+/**
+ * A source that does not answer in time (a count waiting for a database connection, say) is
+ * left out of that scrape, so the other metrics still reach Prometheus when they matter most.
+ */
+const SOURCE_DEADLINE_MS = 2_000;
 /** Operation names come from clients: past this many distinct names, the rest count as "other". */
 const MAX_OPERATION_NAMES = 500;
 
@@ -99,7 +105,10 @@ export class Metrics {
   /** `GET /metrics`: the text format Prometheus scrapes. */
   route(): Handler {
     return async (req, res) => {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'Use GET');
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.setHeader('allow', 'GET, HEAD');
+        return sendError(res, 405, 'METHOD_NOT_ALLOWED', 'Use GET');
+      }
       const body = await this.registry.metrics();
       res.writeHead(200, { 'content-type': this.registry.contentType, 'cache-control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : body);
@@ -119,8 +128,10 @@ export class Metrics {
           async didResolveOperation({ operationName }) {
             if (operationName) trace.getActiveSpan()?.setAttribute('graphql.operation.name', operationName);
           },
-          async willSendResponse({ operationName, response }) {
-            const operation = metrics.operationLabel(operationName);
+          async willSendResponse({ operationName, request, response }) {
+            // operationName is only known once the document is resolved; a request that fails
+            // before that is still counted under the name its client gave.
+            const operation = metrics.operationLabel(operationName ?? request.operationName);
             const body = response.body;
             const failed = body.kind === 'single' && !!body.singleResult.errors?.length;
             metrics.requests.inc({ service, operation, outcome: failed ? 'error' : 'ok' });
@@ -178,8 +189,14 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         this.reset();
-        const rows = await Promise.all([...sources].map((source) => Promise.resolve().then(source).catch(() => [] as Array<[Labels, number]>)));
-        for (const [labels, value] of rows.flat()) this.set(labels, value);
+        const read = await Promise.all([...sources].map((source) => withinDeadline(Promise.resolve().then(source), SOURCE_DEADLINE_MS).catch(() => [] as Array<[Labels, number]>)));
+        for (const rows of read) {
+          try {
+            for (const [labels, value] of rows) this.set(labels, Number(value));
+          } catch {
+            // A source's bad row (a label the gauge lacks) costs its own rows, not the scrape.
+          }
+        }
       },
     });
     return {
