@@ -59,9 +59,8 @@ export async function startAllInOne(options: AllInOneOptions): Promise<AllInOne>
   try {
     const live = options.live ?? (await liveBusFor(config, logger));
     if (!options.live) shutdown.add('live bus', () => live.close());
-    const jobQueue = options.jobs ?? (await jobQueueFor(config, logger));
-    if (!options.jobs) shutdown.add('job queue', () => jobQueue.close());
-    const jobs = metrics.instrumentJobs(jobQueue);
+    const jobs = metrics.instrumentJobs(options.jobs ?? (await jobQueueFor(config, logger)));
+    if (!options.jobs) shutdown.add('job queue', () => jobs.close());
     for (const module of subgraphModules) {
       const started = Date.now();
       const subgraph = await startSubgraph(module, {

@@ -41,8 +41,15 @@ export interface GatewayOptions {
   logger: Logger;
   /** The process's metrics (shared with the subgraphs in the all-in-one mode); else its own. */
   metrics?: Metrics;
+  /**
+   * `/ready` and `/metrics` are for operators: with `separate`, they are left off the public
+   * server and returned as `adminRoutes`, for a port of their own.
+   */
+  adminRoutes?: 'public' | 'separate';
+  /** True once the process is stopping, before the gateway is: `/ready` answers 503 from then on. */
+  stopping?: () => boolean;
   /** Calls to each subgraph: a timeout (per subgraph, else the default) and a circuit breaker. */
-  subgraphCalls?: { timeoutMs: number; timeoutsMs?: Record<string, number>; failureThreshold: number; resetMs: number };
+  subgraphCalls: { timeoutMs: number; timeoutsMs?: Record<string, number>; failureThreshold: number; resetMs: number };
 }
 
 export interface GatewayContext {
@@ -69,7 +76,6 @@ export function gatewaySettings(config: Config, subgraphUrls: Record<string, str
   } satisfies Partial<GatewayOptions>;
 }
 
-const DEFAULT_SUBGRAPH_CALLS = { timeoutMs: 10_000, failureThreshold: 5, resetMs: 10_000 };
 const CIRCUIT_STATES: Record<CircuitState, number> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
 
 // A client may name its own correlation id; anything odd is replaced rather than logged verbatim.
@@ -83,6 +89,8 @@ export interface Gateway {
   http: Server;
   apollo: ApolloServer<GatewayContext>;
   subscriptions: ReturnType<typeof startSubscriptionServer>;
+  /** `/health`, `/ready`, `/metrics`: on the public server too unless `adminRoutes: 'separate'`. */
+  adminRoutes: Record<string, Handler>;
   /** Stops subscriptions, then Apollo (which drains HTTP). */
   stop(): Promise<void>;
 }
@@ -91,7 +99,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const logger = options.logger.child({ component: 'gateway' });
   const callerOf = createTokenVerifier(options);
   const metrics = options.metrics ?? new Metrics();
-  const calls: NonNullable<GatewayOptions['subgraphCalls']> = options.subgraphCalls ?? DEFAULT_SUBGRAPH_CALLS;
+  const calls = options.subgraphCalls;
   let stopping = false;
   // @apollo/gateway 2.14 otherwise reports usage metrics to Apollo and, to label them, probes
   // the cloud metadata addresses (AWS, GCP, Azure, Alibaba) at start. A self-hosted platform
@@ -99,8 +107,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   process.env.APOLLO_TELEMETRY_DISABLED ??= 'true';
   const gateway = new ApolloGateway({
     supergraphSdl: options.supergraphSdl,
-    buildService: ({ name, url }) =>
-      new SubgraphDataSource({
+    buildService: ({ name, url }) => {
+      metrics.circuitState.set({ subgraph: name }, CIRCUIT_STATES.CLOSED);
+      return new SubgraphDataSource({
         name,
         url: options.subgraphUrls[name] ? `${options.subgraphUrls[name]}/graphql` : url!,
         timeoutMs: calls.timeoutsMs?.[name] ?? calls.timeoutMs,
@@ -123,7 +132,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           // The subgraph's span joins the trace of this fetch (@apollo/gateway's span is active here).
           for (const [key, value] of Object.entries(traceHeaders())) request.http?.headers.set(key, value);
         },
-      }),
+      });
+    },
   });
   // Routes are filled in once Apollo has started; the server needs to exist first for draining.
   const routes: Record<string, Handler> = {};
@@ -144,6 +154,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       maxBodyBytes: options.maxBodyBytes,
       logger,
       service: 'gateway',
+      callerTrace: 'link',
       context: async (req, res) => {
         const given = req.headers['x-correlation-id'];
         const correlationId = typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
@@ -152,14 +163,19 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       },
     }), options.corsOrigins ?? ['*']),
     '/health': healthRoute({ component: 'gateway' }),
-    // Ready while NATS (live updates) answers; a subgraph that is down is answered around (partial data).
-    '/ready': readyRoute({ component: 'gateway' }, { live: () => options.live.flush() }, { stopping: () => stopping, logger }),
-    '/metrics': metrics.route(),
     // With CORS: a browser uploads a sample from the app's origin (a preflighted PUT).
     '/media/': withCors(mediaProxy(options.subgraphUrls, logger), options.corsOrigins ?? ['*']),
     // No CORS: providers (Twilio, SendGrid, MessageBird) call from their servers, never a browser.
     '/webhooks/': webhookProxy(options.subgraphUrls, logger, options.maxBodyBytes),
   } satisfies Record<string, Handler>);
+
+  const adminRoutes: Record<string, Handler> = {
+    '/health': healthRoute({ component: 'gateway' }),
+    // Ready while NATS (live updates) answers; a subgraph that is down is answered around (partial data).
+    '/ready': readyRoute({ component: 'gateway' }, { live: () => options.live.flush() }, { stopping: () => stopping || (options.stopping?.() ?? false), logger }),
+    '/metrics': metrics.route(),
+  };
+  if (options.adminRoutes !== 'separate') Object.assign(routes, adminRoutes);
 
   const subscriptions = startSubscriptionServer({
     http,
@@ -185,6 +201,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     http,
     apollo,
     subscriptions,
+    adminRoutes,
     async stop() {
       stopping = true;
       unobserve();

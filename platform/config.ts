@@ -65,8 +65,12 @@ const schema = z.object({
   // The circuit to a subgraph opens after this many failures in a row, and half-opens after SUBGRAPH_CIRCUIT_RESET_MS.
   SUBGRAPH_CIRCUIT_FAILURES: z.coerce.number().int().min(1).default(5),
   SUBGRAPH_CIRCUIT_RESET_MS: z.coerce.number().int().min(100).default(10_000),
-  // How long the gateway waits at start for every subgraph's /health before serving without the missing ones.
+  // How long the gateway waits at start for every subgraph's /ready before serving without the missing ones.
   SUBGRAPH_STARTUP_WAIT_MS: z.coerce.number().int().min(0).default(30_000),
+  // The gateway's /ready and /metrics on a port of their own, kept off the public one (distributed mode).
+  ADMIN_PORT: port.optional(),
+  // On SIGTERM, how long a process answers /ready with 503 while still serving, before it drains.
+  SHUTDOWN_DELAY_MS: z.coerce.number().int().min(0).max(120_000).default(0),
   // OpenTelemetry: spans go over OTLP/HTTP to <endpoint>/v1/traces when set.
   OTEL_EXPORTER_OTLP_ENDPOINT: url.optional(),
   OTEL_SERVICE_NAME: z.string().min(1).optional(),

@@ -1,4 +1,5 @@
 /** What the processes of the distributed mode share: stopping on signals, finding the subgraphs, tracing. */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { discoverSubgraphs, type DiscoveredSubgraphs } from '../gateway/subgraph-health.js';
 import type { Config } from '../platform/config.js';
 import type { Shutdown } from '../platform/lifecycle.js';
@@ -18,7 +19,7 @@ export interface StopControl {
  * the steps run newest first (servers drain before the connections they use close). A second
  * signal while stopping is ignored; the orchestrator's own deadline is the backstop.
  */
-export function onStopSignals(steps: Shutdown, logger: Logger): StopControl {
+export function onStopSignals(steps: Shutdown, logger: Logger, options: { delayMs?: number } = {}): StopControl {
   let stopping: Promise<never> | null = null;
   const control: StopControl = {
     get requested() {
@@ -26,9 +27,12 @@ export function onStopSignals(steps: Shutdown, logger: Logger): StopControl {
     },
     now(reason, code = 0) {
       stopping ??= (async () => {
-        logger.info({ reason }, 'shutting down');
+        logger.info({ reason, delayMs: options.delayMs ?? 0 }, 'shutting down');
         let exitCode = code;
         try {
+          // Readiness already says no (it asks `requested`); load balancers get the delay to
+          // stop sending before the servers close.
+          if (options.delayMs && code === 0) await sleep(options.delayMs);
           await steps.close();
           logger.info('stopped');
         } catch (error) {
@@ -54,8 +58,12 @@ export function subgraphsOrExit(config: Config): DiscoveredSubgraphs {
   }
 }
 
-/** OpenTelemetry for this process (exported when OTEL_EXPORTER_OTLP_ENDPOINT is set), flushed last on stop. */
+/**
+ * OpenTelemetry for this process when a collector is named (OTEL_EXPORTER_OTLP_ENDPOINT), its
+ * spans flushed last on stop; without one the tracing API stays a no-op.
+ */
 export function startTracing(config: Config, serviceName: string, steps: Shutdown): void {
+  if (!config.OTEL_EXPORTER_OTLP_ENDPOINT) return;
   const tracing = setupTracing({ serviceName: config.OTEL_SERVICE_NAME ?? serviceName, otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
   steps.add('tracing', () => tracing.shutdown());
 }

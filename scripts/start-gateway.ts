@@ -8,7 +8,7 @@
 import { createGateway, gatewaySettings } from '../gateway/gateway.js';
 import { checkSubgraphs } from '../gateway/subgraph-health.js';
 import { loadConfigOrExit } from '../platform/config.js';
-import { listen } from '../platform/http/server.js';
+import { closeServer, createHttpServer, listen } from '../platform/http/server.js';
 import { Shutdown } from '../platform/lifecycle.js';
 import { createLogger } from '../platform/log.js';
 import { liveBusFor } from '../platform/messaging.js';
@@ -21,7 +21,7 @@ const logger = createLogger(config.LOG_LEVEL).child({ process: 'gateway' });
 const discovered = subgraphsOrExit(config);
 
 const steps = new Shutdown();
-const stop = onStopSignals(steps, logger);
+const stop = onStopSignals(steps, logger, { delayMs: config.SHUTDOWN_DELAY_MS });
 try {
   startTracing(config, 'storyloom-gateway', steps);
   const live = await liveBusFor(config, logger);
@@ -34,10 +34,16 @@ try {
     live,
     logger,
     metrics: new Metrics().collectProcessMetrics(),
+    adminRoutes: config.ADMIN_PORT ? 'separate' : 'public',
+    stopping: () => stop.requested,
   });
   steps.add('gateway', () => gateway.stop());
+  // Probes and metrics on a port of their own, which the public Service does not expose.
+  const admin = config.ADMIN_PORT ? createHttpServer(gateway.adminRoutes, logger) : null;
+  if (admin) steps.add('admin server', () => closeServer(admin));
+  const adminUrl = admin ? await listen(admin, config.ADMIN_PORT!, config.HOST) : undefined;
   const url = await listen(gateway.http, config.PORT, config.HOST);
-  if (!stop.requested) logger.info({ gateway: `${url}/graphql`, subgraphs: discovered.urls, startupMs: Date.now() - started }, 'gateway ready');
+  if (!stop.requested) logger.info({ gateway: `${url}/graphql`, admin: adminUrl, subgraphs: discovered.urls, startupMs: Date.now() - started }, 'gateway ready');
 } catch (error) {
   logger.fatal({ err: error }, 'start-up failed');
   await stop.now('start-up failure', 1);

@@ -31,7 +31,7 @@ const logger = createLogger(config.LOG_LEVEL).child({ process: `subgraph-${modul
 const others = subgraphsOrExit(config);
 
 const steps = new Shutdown();
-const stop = onStopSignals(steps, logger);
+const stop = onStopSignals(steps, logger, { delayMs: config.SHUTDOWN_DELAY_MS });
 try {
   startTracing(config, `storyloom-${module.name}`, steps);
   const metrics = new Metrics().collectProcessMetrics();
@@ -39,19 +39,20 @@ try {
   steps.add('event transport', () => transport.close());
   const live = await liveBusFor(config, logger);
   steps.add('live bus', () => live.close());
-  const jobs = await jobQueueFor(config, logger);
+  const jobs = metrics.instrumentJobs(await jobQueueFor(config, logger));
   steps.add('job queue', () => jobs.close());
   const subgraph = await startSubgraph(module, {
     config,
     databaseUrl: config.DATABASE_URL!,
     transport,
     live,
-    jobs: metrics.instrumentJobs(jobs),
+    jobs,
     logger,
     host: config.HOST,
     port: config.PORT,
     migrate: true,
     metrics,
+    stopping: () => stop.requested,
     topology: {
       mode: 'DISTRIBUTED',
       subgraphs: () => Object.entries(others.urls).map(([other, url]) => ({ name: other, url })),

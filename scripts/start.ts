@@ -11,7 +11,7 @@ import type { EventTransport } from '../platform/events/transport.js';
 import { Shutdown } from '../platform/lifecycle.js';
 import { createLogger } from '../platform/log.js';
 import { Metrics } from '../platform/telemetry/metrics.js';
-import { setupTracing } from '../platform/telemetry/tracing.js';
+import { startTracing } from './process.js';
 
 const started = Date.now();
 const config = loadConfigOrExit({ generateSecrets: true });
@@ -22,11 +22,7 @@ let app: AllInOne | null = null;
 let stopping: Promise<void> | null = null;
 
 const steps = new Shutdown();
-// Spans are exported only to a collector that is named; otherwise the tracing API stays a no-op.
-if (config.OTEL_EXPORTER_OTLP_ENDPOINT) {
-  const tracing = setupTracing({ serviceName: config.OTEL_SERVICE_NAME ?? 'storyloom', otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
-  steps.add('tracing', () => tracing.shutdown());
-}
+startTracing(config, 'storyloom', steps);
 // A shutdown during start-up finds `database` unset: the embedded server is stopped directly.
 steps.add('database', () => (database ? database.stop() : stopEmbeddedPostgres()));
 steps.add('event transport', () => transport?.close());

@@ -17,6 +17,14 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SUBGRAPHS = subgraphModules.map((module) => module.name);
 const ROLES = ['gateway', ...SUBGRAPHS];
 const PORT: Record<string, number> = Object.fromEntries(ROLES.map((role) => [role, role === 'gateway' ? 4000 : 4001]));
+/** The gateway's ADMIN_PORT: /ready, /metrics and /health, for probes and Prometheus, never public. */
+const ADMIN_PORT = 9090;
+/**
+ * On SIGTERM a process answers /ready with 503 for SHUTDOWN_DELAY_MS, still serving, then drains:
+ * the requests in flight, a consumer batch and a job handed back. This is the time allowed for
+ * the drain, beyond the delay, before the process may be killed.
+ */
+const DRAIN_SECONDS = 30;
 const NAME = 'app.kubernetes.io/name';
 const env = (subgraph: string) => subgraph.toUpperCase();
 const commandOf = (role: string) =>
@@ -54,6 +62,15 @@ function peersCalledBy(subgraph: string): string[] {
 }
 /** Who may reach a subgraph: the gateway, audit (status and dead letters of all) and its callers. */
 const admittedTo = (subgraph: string) => [...new Set(['gateway', 'audit', ...SUBGRAPHS.filter((caller) => peersCalledBy(caller).includes(subgraph))])].sort();
+
+/** A Go duration as compose writes it (`45s`, `1m30s`, `1500ms`), in seconds. */
+function durationSeconds(duration: unknown): number {
+  const text = String(duration ?? '');
+  const units: Record<string, number> = { h: 3600, m: 60, s: 1, ms: 1e-3, us: 1e-6, µs: 1e-6, ns: 1e-9 };
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)/g)];
+  if (!parts.length || parts.map((m) => m[0]).join('') !== text) return Number.NaN;
+  return parts.reduce((total, m) => total + Number(m[1]) * units[m[2]!]!, 0);
+}
 
 function splitCommand(command: unknown): string[] {
   return Array.isArray(command) ? command.map(String) : String(command ?? '').split(/\s+/).filter(Boolean);
@@ -93,6 +110,7 @@ interface ComposeService {
   ports: { published: number; target: number }[];
   volumes: { source: string; target: string }[];
   restart?: string;
+  stopGracePeriod?: string;
 }
 
 function normalizeService(raw: Doc): ComposeService {
@@ -122,6 +140,7 @@ function normalizeService(raw: Doc): ComposeService {
     ports,
     volumes,
     restart: raw.restart === undefined ? undefined : String(raw.restart),
+    stopGracePeriod: raw.stop_grace_period === undefined ? undefined : String(raw.stop_grace_period),
   };
 }
 
@@ -156,6 +175,8 @@ describe('docker-compose.yml', () => {
       expect(s.environment.HOST, subgraph).toBe('0.0.0.0');
       expect(s.healthcheck, subgraph).toContain(`http://127.0.0.1:${s.environment.PORT}/ready`);
       expect(s.restart, subgraph).not.toBe('no');
+      // ADMIN_PORT is the gateway's: a subgraph's port is internal and serves /ready itself.
+      expect(s.environment.ADMIN_PORT, subgraph).toBeUndefined();
     }
   });
 
@@ -190,13 +211,15 @@ describe('docker-compose.yml', () => {
     expect(new Set(passwords).size).toBe(SUBGRAPHS.length);
   });
 
-  it('starts the gateway when every subgraph is healthy, reaching each at its service and port, and publishes 4000', () => {
+  it('starts the gateway when every subgraph is healthy, reaching each at its service and port, publishes 4000 and keeps its admin port inside', () => {
     const gateway = service('gateway');
     expect(gateway.command).toEqual(commandOf('gateway'));
     expect(gateway.environment.PORT).toBe('4000');
     expect(gateway.environment.HOST).toBe('0.0.0.0');
-    expect(gateway.healthcheck).toContain('http://127.0.0.1:4000/ready');
-    expect(gateway.ports).toContainEqual({ published: 4000, target: 4000 });
+    // /ready is on the admin port only; the public port answers /health alone of the two.
+    expect(gateway.environment.ADMIN_PORT).toBe(String(ADMIN_PORT));
+    expect(gateway.healthcheck).toContain(`http://127.0.0.1:${ADMIN_PORT}/ready`);
+    expect(gateway.ports).toEqual([{ published: 4000, target: 4000 }]);
     for (const subgraph of SUBGRAPHS) {
       expect(gateway.dependsOn[subgraph], subgraph).toBe('service_healthy');
       const url = new URL(gateway.environment[`SUBGRAPH_${env(subgraph)}_URL`] ?? 'missing:');
@@ -204,6 +227,17 @@ describe('docker-compose.yml', () => {
     }
     // Only the gateway is reachable from the host.
     for (const name of [...SUBGRAPHS, 'postgres', 'nats', 'provision']) expect(service(name).ports, name).toEqual([]);
+  });
+
+  it('lets the gateway and every subgraph wait out SHUTDOWN_DELAY_MS and drain before it is killed (stop_grace_period)', () => {
+    for (const role of ROLES) {
+      const s = service(role);
+      const delay = s.environment.SHUTDOWN_DELAY_MS ?? '0';
+      expect(delay, `${role}: SHUTDOWN_DELAY_MS in milliseconds`).toMatch(/^\d+$/);
+      expect(s.stopGracePeriod, `${role}: stop_grace_period`).toBeDefined();
+      const grace = durationSeconds(s.stopGracePeriod);
+      expect(grace, `${role}: stop_grace_period ${s.stopGracePeriod}`).toBeGreaterThan(Number(delay) / 1000 + DRAIN_SECONDS);
+    }
   });
 
   it('gives the subgraphs that ask others (and audit) the URL of each subgraph they ask', () => {
@@ -374,6 +408,13 @@ function checksOf(variant: Variant) {
     return one('ConfigMap', refs[0]).data;
   };
   const podsOfWorkloads = () => [...of('Deployment'), ...of('Job')].map((o) => ({ name: o.metadata.name as string, labels: o.spec.template.metadata.labels }));
+  /** A setting as the process sees it: its own env first, then the ConfigMap. */
+  const setting = (c: Doc, name: string): string | undefined => envOf(c, name)?.value ?? config(c)[name];
+  /** A container port, by name or number, as its number. */
+  const portNumber = (c: Doc, port: unknown): number =>
+    typeof port === 'string' && !/^\d+$/.test(port) ? (c.ports ?? []).find((p: Doc) => p.name === port)?.containerPort : Number(port);
+  /** The port the gateway serves /ready and /metrics on (ADMIN_PORT), a subgraph on its only one. */
+  const adminPortName = (role: string) => (role === 'gateway' ? 'admin' : one('Service', role).spec.ports[0].targetPort);
 
   it('has a Deployment and a Service for the gateway and every subgraph, and no Secret', () => {
     for (const role of ROLES) {
@@ -413,13 +454,56 @@ function checksOf(variant: Variant) {
     }
   });
 
-  it('probes: startup and liveness on /health, readiness on /ready, on that port', () => {
+  it('probes: startup and liveness on /health on the Service port, readiness on /ready where it is served (the gateway: its admin port)', () => {
     for (const role of ROLES) {
       const c = container(role);
       const port = one('Service', role).spec.ports[0].targetPort;
       expect(c.startupProbe?.httpGet, role).toMatchObject({ path: '/health', port });
       expect(c.livenessProbe?.httpGet, role).toMatchObject({ path: '/health', port });
-      expect(c.readinessProbe?.httpGet, role).toMatchObject({ path: '/ready', port });
+      expect(c.readinessProbe?.httpGet, role).toMatchObject({ path: '/ready', port: adminPortName(role) });
+    }
+  });
+
+  it("serves the gateway's /ready and /metrics on a named admin port (ADMIN_PORT) that no Service exposes", () => {
+    const c = container('gateway');
+    expect(setting(c, 'ADMIN_PORT')).toBe(String(ADMIN_PORT));
+    const admin = (c.ports ?? []).find((p: Doc) => p.name === 'admin');
+    expect(admin?.containerPort, 'container port admin').toBe(ADMIN_PORT);
+    expect(ADMIN_PORT).not.toBe(PORT.gateway);
+    for (const service of of('Service')) {
+      if (!selects({ matchLabels: service.spec.selector }, pod('gateway').metadata.labels)) continue;
+      for (const p of service.spec.ports) {
+        expect(portNumber(c, p.targetPort ?? p.port), `Service ${service.metadata.name} port ${p.name}`).toBe(PORT.gateway);
+        expect(p.port, `Service ${service.metadata.name} port ${p.name}`).not.toBe(ADMIN_PORT);
+      }
+    }
+    // A subgraph's port is internal: it serves /ready and /metrics there, and has no ADMIN_PORT.
+    for (const subgraph of SUBGRAPHS) {
+      expect(setting(container(subgraph), 'ADMIN_PORT'), subgraph).toBeUndefined();
+      expect((container(subgraph).ports ?? []).map((p: Doc) => p.name), subgraph).toEqual(['http']);
+    }
+  });
+
+  it('points the Prometheus annotations, if any, at /metrics on the port that serves it', () => {
+    for (const role of ROLES) {
+      const annotations = pod(role).metadata.annotations ?? {};
+      if (annotations['prometheus.io/scrape'] !== 'true') continue;
+      const c = container(role);
+      expect(Number(annotations['prometheus.io/port']), role).toBe(portNumber(c, adminPortName(role)));
+      expect(annotations['prometheus.io/path'] ?? '/metrics', role).toBe('/metrics');
+    }
+  });
+
+  it('gives every Deployment a SHUTDOWN_DELAY_MS and a terminationGracePeriodSeconds that covers it and the drain', () => {
+    for (const deployment of of('Deployment')) {
+      const name = deployment.metadata.name;
+      const template = deployment.spec.template;
+      const delay = setting(template.spec.containers[0], 'SHUTDOWN_DELAY_MS');
+      expect(delay, `${name}: SHUTDOWN_DELAY_MS in milliseconds`).toMatch(/^\d+$/);
+      expect(Number(delay), `${name}: a delay for the endpoint's removal to reach the proxies`).toBeGreaterThan(0);
+      const grace = template.spec.terminationGracePeriodSeconds;
+      expect(typeof grace, `${name}: terminationGracePeriodSeconds`).toBe('number');
+      expect(grace, `${name}: terminationGracePeriodSeconds (seconds) > SHUTDOWN_DELAY_MS / 1000 + ${DRAIN_SECONDS}`).toBeGreaterThan(Number(delay) / 1000 + DRAIN_SECONDS);
     }
   });
 
@@ -480,7 +564,7 @@ function checksOf(variant: Variant) {
     expect(budgets.filter(({ pods }) => pods[0] === 'gateway').length).toBe(1);
   });
 
-  it('admits into the namespace only the gateway from anywhere, and into each subgraph only the gateway, audit and the subgraphs that call it', () => {
+  it("admits into the namespace only the gateway's http port from anywhere (its admin port from monitoring), and into each subgraph only the gateway, audit and the subgraphs that call it", () => {
     const policies = of('NetworkPolicy').filter((p) => (p.spec.policyTypes ?? ['Ingress']).includes('Ingress'));
     expect(policies.some((p) => Object.keys(p.spec.podSelector ?? {}).length === 0 && !(p.spec.ingress ?? []).length), 'default deny').toBe(true);
     const rulesFor = (role: string) => policies.filter((p) => selects(p.spec.podSelector, pod(role).metadata.labels)).flatMap((p) => p.spec.ingress ?? []);
@@ -488,9 +572,31 @@ function checksOf(variant: Variant) {
       expect(rule.ports?.length, `${role}: a rule names its ports`).toBeGreaterThan(0);
       for (const p of rule.ports) expect(['http', PORT[role]], role).toContain(p.port);
     };
+    // Prometheus, from the monitoring namespace, scraping /metrics.
+    const PROMETHEUS = { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } }, podSelector: { matchLabels: { [NAME]: 'prometheus' } } };
+    const gateway = container('gateway');
     const gatewayRules = rulesFor('gateway');
     expect(gatewayRules.some((rule) => !rule.from), 'the gateway admits anyone').toBe(true);
-    for (const rule of gatewayRules) onHttp(rule, 'gateway');
+    for (const rule of gatewayRules) {
+      expect(rule.ports?.length, 'gateway: a rule names its ports').toBeGreaterThan(0);
+      for (const p of rule.ports) {
+        const number = portNumber(gateway, p.port);
+        expect([PORT.gateway, ADMIN_PORT], `gateway: port ${p.port}`).toContain(number);
+        // Nobody but Prometheus reaches /ready and /metrics (the kubelet's probes are not subject to policies).
+        if (number === ADMIN_PORT) expect(rule.from, `gateway: who reaches port ${p.port}`).toEqual([PROMETHEUS]);
+      }
+    }
+    // Prometheus reaches every pod it scrapes, on the port of its annotation.
+    for (const role of ROLES) {
+      const annotations = pod(role).metadata.annotations ?? {};
+      if (annotations['prometheus.io/scrape'] !== 'true') continue;
+      const scraped = rulesFor(role).some(
+        (rule) =>
+          (rule.from ?? []).some((peer: Doc) => JSON.stringify(peer) === JSON.stringify(PROMETHEUS)) &&
+          rule.ports.some((p: Doc) => portNumber(container(role), p.port) === Number(annotations['prometheus.io/port'])),
+      );
+      expect(scraped, `${role}: Prometheus reaches port ${annotations['prometheus.io/port']}`).toBe(true);
+    }
     for (const subgraph of SUBGRAPHS) {
       const admitted = new Set<string>();
       for (const rule of rulesFor(subgraph)) {
@@ -499,8 +605,7 @@ function checksOf(variant: Variant) {
         for (const peer of rule.from) {
           expect(peer.ipBlock, subgraph).toBeUndefined();
           if (peer.namespaceSelector) {
-            // Prometheus, from the monitoring namespace, scraping /metrics.
-            expect(peer, subgraph).toEqual({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } }, podSelector: { matchLabels: { [NAME]: 'prometheus' } } });
+            expect(peer, subgraph).toEqual(PROMETHEUS);
             continue;
           }
           const selector = peer.podSelector;

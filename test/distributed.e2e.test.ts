@@ -22,7 +22,7 @@ beforeAll(async () => {
     natsUrl: inject('natsUrl'),
     env: {
       SUBGRAPH_CIRCUIT_FAILURES: '2',
-      SUBGRAPH_CIRCUIT_RESET_MS: '500',
+      SUBGRAPH_CIRCUIT_RESET_MS: '3000',
       SUBGRAPH_TIMEOUT_MS: '5000',
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
       ADMIN_EMAILS: ADMIN_EMAIL,
@@ -113,7 +113,15 @@ describe('the distributed mode', () => {
       { headers: { traceparent: `00-${traceId}-${'1'.repeat(16)}-01` } },
     );
     expect(register.data.register.userErrors).toEqual([]);
-    const inTrace = () => collector.spans.filter((span) => span.traceId === traceId);
+    // The gateway starts the trace itself and links the client's span (a client does not choose the trace).
+    const clientSpan = `${traceId}:${'1'.repeat(16)}`;
+    const gatewaySpan = await eventually(async () => {
+      const found = collector.spans.find((span) => span.links.includes(clientSpan));
+      expect(found).toBeDefined();
+      return found!;
+    });
+    expect(gatewaySpan.traceId).not.toBe(traceId);
+    const inTrace = () => collector.spans.filter((span) => span.traceId === gatewaySpan.traceId);
     // Spans are exported in batches (every few seconds): wait for the consumer's.
     await eventually(async () => expect(inTrace().some((span) => span.service === 'storyloom-billing' && span.name === 'consume user.registered')).toBe(true));
     const spans = inTrace();
@@ -121,7 +129,7 @@ describe('the distributed mode', () => {
     const gateway = spans.find((span) => span.service === 'storyloom-gateway' && span.name === 'gateway POST /graphql')!;
     const identity = spans.find((span) => span.service === 'storyloom-identity' && span.name === 'identity POST /graphql')!;
     const consumer = spans.find((span) => span.service === 'storyloom-billing' && span.name === 'consume user.registered')!;
-    expect(gateway).toMatchObject({ kind: 2, parentSpanId: '1'.repeat(16) });
+    expect(gateway).toMatchObject({ kind: 2, parentSpanId: null, spanId: gatewaySpan.spanId });
     expect(identity).toMatchObject({ kind: 2, attributes: { 'storyloom.service': 'identity' } });
     expect(consumer).toMatchObject({ kind: 5, attributes: { 'messaging.destination.name': 'events.user.registered', 'messaging.consumer.group.name': 'billing' } });
     // Each one descends from the one before: consumer -> identity's request -> gateway's request.
@@ -139,15 +147,17 @@ describe('the distributed mode', () => {
   it('serves every process\'s /health, /ready and Prometheus /metrics', async () => {
     for (const process of stack.processes.values()) {
       expect((await fetch(`${process.url}/health`)).status, `${process.name} /health`).toBe(200);
-      const ready = await fetch(`${process.url}/ready`);
+      const ready = await fetch(`${process.adminUrl}/ready`);
       const body = (await ready.json()) as { status: string; checks: Record<string, string> };
       expect([process.name, ready.status, body.status]).toEqual([process.name, 200, 'ready']);
       expect(Object.values(body.checks).every((check) => check === 'ok')).toBe(true);
-      const metrics = await (await fetch(`${process.url}/metrics`)).text();
+      const metrics = await (await fetch(`${process.adminUrl}/metrics`)).text();
       expect(metrics, `${process.name} /metrics`).toContain('storyloom_process_resident_memory_bytes');
       expect(metrics).toContain('storyloom_graphql_requests_total');
     }
-    const gateway = await (await fetch(`${stack.processes.get('gateway')!.url}/metrics`)).text();
+    // The gateway keeps them off its public port (ADMIN_PORT).
+    for (const path of ['/ready', '/metrics']) expect((await fetch(`${stack.processes.get('gateway')!.url}${path}`)).status, path).toBe(404);
+    const gateway = await (await fetch(`${stack.processes.get('gateway')!.adminUrl}/metrics`)).text();
     expect(gateway).toMatch(/storyloom_graphql_requests_total\{service="gateway",operation="Register",outcome="ok"\} [1-9]/);
     expect(gateway).toMatch(/storyloom_gateway_subgraph_fetches_total\{subgraph="identity",outcome="ok"\} [1-9]/);
     expect(gateway).toContain('storyloom_active_subscriptions 0');
@@ -176,10 +186,13 @@ describe('the distributed mode', () => {
     const partial = await stack.gql(both, { id: storyId }, { token: ada.token });
     expect(partial.data).toEqual({ me: { id: ada.id, displayName: 'Ada', membership: { plan: { tier: 'FREE' } } }, story: null });
     expect(partial.errors).toEqual([{ message: 'The story service is unavailable', extensions: { code: 'SUBGRAPH_UNAVAILABLE', subgraph: 'story' } }]);
-    // After repeated failures the circuit is open: the gateway answers at once without trying.
+    // After repeated failures (2 here) the circuit is open: the gateway answers at once without trying.
     await stack.gql(both, { id: storyId }, { token: ada.token });
-    const gatewayMetrics = await (await fetch(`${stack.processes.get('gateway')!.url}/metrics`)).text();
-    expect(gatewayMetrics).toMatch(/storyloom_gateway_circuit_state\{subgraph="story"\} [12]/);
+    const failedFast = await stack.gql(both, { id: storyId }, { token: ada.token });
+    expect(failedFast.errors?.[0]?.extensions).toEqual({ code: 'SUBGRAPH_UNAVAILABLE', subgraph: 'story' });
+    const gatewayMetrics = await (await fetch(`${stack.processes.get('gateway')!.adminUrl}/metrics`)).text();
+    expect(gatewayMetrics).toMatch(/storyloom_gateway_circuit_state\{subgraph="story"\} 2/);
+    expect(gatewayMetrics).toMatch(/storyloom_gateway_subgraph_fetches_total\{subgraph="story",outcome="rejected"\} [1-9]/);
 
     // Meanwhile billing publishes events story follows (plans: story enforces stories per month).
     const bo = await registerMember(stack, 'Bo');
@@ -239,7 +252,7 @@ describe('the distributed mode', () => {
     expect((await stack.gql(clientOperation('DeleteAccount'), {}, { token: eve.token })).data.deleteAccount).toMatchObject({ deletedUserId: eve.id, userErrors: [] });
     await eventually(async () => expect((await stateOf(eve.id)).status).toBe('COMPLETED'));
     const done = await stateOf(eve.id);
-    expect(done.steps.map((step) => step.service).sort()).toEqual(['billing', 'collaboration', 'notification', 'story']);
+    expect(done.steps.map((step) => step.service).sort()).toEqual(['billing', 'collaboration', 'narration', 'notification', 'story', 'video']);
     expect(done.steps.every((step) => step.status === 'DONE' && step.at)).toBe(true);
     expect(await userRow(eve.id)).toBe(0);
 
@@ -251,7 +264,7 @@ describe('the distributed mode', () => {
     await eventually(async () => {
       const state = await stateOf(fay.id);
       expect(state.status).toBe('IN_PROGRESS');
-      expect(state.steps.filter((step) => step.status === 'DONE').map((step) => step.service).sort()).toEqual(['billing', 'collaboration', 'notification']);
+      expect(state.steps.filter((step) => step.status === 'DONE').map((step) => step.service).sort()).toEqual(['billing', 'collaboration', 'narration', 'notification', 'video']);
       expect(state.steps.find((step) => step.service === 'story')!.attempts).toBeGreaterThanOrEqual(3);
     });
     expect(await userRow(fay.id)).toBe(1);

@@ -15,8 +15,8 @@ export async function endWithin(client: pg.Client, ms: number): Promise<void> {
  */
 export async function withAdvisoryLock<T>(url: string, name: string, work: () => Promise<T>): Promise<T> {
   const session = new pg.Client({ connectionString: url });
-  await session.connect();
   try {
+    await session.connect();
     await session.query('select pg_advisory_lock(hashtext($1))', [name]);
     return await work();
   } finally {

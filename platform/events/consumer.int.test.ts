@@ -13,6 +13,7 @@ import { createEnvelope, type EventEnvelope } from './envelope.js';
 import { InProcessTransport } from './in-process.js';
 import { JetStreamTransport } from './jetstream.js';
 import type { EventTransport } from './transport.js';
+import { Metrics } from '../telemetry/metrics.js';
 
 const logger = createLogger('silent');
 const eventually = <T>(check: () => T | Promise<T>) => vi.waitFor(check, { timeout: 10_000, interval: 20 });
@@ -113,7 +114,7 @@ describe.each(harnesses)('EventConsumer over the %s transport', (name, make) => 
     await harness?.close();
   });
 
-  function start(definition: ConsumerDefinition, options: { maxDeliver?: number; onEventsCommitted?: () => void } = {}) {
+  function start(definition: ConsumerDefinition, options: { maxDeliver?: number; onEventsCommitted?: () => void; metrics?: Metrics } = {}) {
     const consumer = new EventConsumer({
       definition,
       orm,
@@ -134,7 +135,8 @@ describe.each(harnesses)('EventConsumer over the %s transport', (name, make) => 
 
   it('counts an event published twice, and one redelivered after a handler crash, once each', async () => {
     const scope = `${ns}a`;
-    const consumer = start(tallyConsumer(scope, (event, attempt) => (event.payload as { key: string }).key.endsWith('crashy') && attempt === 1));
+    const metrics = new Metrics();
+    const consumer = start(tallyConsumer(scope, (event, attempt) => (event.payload as { key: string }).key.endsWith('crashy') && attempt === 1), { metrics });
     await consumer.start();
     const twice = add(scope, 'twice');
     const crashy = add(scope, 'crashy');
@@ -148,6 +150,9 @@ describe.each(harnesses)('EventConsumer over the %s transport', (name, make) => 
     expect(await tally(`${scope}-crashy`)).toBe(1);
     const inbox = await sql(`select "event_id" from tally_test.inbox where "consumer" = ?`, [`tally-${scope}`]);
     expect(inbox).toHaveLength(3);
+    // The crash's redelivery is counted; the second publish was never delivered (de-duplicated).
+    const redelivered = (await metrics.redeliveries.get()).values.find((v) => v.labels.consumer === `tally-${scope}`);
+    expect(redelivered?.value).toBe(1);
   });
 
   it('carries the correlation id to caused events and names the cause', async () => {

@@ -97,7 +97,11 @@ export class EventConsumer {
       maxBatch: this.options.maxBatch ?? 100,
       maxDeliver: this.options.maxDeliver ?? 5,
       backoffMs: this.options.backoffMs,
-      handleBatch: (batch) => this.handleBatch(batch),
+      handleBatch: (batch) => {
+        const again = batch.filter((delivery) => delivery.deliveryCount > 1).length;
+        if (again) this.options.metrics?.redeliveries.inc({ subgraph: this.options.serviceName, consumer: this.name }, again);
+        return this.handleBatch(batch);
+      },
       onDeadLetter: (event, error) => this.recordDeadLetter(event, error),
     });
     this.log.info({ types: definition.types }, 'event consumer started');

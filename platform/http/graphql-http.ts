@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HeaderMap, type ApolloServer, type BaseContext, type HTTPGraphQLResponse } from '@apollo/server';
 import type { Logger } from '../log.js';
+import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { contextFrom, inSpan, SpanKind } from '../telemetry/tracing.js';
 import { BodyTooLargeError, readBody } from './body.js';
 
@@ -54,18 +55,33 @@ export function graphqlHandler<C extends BaseContext>(
     logger: Logger;
     /** Who serves, for the request's trace span (`gateway`, or the subgraph's name). */
     service?: string;
+    /**
+     * What the caller's `traceparent` header is to the request's span: its parent (a subgraph,
+     * whose callers are signed), or only a link (the gateway: a public client must not choose
+     * the trace, nor whether it is sampled).
+     */
+    callerTrace?: 'parent' | 'link';
   },
 ) {
-  // Each request is a server span, a child of the caller's (a `traceparent` header) if it sent one.
-  return (req: IncomingMessage, res: ServerResponse): Promise<void> =>
-    inSpan(
-      `${options.service ?? 'graphql'} ${req.method ?? 'GET'} /graphql`,
-      { kind: SpanKind.SERVER, parent: contextFrom(req.headers), attributes: { 'http.request.method': req.method ?? 'GET', 'url.path': '/graphql', 'storyloom.service': options.service ?? 'graphql' } },
+  const service = options.service ?? 'graphql';
+  return (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const caller = contextFrom(req.headers);
+    const callerSpan = trace.getSpanContext(caller);
+    const linked = options.callerTrace === 'link';
+    return inSpan(
+      `${service} ${req.method ?? 'GET'} /graphql`,
+      {
+        kind: SpanKind.SERVER,
+        parent: linked ? ROOT_CONTEXT : caller,
+        links: linked && callerSpan ? [{ context: callerSpan }] : undefined,
+        attributes: { 'http.request.method': req.method ?? 'GET', 'url.path': '/graphql', 'storyloom.service': service },
+      },
       async (span) => {
         await serve(req, res);
         span.setAttribute('http.response.status_code', res.statusCode);
       },
     );
+  };
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let body: unknown;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { signCaller, type Caller } from '../internal-auth.js';
 import type { Topology } from './module.js';
+import { traceHeaders } from '../telemetry/tracing.js';
 
 export interface InternalQuery {
   /** The subgraph asked, by name. */
@@ -33,7 +34,8 @@ export async function querySubgraph<T>(topology: Topology, internalSecret: strin
   const timeout = AbortSignal.timeout(request.timeoutMs ?? 10_000);
   const response = await fetch(`${url}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    // The asked subgraph's span joins the asking request's (or consumer's) trace.
+    headers: { 'content-type': 'application/json', ...headers, ...traceHeaders() },
     body: JSON.stringify(operation),
     signal: request.signal ? AbortSignal.any([request.signal, timeout]) : timeout,
   });

@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import { migrate, openDatabase } from '../db/database.js';
 import { EventConsumer } from '../events/consumer.js';
 import { OutboxRelay } from '../events/relay.js';
-import type { EventTransport } from '../events/transport.js';
+import type { ConsumerStatus, EventTransport } from '../events/transport.js';
 import type { JobQueue } from '../jobs/queue.js';
 import type { LiveBus } from '../live/live.js';
 import { listen } from '../http/server.js';
@@ -33,6 +33,8 @@ export interface StartOptions {
   topology: Topology;
   /** The process's metrics (shared by every subgraph of an all-in-one process); else its own. */
   metrics?: Metrics;
+  /** True once the process is stopping, before this subgraph is closed: `/ready` answers 503 from then on. */
+  stopping?: () => boolean;
 }
 
 export interface RunningSubgraph {
@@ -67,6 +69,7 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
       if (applied.length) logger.info({ applied }, 'migrations applied');
     }
     const metrics = options.metrics ?? new Metrics();
+    let migrated = false;
     const relay = new OutboxRelay(orm, options.transport, logger, options.config.OUTBOX_SWEEP_MS);
     shutdown.add('outbox relay', () => relay.stop());
     const built = await module.build({
@@ -96,12 +99,15 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
       metrics,
       readiness: {
         events: () => options.transport.ping(),
+        // Once applied, migrations stay applied: checked until the first success, then no more.
         migrations: async () => {
+          if (migrated) return;
           const pending = await orm.getMigrator().getPendingMigrations();
           if (pending.length) throw new Error(`${pending.length} pending: ${pending.map((m) => m.name).join(', ')}`);
+          migrated = true;
         },
       },
-      stopping: () => shutdown.stopping,
+      stopping: () => shutdown.stopping || (options.stopping?.() ?? false),
       routes: {
         ...built.routes,
         [CONSUMER_ADMIN_PATH]: consumerAdminRoute({ subgraph: module.name, orm, consumers, internalSecret: options.config.INTERNAL_SECRET, logger }),
@@ -136,7 +142,14 @@ export async function startSubgraph(module: SubgraphModule, options: StartOption
 function observeBacklogs(subgraph: string, orm: MikroORM, transport: EventTransport, consumers: EventConsumer[], metrics: Metrics): (() => void)[] {
   const sql = (query: string) => orm.em.fork().getConnection().execute<Record<string, string>[]>(query);
   const names = new Set(consumers.map((consumer) => consumer.name));
-  const standing = async () => (await transport.consumerStatus()).filter((status) => names.has(status.name));
+  // Read once per scrape for both gauges (a JetStream API call per consumer).
+  let reading: { at: number; statuses: Promise<ConsumerStatus[]> } | null = null;
+  const standing = () => {
+    if (!reading || Date.now() - reading.at > 1_000) {
+      reading = { at: Date.now(), statuses: transport.consumerStatus().then((all) => all.filter((status) => names.has(status.name))) };
+    }
+    return reading.statuses;
+  };
   return [
     metrics.outboxBacklog.add(async () => {
       const [row] = await sql(`select count(*)::int as n from "${subgraph}"."outbox" where "published_at" is null`);
@@ -148,6 +161,5 @@ function observeBacklogs(subgraph: string, orm: MikroORM, transport: EventTransp
     }),
     metrics.consumerLag.add(async () => (await standing()).map((status) => [{ consumer: status.name }, status.pending])),
     metrics.consumerInFlight.add(async () => (await standing()).map((status) => [{ consumer: status.name }, status.inFlight])),
-    metrics.consumerRedeliveries.add(async () => (await standing()).map((status) => [{ consumer: status.name }, status.redelivered])),
   ];
 }

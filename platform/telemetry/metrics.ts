@@ -18,7 +18,7 @@ const JOB_BUCKETS = [0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600];
  * left out of that scrape, so the other metrics still reach Prometheus when they matter most.
  */
 const SOURCE_DEADLINE_MS = 2_000;
-/** Operation names come from clients: past this many distinct names, the rest count as "other". */
+/** Operation names come from clients: past this many distinct names per service, the rest count as "other". */
 const MAX_OPERATION_NAMES = 500;
 
 /**
@@ -31,7 +31,7 @@ const MAX_OPERATION_NAMES = 500;
  */
 export class Metrics {
   readonly registry = new Registry();
-  private readonly operationNames = new Set<string>();
+  private readonly operationNames = new Map<string, Set<string>>();
 
   readonly requests = new Counter({
     name: 'storyloom_graphql_requests_total',
@@ -65,6 +65,12 @@ export class Metrics {
     labelNames: ['subgraph'] as const,
     registers: [this.registry],
   });
+  readonly redeliveries = new Counter({
+    name: 'storyloom_consumer_redeliveries_total',
+    help: 'Events delivered again to a durable consumer (after a failure, a crash or an expired ack wait), by subgraph and consumer.',
+    labelNames: ['subgraph', 'consumer'] as const,
+    registers: [this.registry],
+  });
   readonly eventsHandled = new Counter({
     name: 'storyloom_events_handled_total',
     help: 'Events handled by durable consumers, by subgraph and consumer.',
@@ -82,7 +88,6 @@ export class Metrics {
   readonly outboxBacklog = this.observed('storyloom_outbox_backlog', 'Committed events not yet published by the outbox relay, by subgraph.', ['subgraph']);
   readonly consumerLag = this.observed('storyloom_consumer_pending_events', 'Events in the stream a durable consumer has not taken yet.', ['consumer']);
   readonly consumerInFlight = this.observed('storyloom_consumer_in_flight_events', 'Events delivered to a durable consumer and not yet acknowledged.', ['consumer']);
-  readonly consumerRedeliveries = this.observed('storyloom_consumer_redeliveries', 'Redeliveries to a durable consumer so far (the server counts them).', ['consumer']);
   readonly deadLetters = this.observed('storyloom_dead_letters', 'Events a consumer gave up on that were not replayed yet, by subgraph and consumer.', ['subgraph', 'consumer']);
   readonly jobQueueDepth = this.observed('storyloom_job_queue_depth', 'Jobs queued and not yet taken by a worker, by queue.', ['queue']);
   readonly activeSubscriptions = this.observed('storyloom_active_subscriptions', 'GraphQL subscriptions open on the gateway.', []);
@@ -93,12 +98,17 @@ export class Metrics {
     return this;
   }
 
-  /** An operation name as a label: bounded, so clients cannot grow the registry without end. */
-  operationLabel(name: string | null | undefined): string {
+  /**
+   * An operation name as a label for `service`: bounded per service, so clients cannot grow
+   * the registry without end (names beyond the first 500 count as `other`).
+   */
+  operationLabel(name: string | null | undefined, service = ''): string {
     if (!name) return 'anonymous';
-    if (this.operationNames.has(name)) return name;
-    if (this.operationNames.size >= MAX_OPERATION_NAMES || !/^[A-Za-z_][A-Za-z0-9_]{0,99}$/.test(name)) return 'other';
-    this.operationNames.add(name);
+    const known = this.operationNames.get(service) ?? new Set<string>();
+    this.operationNames.set(service, known);
+    if (known.has(name)) return name;
+    if (known.size >= MAX_OPERATION_NAMES || !/^[A-Za-z_][A-Za-z0-9_]{0,99}$/.test(name)) return 'other';
+    known.add(name);
     return name;
   }
 
@@ -128,10 +138,10 @@ export class Metrics {
           async didResolveOperation({ operationName }) {
             if (operationName) trace.getActiveSpan()?.setAttribute('graphql.operation.name', operationName);
           },
-          async willSendResponse({ operationName, request, response }) {
-            // operationName is only known once the document is resolved; a request that fails
-            // before that is still counted under the name its client gave.
-            const operation = metrics.operationLabel(operationName ?? request.operationName);
+          async willSendResponse({ operationName, operation: resolved, response }) {
+            // Only a document that parsed and validated has a name worth a label: the name a
+            // client gives with a broken one would let anyone fill the list of names.
+            const operation = resolved ? metrics.operationLabel(operationName, service) : 'invalid';
             const body = response.body;
             const failed = body.kind === 'single' && !!body.singleResult.errors?.length;
             metrics.requests.inc({ service, operation, outcome: failed ? 'error' : 'ok' });
@@ -148,16 +158,13 @@ export class Metrics {
    */
   instrumentJobs(jobs: JobQueue): JobQueue {
     const metrics = this;
-    const watched = new Set<string>();
+    const watched = new Map<string, () => void>();
     return {
       kind: jobs.kind,
       enqueue: (queue, job, options) => jobs.enqueue(queue, job, options),
       depth: (queue) => jobs.depth(queue),
       async work(queue, options, handler) {
-        if (!watched.has(queue)) {
-          watched.add(queue);
-          metrics.jobQueueDepth.add(async () => [[{ queue }, await jobs.depth(queue)]]);
-        }
+        if (!watched.has(queue)) watched.set(queue, metrics.jobQueueDepth.add(async () => [[{ queue }, await jobs.depth(queue)]]));
         return jobs.work(queue, options, async (job: QueuedJob) => {
           const started = process.hrtime.bigint();
           let outcome = 'failed';
@@ -172,7 +179,12 @@ export class Metrics {
           }
         });
       },
-      close: () => jobs.close(),
+      close: () => {
+        // A closed queue has no depth to read.
+        for (const unwatch of watched.values()) unwatch();
+        watched.clear();
+        return jobs.close();
+      },
     };
   }
 

@@ -65,6 +65,8 @@ describe('Metrics.operationLabel', () => {
     expect(metrics.operationLabel('LateComer')).toBe('other');
     expect(metrics.operationLabel('Op0')).toBe('Op0');
     expect(metrics.operationLabel('Op499')).toBe('Op499');
+    // Each service has its own 500: the gateway's full list leaves a subgraph's free.
+    expect(metrics.operationLabel('LateComer', 'story')).toBe('LateComer');
   });
 });
 
@@ -122,16 +124,16 @@ describe('Metrics.apolloPlugin', () => {
     }
   });
 
-  it('counts a request that fails to parse or validate as an error, under the name its client gave if any', async () => {
+  it('counts a request that fails to parse or validate as an invalid error, whatever name its client gave', async () => {
     const metrics = new Metrics();
     const server = await startServer(metrics, 'gateway');
     try {
       await server.executeOperation({ query: 'query Broken {' });
       await server.executeOperation({ query: 'query Unknown { nope }' });
-      expect(await sample(metrics, 'storyloom_graphql_requests_total', { service: 'gateway', operation: 'anonymous', outcome: 'error' })).toBe(2);
-      // Named by the client, it keeps its name though it never resolved.
+      // Named by the client or not, a document that did not resolve is `invalid`: its name takes no place in the list.
       await server.executeOperation({ query: 'query Named { nope }', operationName: 'Named' });
-      expect(await sample(metrics, 'storyloom_graphql_requests_total', { service: 'gateway', operation: 'Named', outcome: 'error' })).toBe(1);
+      expect(await sample(metrics, 'storyloom_graphql_requests_total', { service: 'gateway', operation: 'invalid', outcome: 'error' })).toBe(3);
+      expect(await sample(metrics, 'storyloom_graphql_requests_total', { service: 'gateway', operation: 'Named', outcome: 'error' })).toBeUndefined();
     } finally {
       await server.stop();
     }
@@ -219,11 +221,11 @@ describe('Metrics observed gauges', () => {
       throw new Error('rejected');
     });
     metrics.consumerInFlight.add(async () => [[{ consumer: 'steady' }, 2]]);
-    metrics.consumerRedeliveries.add(() => [[{ consumer: 'steady' }, 8]]);
+    metrics.consumerLag.add(() => [[{ consumer: 'steady' }, 8]]);
 
     const text = await metrics.registry.metrics();
     expect(text).toContain('storyloom_consumer_in_flight_events{consumer="steady"} 2');
-    expect(text).toContain('storyloom_consumer_redeliveries{consumer="steady"} 8');
+    expect(text).toContain('storyloom_consumer_pending_events{consumer="steady"} 8');
     expect(text).not.toContain('consumer="flaky"');
 
     down = false;
@@ -324,6 +326,12 @@ describe('Metrics.instrumentJobs', () => {
     release();
     await vi.waitFor(async () => expect(await jobCount(metrics, 'narration', 'done')).toBe(3), { timeout: 5_000 });
     expect(await sample(metrics, 'storyloom_job_queue_depth', { queue: 'narration' })).toBe(0);
+    // A closed queue is no longer read.
+    await worker.stop();
+    worker = undefined;
+    await jobs.close();
+    jobs = undefined;
+    expect(await sample(metrics, 'storyloom_job_queue_depth', { queue: 'narration' })).toBeUndefined();
   });
 
   it('passes enqueue, depth and kind through to the queue it watches', async () => {

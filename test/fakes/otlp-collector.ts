@@ -12,6 +12,8 @@ export interface CollectedSpan {
   /** OTLP's SpanKind number: 1 internal, 2 server, 3 client, 4 producer, 5 consumer. */
   kind: number;
   attributes: Record<string, unknown>;
+  /** The spans it links to (not its parent): `traceId:spanId`. */
+  links: string[];
 }
 
 interface OtlpValue {
@@ -27,7 +29,9 @@ interface OtlpAttribute {
 interface OtlpExport {
   resourceSpans?: {
     resource?: { attributes?: OtlpAttribute[] };
-    scopeSpans?: { spans?: { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpAttribute[] }[] }[];
+    scopeSpans?: {
+      spans?: { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpAttribute[]; links?: { traceId: string; spanId: string }[] }[];
+    }[];
   }[];
 }
 
@@ -55,7 +59,16 @@ export async function startOtlpCollector(): Promise<{ endpoint: string; spans: C
         const service = String(attributesOf(resourceSpans.resource?.attributes)['service.name']);
         for (const scope of resourceSpans.scopeSpans ?? []) {
           for (const span of scope.spans ?? []) {
-            spans.push({ service, traceId: span.traceId, spanId: span.spanId, parentSpanId: span.parentSpanId || null, name: span.name, kind: span.kind, attributes: attributesOf(span.attributes) });
+            spans.push({
+              service,
+              traceId: span.traceId,
+              spanId: span.spanId,
+              parentSpanId: span.parentSpanId || null,
+              name: span.name,
+              kind: span.kind,
+              attributes: attributesOf(span.attributes),
+              links: (span.links ?? []).map((link) => `${link.traceId}:${link.spanId}`),
+            });
           }
         }
       }

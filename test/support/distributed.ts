@@ -17,6 +17,8 @@ export interface DistributedProcess {
   name: string;
   /** Base URL (no /graphql). */
   url: string;
+  /** Where its /ready and /metrics are: the gateway's admin port, else `url`. */
+  adminUrl: string;
   child: ChildProcess | null;
   output(): string;
 }
@@ -51,6 +53,7 @@ export async function startDistributed(options: { natsUrl: string; env?: Record<
   const names = subgraphNames;
   const ports = Object.fromEntries(await Promise.all(names.map(async (name) => [name, await freePort()] as const)));
   const gatewayPort = await freePort();
+  const adminPort = await freePort();
   const roleUrls = Object.fromEntries(names.map((name) => [name, withUser(db.url, `sl_${suffix}_${name}`, randomBytes(12).toString('hex'))]));
   const urls = Object.fromEntries(names.map((name) => [name, `http://127.0.0.1:${ports[name]}`]));
   const env: Record<string, string> = {
@@ -71,7 +74,8 @@ export async function startDistributed(options: { natsUrl: string; env?: Record<
   const processes = new Map<string, DistributedProcess>();
   const launchSubgraph = (name: string) =>
     launch(name, ['scripts/start-subgraph.ts', name], { ...env, PORT: String(ports[name]), DATABASE_URL: roleUrls[name]! }, urls[name]!, /"msg":"subgraph ready"/);
-  const launchGateway = () => launch('gateway', ['scripts/start-gateway.ts'], { ...env, PORT: String(gatewayPort) }, `http://127.0.0.1:${gatewayPort}`, /"msg":"gateway ready"/);
+  const launchGateway = () =>
+    launch('gateway', ['scripts/start-gateway.ts'], { ...env, PORT: String(gatewayPort), ADMIN_PORT: String(adminPort) }, `http://127.0.0.1:${gatewayPort}`, /"msg":"gateway ready"/, `http://127.0.0.1:${adminPort}`);
 
   const stack: DistributedStack = {
     gatewayUrl: `http://127.0.0.1:${gatewayPort}/graphql`,
@@ -152,7 +156,7 @@ function run(args: string[], env: Record<string, string>): Promise<{ code: numbe
   });
 }
 
-async function launch(name: string, args: string[], env: Record<string, string>, url: string, ready: RegExp): Promise<DistributedProcess> {
+async function launch(name: string, args: string[], env: Record<string, string>, url: string, ready: RegExp, adminUrl = url): Promise<DistributedProcess> {
   const child = spawnScript(args, env);
   let output = '';
   await new Promise<void>((resolve, reject) => {
@@ -171,7 +175,7 @@ async function launch(name: string, args: string[], env: Record<string, string>,
       reject(new Error(`${name} exited with ${code} before it was ready:\n${output}`));
     });
   });
-  return { name, url, child, output: () => output };
+  return { name, url, adminUrl, child, output: () => output };
 }
 
 async function dropRoles(adminUrl: string, roles: string[]): Promise<void> {
