@@ -43,24 +43,8 @@ export interface UserDeleted {
   userId: string;
 }
 
-/**
- * The steps that have not reported, asked again. One event per saga and attempt (a new id each
- * time, so no inbox takes it for the one before). `requestedAt` is when the account was deleted:
- * a late erasure has the effect it would have had on time.
- */
-export interface UserErasureRequested {
-  userId: string;
-  services: string[];
-  /** How many times these steps have now been asked, user.deleted being the first. */
-  attempt: number;
-  requestedAt: string;
-}
-
-export interface UserErasureCompleted {
-  userId: string;
-  /** The subgraph that erased (or archived) what it held of the user. */
-  service: string;
-}
+/** What the saga asks of its steps, and what they report (platform/events/erasure.ts). */
+export type { UserErasureCompleted, UserErasureRequested } from '../../platform/events/erasure.js';
 
 /** Every step reported: the account is gone for good. */
 export interface UserDeletionCompleted {
