@@ -1,9 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { EventConsumer } from '../platform/events/consumer.js';
 import { signCaller } from '../platform/internal-auth.js';
+import { LocalSpeechSynthesizer } from '../subgraphs/narration/providers/local-speech.js';
 import { startFakeOidcIssuer, type FakeOidcIssuer } from './fakes/oidc-issuer.js';
 import { captureEvents } from './support/capture.js';
 import { clientOperation } from './support/clients.js';
@@ -11,7 +15,8 @@ import { startTestStack, type TestStack } from './support/stack.js';
 
 /**
  * The user deletion saga through the gateway: deleteAccount, every step's subgraph erasing and
- * reporting, identity asking a late step again, and the account gone for good at the end.
+ * reporting, identity asking a late step again, and the account gone for good at the end; the
+ * voice, narrations and videos of the account gone with their files.
  */
 const op = {
   register: clientOperation('Register'),
@@ -21,11 +26,17 @@ const op = {
   link: clientOperation('LinkProvider'),
   createStory: clientOperation('CreateStory'),
   delete: clientOperation('DeleteAccount'),
+  createUpload: clientOperation('CreateVoiceSampleUpload'),
+  clone: clientOperation('CloneVoice'),
+  narrate: clientOperation('NarrateStory'),
+  narrationJob: clientOperation('NarrationJob'),
+  generateVideo: clientOperation('GenerateVideo'),
+  videoJob: clientOperation('VideoJob'),
 };
 const USER_DELETION = `query ($userId: ID!) {
   userDeletion(userId: $userId) { userId status requestedAt completedAt steps { service status attempts requestedAt at } }
 }`;
-const STEPS = ['billing', 'collaboration', 'notification', 'story'];
+const STEPS = ['billing', 'collaboration', 'narration', 'notification', 'story', 'video'];
 const PASSWORD = 'correct horse battery';
 /** Short, so a late step is asked again within the test. */
 const RETRY_MS = 300;
@@ -35,11 +46,16 @@ let google: FakeOidcIssuer;
 let db: pg.Client;
 let events: Awaited<ReturnType<typeof captureEvents>>;
 let adminToken: string;
+/** Where narration and video keep their files (`<dir>/narration/…`, `<dir>/video/…`). */
+let storageDir: string;
 
 beforeAll(async () => {
   google = await startFakeOidcIssuer();
+  storageDir = await mkdtemp(join(tmpdir(), 'deletion-saga-'));
   stack = await startTestStack({
     env: {
+      STORAGE_DIR: storageDir,
+      LOCAL_VIDEO_POLL_INTERVAL_MS: '50',
       ADMIN_EMAILS: 'admin@example.com',
       GOOGLE_CLIENT_ID: 'google-client',
       GOOGLE_JWKS_URL: google.jwksUrl,
@@ -62,6 +78,7 @@ afterAll(async () => {
   await db?.end();
   await stack?.close();
   await google?.stop();
+  if (storageDir) await rm(storageDir, { recursive: true, force: true });
 });
 
 const query = async <T = Record<string, any>>(sql: string, params: unknown[]) => (await db.query(sql, params)).rows as T[];
@@ -94,6 +111,53 @@ async function userReference(id: string) {
 
 const identityRow = (userId: string) => query(`select deletion_requested_at is not null as deleting from identity."user" where id = $1`, [userId]);
 const consumerOf = (subgraph: string, name: string): EventConsumer => stack.app.subgraphs.find((s) => s.name === subgraph)!.consumers.find((c) => c.name === name)!;
+
+/** Files a subgraph's store holds under `prefix` (paths relative to the subgraph's folder). */
+async function filesUnder(subgraph: string, prefix: string): Promise<string[]> {
+  const root = join(storageDir, subgraph);
+  try {
+    const entries = await readdir(join(root, prefix), { recursive: true, withFileTypes: true });
+    return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(root.length + 1)).sort();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+}
+
+/** A member with data (above), and media: five samples uploaded through their links, the voice cloned, a story read aloud in it and made into a video. */
+async function memberWithMedia(name: string) {
+  const member = await memberWithData(name);
+  const { token } = member;
+  for (const label of ['joy', 'anger', 'whisper', 'laugh', 'sigh']) {
+    const created = (await stack.gql(op.createUpload, { input: { kind: 'EMOTION', label, contentType: 'audio/wav' } }, { token })).data.createVoiceSampleUpload;
+    expect(created.userErrors).toEqual([]);
+    const audio = (await new LocalSpeechSynthesizer().synthesize(`${name} says ${label}.`, { kind: 'STOCK', stockVoice: 'alloy' })).audio;
+    expect((await fetch(created.uploadUrl, { method: 'PUT', headers: { 'content-type': 'audio/wav' }, body: audio })).status).toBe(201);
+  }
+  expect((await stack.gql(op.clone, {}, { token })).data.cloneVoice).toEqual({ voice: { status: 'CLONED' }, userErrors: [] });
+  const story = (await stack.gql(op.createStory, { input: { title: `${name} aloud`, content: 'The keeper lit the lamp, and the ships came home.' } }, { token })).data.createStory;
+  expect(story.userErrors).toEqual([]);
+  const narrated = (await stack.gql(op.narrate, { input: { storyId: story.story.id, voice: 'CLONED' } }, { token })).data.narrateStory;
+  expect(narrated.userErrors).toEqual([]);
+  await eventually(async () => expect((await stack.gql(op.narrationJob, { id: narrated.job.id }, { token })).data.narrationJob.status).toBe('COMPLETED'));
+  const video = (await stack.gql(op.generateVideo, { input: { storyId: story.story.id } }, { token })).data.generateVideo;
+  expect(video.userErrors).toEqual([]);
+  await eventually(async () => expect((await stack.gql(op.videoJob, { id: video.job.id }, { token })).data.videoJob.status).toBe('COMPLETED'));
+  return { ...member, narrationId: narrated.job.id as string, videoId: video.job.id as string };
+}
+
+/** The rows and files narration and video hold of a member with media. */
+async function mediaOf(member: { id: string; narrationId: string; videoId: string }) {
+  const count = async (table: string) => (await query<{ n: number }>(`select count(*)::int as n from ${table} where user_id = $1`, [member.id]))[0]!.n;
+  return {
+    rows: { voices: await count('narration.voice'), samples: await count('narration.voice_sample'), narrations: await count('narration.narration_job'), videos: await count('video.video_job') },
+    files: [
+      ...(await filesUnder('narration', `voice-samples/${member.id}`)),
+      ...(await filesUnder('narration', `narrations/${member.narrationId}`)),
+      ...(await filesUnder('video', `videos/${member.videoId}`)),
+    ],
+  };
+}
 
 describe('the user deletion saga', () => {
   it('waits for a late step, asks it again, and deletes the account for good once every step is done', async () => {
@@ -130,8 +194,10 @@ describe('the user deletion saga', () => {
         expect(saga.steps.map((s: { service: string; status: string }) => [s.service, s.status])).toEqual([
           ['billing', 'DONE'],
           ['collaboration', 'PENDING'],
+          ['narration', 'DONE'],
           ['notification', 'DONE'],
           ['story', 'DONE'],
+          ['video', 'DONE'],
         ]);
         expect(saga.steps[1]).toMatchObject({ at: null, attempts: expect.any(Number) });
         expect(saga.steps[1].attempts).toBeGreaterThanOrEqual(3);
@@ -206,6 +272,37 @@ describe('the user deletion saga', () => {
     expect(new Set(reports.map((e) => `${e.serviceName}:${e.payload.service}`))).toEqual(new Set(STEPS.map((s) => `${s}:${s}`)));
     expect(await query(`select distinct status from story.story where author_id = $1`, [eli.id])).toEqual([{ status: 'ARCHIVED' }]);
     expect(await query(`select status from billing.membership where user_id = $1`, [eli.id])).toEqual([{ status: 'CANCELLED' }]);
+  });
+
+  it('erases the voice, samples, narrations and videos of the account, files included; another member keeps theirs', async () => {
+    const gil = await memberWithMedia('Gil');
+    const hana = await memberWithMedia('Hana');
+    const gils = await mediaOf(gil);
+    expect(gils.rows).toEqual({ voices: 1, samples: 5, narrations: 1, videos: 1 });
+    // The samples' audio, the narration's and the video's, each with its sidecar.
+    expect(gils.files.length).toBeGreaterThanOrEqual(7);
+    const hanas = await mediaOf(hana);
+
+    expect((await stack.gql(op.delete, {}, { token: gil.token })).data.deleteAccount).toEqual({ deletedUserId: gil.id, userErrors: [] });
+    const done = await eventually(async () => {
+      const saga = (await deletionOf(gil.id)).data.userDeletion;
+      expect(saga.status).toBe('COMPLETED');
+      return saga;
+    });
+    expect(done.steps.map((s: { service: string; status: string }) => [s.service, s.status])).toEqual(STEPS.map((s) => [s, 'DONE']));
+    for (const service of ['narration', 'video']) {
+      const report = events.received.find((e) => e.type === 'user.erasure.completed' && e.userId === gil.id && e.payload.service === service);
+      expect(report, service).toMatchObject({ serviceName: service, payload: { userId: gil.id, service } });
+    }
+    // The rows went with the reports; the files follow within a sweep.
+    expect((await mediaOf(gil)).rows).toEqual({ voices: 0, samples: 0, narrations: 0, videos: 0 });
+    await eventually(async () => expect((await mediaOf(gil)).files).toEqual([]));
+    await eventually(async () => expect(await query(`select kind from narration.erasure_cleanup where user_id = $1 union all select kind from video.erasure_cleanup where user_id = $1`, [gil.id])).toEqual([]));
+    expect(await mediaOf(hana)).toEqual(hanas);
+    // An access token still valid creates nothing more.
+    const late = await stack.gql(op.createUpload, { input: { kind: 'SOUND', label: 'late', contentType: 'audio/wav' } }, { token: gil.token });
+    expect(late.errors?.[0]).toMatchObject({ message: 'This account has been deleted', extensions: { code: 'UNAUTHENTICATED' } });
+    expect((await mediaOf(gil)).rows.samples).toBe(0);
   });
 
   it('shows deletions to admins alone', async () => {

@@ -99,11 +99,20 @@ describe('the deletion saga', () => {
     expect((await saga(userId)).steps.map((s) => [s.service, s.status, s.attempts])).toEqual(ERASURE_STEPS.map((s) => [s, 'PENDING', 1]));
 
     const storyDone = await report(userId, 'story');
+    await report(userId, 'video');
     await report(userId, 'notification');
+    await report(userId, 'narration');
     await report(userId, 'billing');
     const pending = await saga(userId);
     expect(pending.status).toBe('IN_PROGRESS');
-    expect(pending.steps.map((s) => [s.service, s.status])).toEqual([['billing', 'DONE'], ['collaboration', 'PENDING'], ['notification', 'DONE'], ['story', 'DONE']]);
+    expect(pending.steps.map((s) => [s.service, s.status])).toEqual([
+      ['billing', 'DONE'],
+      ['collaboration', 'PENDING'],
+      ['narration', 'DONE'],
+      ['notification', 'DONE'],
+      ['story', 'DONE'],
+      ['video', 'DONE'],
+    ]);
     // `at` is when the step's subgraph reported (its event's time).
     expect(pending.steps.find((s) => s.service === 'story')!.done_at).toEqual(new Date(storyDone.timestamp));
     expect(await rowsOf(userId)).toEqual({ users: 1, links: 1, tokens: 1 });
@@ -128,12 +137,12 @@ describe('the deletion saga', () => {
     await report(userId, 'story');
     expect((await saga(userId)).steps.find((s) => s.service === 'story')).toMatchObject({ status: 'DONE', done_at: new Date(first.timestamp) });
 
-    for (const service of ['billing', 'collaboration', 'notification']) await report(userId, service);
+    for (const service of ['billing', 'collaboration', 'narration', 'notification', 'video']) await report(userId, service);
     const completed = await saga(userId);
     expect(completed.status).toBe('COMPLETED');
     // Reports after completion, of a step no saga has, and of a user nobody is deleting.
     await report(userId, 'billing');
-    await report(userId, 'video');
+    await report(userId, 'audit');
     const stranger = randomUUID();
     await report(stranger, 'story');
     await report('not-a-uuid', 'story');
@@ -144,8 +153,7 @@ describe('the deletion saga', () => {
 
   it('asks the silent steps again once per interval, with a new event each time, until they report', async () => {
     const userId = await deleting();
-    await report(userId, 'billing');
-    await report(userId, 'story');
+    for (const service of ['billing', 'narration', 'story', 'video']) await report(userId, service);
     let now = at(RETRY_MS - 1);
     const retrier = retries(() => now);
 
@@ -159,8 +167,10 @@ describe('the deletion saga', () => {
     expect((await saga(userId)).steps.map((s) => [s.service, s.status, s.attempts, s.requested_at])).toEqual([
       ['billing', 'DONE', 1, T0],
       ['collaboration', 'PENDING', 2, at(RETRY_MS)],
+      ['narration', 'DONE', 1, T0],
       ['notification', 'PENDING', 2, at(RETRY_MS)],
       ['story', 'DONE', 1, T0],
+      ['video', 'DONE', 1, T0],
     ]);
 
     await report(userId, 'notification');
@@ -191,7 +201,7 @@ describe('the deletion saga', () => {
     expect(asked.reduce((sum, n) => sum + n, 0)).toBe(users.length);
     for (const userId of users) {
       expect(await outbox('user.erasure.requested', userId)).toHaveLength(1);
-      expect((await saga(userId)).steps.map((s) => s.attempts)).toEqual([2, 2, 2, 2]);
+      expect((await saga(userId)).steps.map((s) => s.attempts)).toEqual(ERASURE_STEPS.map(() => 2));
     }
   });
 

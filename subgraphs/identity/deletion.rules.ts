@@ -16,20 +16,28 @@ export type StepStatus = 'PENDING' | 'DONE';
  *   counts stay: they are billing's records, and hold nothing but the id).
  * - collaboration: revokes the invitations the user sent, gives back the parts they had not
  *   submitted, and removes their name and contacts from participants and invitations.
+ * - narration: deletes their voice samples, voice and narrations (open jobs with them: a worker
+ *   under way stops at its next write), then, after the commit, the stored audio and the cloned
+ *   voice at its provider (erasure_cleanup, swept until done).
  * - notification: erases their addresses, preferences and messages (a nameless tombstone stays:
  *   a late event about them finds the person gone, not unknown).
  * - story: archives their stories (withdrawn from every reader), refuses new ones, and forgets
  *   their cloned voice.
+ * - video: deletes their video jobs and attempts (a worker under way stops at its next write),
+ *   then, after the commit, the stored videos, and asks the providers to cancel the jobs' tasks
+ *   (best effort: a running one stops; Runway and Luma delete a finished one).
  *
- * Not steps: narration and video do not react to user.deleted yet (a deleted user's voice
- * samples, narrations and videos stay: README, How an account is deleted); audit's event log is the
- * operators' record of what happened and keeps the events; identity is the saga itself and
- * deletes its row (provider links and refresh tokens with it) when the saga completes.
+ * Narration and video report once the rows are gone and the deletions are recorded: the files
+ * and provider calls follow within seconds, retried until done, and do not hold the saga up.
+ *
+ * Not steps: audit's event log is the operators' record of what happened and keeps the events;
+ * identity is the saga itself and deletes its row (provider links and refresh tokens with it)
+ * when the saga completes.
  *
  * A saga keeps the steps it started with: changing this list applies to deletions that start
  * afterwards.
  */
-export const ERASURE_STEPS: readonly string[] = ['billing', 'collaboration', 'notification', 'story'];
+export const ERASURE_STEPS: readonly string[] = ['billing', 'collaboration', 'narration', 'notification', 'story', 'video'];
 
 type StepState = Pick<UserDeletionStep, 'service' | 'status'>;
 

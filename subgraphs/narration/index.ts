@@ -1,5 +1,7 @@
 import { FILES_PATH, filesRoute, mediaBaseUrl, mediaSecret, storageFor } from '../../platform/storage/select.js';
 import type { SubgraphModule } from '../../platform/subgraph/module.js';
+import { erasureConsumer } from './erasure.consumer.js';
+import { ErasureSweeper } from './erasure.sweeper.js';
 import { UPLOADS_PATH, uploadRoute } from './media.routes.js';
 import { narrationMigrations } from './migrations/index.js';
 import { narrationEntities } from './narration.entities.js';
@@ -10,7 +12,10 @@ import { narrationProvidersFor } from './providers/select.js';
 import { StoryReader } from './story-reader.js';
 import { VoiceService } from './voice.service.js';
 
-/** Narration: voice samples and cloning, and stories read aloud by workers on a job queue. */
+/**
+ * Narration: voice samples and cloning, and stories read aloud by workers on a job queue. A step
+ * of the user deletion saga: erasure.consumer.ts, then the ErasureSweeper for files and voices.
+ */
 export const narration: SubgraphModule = {
   name: 'narration',
   entities: narrationEntities,
@@ -34,12 +39,20 @@ export const narration: SubgraphModule = {
       logger,
       onEventsCommitted,
     });
+    const sweeper = new ErasureSweeper({ orm, storage, cloner: providers.cloner, logger });
     const files = filesRoute(storage);
     return {
       resolvers: narrationResolvers(voices, narrations, storage),
       routes: { [UPLOADS_PATH]: uploadRoute({ orm, storage, secret, logger }), ...(files ? { [FILES_PATH]: files } : {}) },
-      start: () => worker.start(),
-      stop: () => worker.stop(),
+      consumers: [erasureConsumer],
+      async start() {
+        await worker.start();
+        sweeper.start();
+      },
+      async stop() {
+        await sweeper.stop();
+        await worker.stop();
+      },
     };
   },
 };

@@ -112,4 +112,41 @@ export const NarrationJob = new EntitySchema<NarrationJob>({
   },
 });
 
-export const narrationEntities = [Voice, VoiceSample, NarrationJob];
+/**
+ * What an erasure could not do inside its transaction, written in it and done after the commit by
+ * the ErasureSweeper: a stored file to delete, or a cloned voice to delete at its provider. A row
+ * goes once done, so a process that dies after the erasure's commit leaves the work to the next
+ * sweep, never undone.
+ */
+export interface ErasureCleanup {
+  id: string;
+  userId: string;
+  kind: 'BLOB' | 'PROVIDER_VOICE';
+  /** The blob's key, or the provider's voice id. */
+  target: string;
+  /** The cloner that made the voice ("local", "elevenlabs"); null for a blob. */
+  provider: string | null;
+  /** When it is (next) to be done; pushed ahead while a sweeper holds it, and after a failure. */
+  dueAt: Date;
+  attempts: number;
+  lastError: string | null;
+  createdAt: Date;
+}
+
+export const ErasureCleanup = new EntitySchema<ErasureCleanup>({
+  name: 'ErasureCleanup',
+  tableName: 'erasure_cleanup',
+  properties: {
+    id: { type: 'uuid', primary: true },
+    userId: { type: 'uuid', fieldName: 'user_id' },
+    kind: { type: 'string' },
+    target: { type: 'text' },
+    provider: { type: 'string', nullable: true },
+    dueAt: { type: 'Date', fieldName: 'due_at' },
+    attempts: { type: 'integer' },
+    lastError: { type: 'text', nullable: true, fieldName: 'last_error' },
+    createdAt: { type: 'Date', fieldName: 'created_at' },
+  },
+});
+
+export const narrationEntities = [Voice, VoiceSample, NarrationJob, ErasureCleanup];

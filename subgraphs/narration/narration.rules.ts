@@ -44,3 +44,23 @@ export const isTerminal = (status: NarrationStatus) => status === 'COMPLETED' ||
 
 /** The media type of a narration's audio. */
 export const audioContentType = (format: 'wav' | 'mp3') => (format === 'wav' ? 'audio/wav' : 'audio/mpeg');
+
+/** Where a job's part `index` is stored until the parts are joined. */
+export const partKey = (jobId: string, index: number) => `narrations/${jobId}/part-${String(index).padStart(5, '0')}`;
+
+/** Where run `attempt` of a job stores the joined audio. */
+export const narrationAudioKey = (jobId: string, attempt: number, format: 'wav' | 'mp3') => `narrations/${jobId}/narration-${attempt}.${format}`;
+
+/**
+ * Every key a job's runs may have stored, whatever became of them: its parts (a run that
+ * completes deletes them, one that died or was stopped does not) and the joined audio of each
+ * run in either format. Erasing the job deletes them all; keys never written cost a delete of
+ * nothing.
+ */
+export function storedKeysOf(job: { id: string; partsTotal: number | null; attempts: number; audioKey: string | null }): string[] {
+  const keys = new Set<string>();
+  if (job.audioKey) keys.add(job.audioKey);
+  for (let index = 0; index < (job.partsTotal ?? 0); index++) keys.add(partKey(job.id, index));
+  for (let attempt = 1; attempt <= job.attempts; attempt++) for (const format of ['wav', 'mp3'] as const) keys.add(narrationAudioKey(job.id, attempt, format));
+  return [...keys];
+}

@@ -3,6 +3,7 @@ import { badInput, forbidden, userError } from '../../platform/errors.js';
 import { isUuid } from '../../platform/formats.js';
 import type { JobQueue } from '../../platform/jobs/queue.js';
 import { requireUser, type SubgraphContext } from '../../platform/subgraph/context.js';
+import { lockLiveUser } from './erasure.store.js';
 import { NarrationJob, Voice } from './narration.entities.js';
 import type { SpeechSynthesizer } from './providers/speech.js';
 import type { StoryReader } from './story-reader.js';
@@ -44,6 +45,7 @@ export class NarrationService {
     if (!found.story.content.trim()) throw userError('EMPTY_CONTENT', 'The story has no text to read', 'storyId');
     const now = (this.deps.clock ?? (() => new Date()))();
     const job = await ctx.transaction(async ({ em }) => {
+      await lockLiveUser(em, userId);
       let providerVoiceId: string | null = null;
       if (input.voice === 'CLONED') {
         const voice = await em.findOne(Voice, { userId });

@@ -7,7 +7,7 @@ import type { Logger } from '../../platform/log.js';
 import { readAll, type BlobStorage } from '../../platform/storage/storage.js';
 import { NarrationJob } from './narration.entities.js';
 import * as events from './narration.events.js';
-import { audioContentType, isTerminal } from './narration.rules.js';
+import { audioContentType, isTerminal, narrationAudioKey, partKey } from './narration.rules.js';
 import { liveSubjectOf, NARRATION_QUEUE } from './narration.service.js';
 import { joinAudio, splitForSpeech } from './providers/audio.js';
 import { ProviderFailed, type NarrationVoice, type SpeechSynthesizer, type SynthesizedAudio } from './providers/speech.js';
@@ -34,7 +34,8 @@ export interface NarrationWorkerOptions {
  * synthesizes the story part by part (each part's audio stored, the row counting the parts
  * done, so a job taken again after a crash continues where it stopped), joins the parts, and
  * completes the job once: the status change and its event commit together, guarded by the
- * status the job had.
+ * status the job had. A job erased with its owner's account (its row deleted) fails every
+ * guarded commit: the run stops there, deleting the parts it stored, and recreates nothing.
  */
 export class NarrationWorker {
   private worker: Worker | null = null;
@@ -86,19 +87,19 @@ export class NarrationWorker {
       const voice: NarrationVoice = job.voiceKind === 'CLONED' ? { kind: 'CLONED', providerVoiceId: job.providerVoiceId! } : { kind: 'STOCK', stockVoice: job.stockVoice! };
       const parts = splitForSpeech(`${lookup.story.title}.\n\n${lookup.story.content}`, speech.maxChars);
       if (!parts.length) throw new ProviderFailed('REFUSED', 'The story has no text to read');
-      if (job.partsTotal !== parts.length && !(await this.commit(job, { partsTotal: parts.length, partsDone: 0, progress: 0 }, ['RUNNING']))) return this.superseded(log);
+      if (job.partsTotal !== parts.length && !(await this.commit(job, { partsTotal: parts.length, partsDone: 0, progress: 0 }, ['RUNNING']))) return this.lost(job, 0, log);
       for (let index = job.partsDone; index < parts.length; index++) {
         queued.signal.throwIfAborted();
         const audio = await speech.synthesize(parts[index]!, voice, { signal: queued.signal });
         await this.options.storage.put(partKey(job.id, index), audio.audio, { contentType: audioContentType(audio.format) });
         // Joining the parts is the last step: progress reaches 1 with COMPLETED.
-        if (!(await this.commit(job, { partsDone: index + 1, progress: (index + 1) / (parts.length + 1) }, ['RUNNING']))) return this.superseded(log);
+        if (!(await this.commit(job, { partsDone: index + 1, progress: (index + 1) / (parts.length + 1) }, ['RUNNING']))) return this.lost(job, index + 1, log);
         this.publish(job);
       }
       const audio = joinAudio(await Promise.all(parts.map((_, index) => this.part(job.id, index))));
       const contentType = audioContentType(audio.format);
       // Named by this run: a superseded run cannot overwrite the audio of the one that completes.
-      const audioKey = `narrations/${job.id}/narration-${job.attempts}.${audio.format}`;
+      const audioKey = narrationAudioKey(job.id, job.attempts, audio.format);
       await this.options.storage.put(audioKey, audio.audio, { contentType });
       const completed = await this.commit(
         job,
@@ -112,7 +113,7 @@ export class NarrationWorker {
       );
       if (!completed) {
         await this.options.storage.delete(audioKey);
-        return this.superseded(log);
+        return this.lost(job, parts.length, log);
       }
       log.info({ parts: parts.length, durationMs: audio.durationMs }, 'narration completed');
       await Promise.all(parts.map((_, index) => this.options.storage.delete(partKey(job.id, index))));
@@ -135,8 +136,21 @@ export class NarrationWorker {
     }
   }
 
-  private superseded(log: Logger): void {
-    log.warn('another run of this narration took it over; this one stops');
+  /**
+   * A guarded commit found the job no longer this run's: another run took it over (and carries
+   * on from the parts stored), or the job was erased with its owner's account. Then the parts
+   * this run stored (`partsStored`, from the first) may have landed after the erasure listed
+   * the job's files: they are deleted here. The erasure deletes the same keys again later, for
+   * a process that dies before it gets here.
+   */
+  private async lost(job: NarrationJob, partsStored: number, log: Logger): Promise<void> {
+    if (await this.options.orm.em.fork().count(NarrationJob, { id: job.id })) return log.warn('another run of this narration took it over; this one stops');
+    try {
+      for (let index = 0; index < partsStored; index++) await this.options.storage.delete(partKey(job.id, index));
+    } catch (error) {
+      log.warn({ err: error }, 'could not delete the parts of an erased narration; the erasure deletes them later');
+    }
+    log.info('the narration was erased with its owner\'s account; this run stops');
   }
 
   private async part(jobId: string, index: number): Promise<SynthesizedAudio> {
@@ -170,5 +184,3 @@ export class NarrationWorker {
 
 /** Deliveries of a job before it fails for a reason that is not the provider's (the queue drops it after). */
 const NARRATION_MAX_ATTEMPTS = 5;
-
-const partKey = (jobId: string, index: number) => `narrations/${jobId}/part-${String(index).padStart(5, '0')}`;

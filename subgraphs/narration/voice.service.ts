@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { LockMode, type EntityManager } from '@mikro-orm/postgresql';
-import { userError } from '../../platform/errors.js';
+import { unauthenticated, userError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/log.js';
 import { readAll, type BlobStorage } from '../../platform/storage/storage.js';
 import { signUploadToken } from '../../platform/storage/upload-token.js';
 import { requireUser, type SubgraphContext } from '../../platform/subgraph/context.js';
+import { lockLiveUser, lockUser, providerVoice, recordCleanup } from './erasure.store.js';
 import { Voice, VoiceSample } from './narration.entities.js';
 import * as events from './narration.events.js';
 import * as rules from './narration.rules.js';
@@ -38,6 +39,7 @@ export class VoiceService {
     const now = this.clock();
     const id = randomUUID();
     const sample = await ctx.transaction(async ({ em }) => {
+      await lockLiveUser(em, userId);
       const sample = em.create(VoiceSample, {
         id,
         userId,
@@ -63,11 +65,14 @@ export class VoiceService {
   /**
    * Clones the caller's voice from their uploaded samples. The voice is marked CLONING in one
    * transaction (so two clicks clone once), the provider is called outside any transaction, and
-   * the result, the samples' lock and voice.cloned commit together.
+   * the result, the samples' lock and voice.cloned commit together. An account erased while the
+   * provider cloned finds its voice row gone: the voice made there is recorded for the erasure
+   * sweeper to delete, and the caller told the account is deleted.
    */
   async clone(ctx: SubgraphContext): Promise<{ voice: Voice }> {
     const userId = requireUser(ctx);
     const { voice, samples } = await ctx.transaction(async ({ em }) => {
+      await lockLiveUser(em, userId);
       const voice = await lockVoice(em, userId, this.clock());
       const samples = await em.find(VoiceSample, { userId, uploadedAt: { $ne: null } }, { orderBy: { createdAt: 'asc' } });
       rules.assertCloneable(voice.status, samples.length, voice.updatedAt, this.clock());
@@ -84,14 +89,21 @@ export class VoiceService {
       );
       const cloned = await this.options.cloner.clone({ name: `storyloom-${userId}`, samples: audio });
       const now = this.clock();
-      return await ctx.transaction(async ({ em, emit }) => {
-        const current = await em.findOneOrFail(Voice, { id: voice.id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+      const result = await ctx.transaction(async ({ em, emit }) => {
+        // The erasure's lock: it either committed already (the row is gone) or waits for this.
+        await lockUser(em, userId);
+        const current = await em.findOne(Voice, { id: voice.id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+        if (!current) {
+          await recordCleanup(em, userId, [providerVoice(this.options.cloner.name, cloned.providerVoiceId)]);
+          return null;
+        }
         Object.assign(current, { status: 'CLONED', provider: this.options.cloner.name, providerVoiceId: cloned.providerVoiceId, clonedAt: now, updatedAt: now });
         await em.nativeUpdate(VoiceSample, { id: { $in: samples.map((s) => s.id) } }, { locked: true });
         const payload: events.VoiceCloned = { voiceId: current.id, provider: this.options.cloner.name, samples: samples.length };
         emit({ type: events.VOICE_CLONED, payload });
         return { voice: current };
       });
+      if (result) return result;
     } catch (error) {
       const message = error instanceof ProviderFailed ? error.message : 'Cloning failed unexpectedly';
       if (!(error instanceof ProviderFailed)) this.options.logger.error({ err: error, userId }, 'voice cloning failed');
@@ -100,6 +112,7 @@ export class VoiceService {
       });
       throw userError('CLONE_FAILED', message);
     }
+    throw unauthenticated('This account has been deleted');
   }
 }
 

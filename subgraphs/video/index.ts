@@ -1,5 +1,7 @@
 import { FILES_PATH, filesRoute, storageFor } from '../../platform/storage/select.js';
 import type { SubgraphModule } from '../../platform/subgraph/module.js';
+import { erasureConsumer } from './erasure.consumer.js';
+import { ErasureSweeper } from './erasure.sweeper.js';
 import { videoMigrations } from './migrations/index.js';
 import { videoProvidersFor } from './providers/select.js';
 import { StorySource } from './story-source.js';
@@ -9,7 +11,11 @@ import { videoResolvers } from './video.resolvers.js';
 import { VideoService } from './video.service.js';
 import { VideoWorker } from './video.worker.js';
 
-/** Video: stories made into short films by the enabled providers, with fallback, by workers on a job queue. */
+/**
+ * Video: stories made into short films by the enabled providers, with fallback, by workers on a
+ * job queue. A step of the user deletion saga: erasure.consumer.ts, then the ErasureSweeper for
+ * stored videos and provider tasks.
+ */
 export const video: SubgraphModule = {
   name: 'video',
   entities: videoEntities,
@@ -32,13 +38,18 @@ export const video: SubgraphModule = {
       logger,
       onEventsCommitted,
     });
+    const sweeper = new ErasureSweeper({ orm, storage, providers: providers.all, logger });
     const files = filesRoute(storage);
     return {
       resolvers: videoResolvers(videos, storage),
       routes: files ? { [FILES_PATH]: files } : undefined,
-      consumers: [projectionsConsumer],
-      start: () => worker.start(),
+      consumers: [projectionsConsumer, erasureConsumer],
+      async start() {
+        await worker.start();
+        sweeper.start();
+      },
       async stop() {
+        await sweeper.stop();
         await worker.stop();
         // The local renderer kills its ffmpeg processes; their tasks resume at the next start.
         for (const provider of providers.all.values()) await provider.close?.();

@@ -99,3 +99,19 @@ export function jobProgress(stage: 'SUBMITTED' | 'MAKING' | 'DOWNLOADING' | 'DON
       return 1;
   }
 }
+
+/** Where run `run` of a job stores the video its attempt `seq` made. */
+export const videoKey = (jobId: string, seq: number, run: number) => `videos/${jobId}/video-${seq}-${run}.mp4`;
+
+/**
+ * Every key a job's runs may have stored, whatever became of them: one per attempt (provider)
+ * and run, of which a completed job keeps one and a superseded run deletes its own, unless its
+ * process died first. Erasing the job deletes them all; keys never written cost a delete of
+ * nothing.
+ */
+export function storedKeysOf(job: { id: string; providers: readonly string[]; runs: number; videoKey: string | null }): string[] {
+  const keys = new Set<string>();
+  if (job.videoKey) keys.add(job.videoKey);
+  for (let seq = 0; seq < job.providers.length; seq++) for (let run = 1; run <= job.runs; run++) keys.add(videoKey(job.id, seq, run));
+  return [...keys];
+}

@@ -4,6 +4,7 @@ import { isUuid } from '../../platform/formats.js';
 import type { JobQueue } from '../../platform/jobs/queue.js';
 import { tableOf } from '../../platform/db/tables.js';
 import { requireUser, type SubgraphContext } from '../../platform/subgraph/context.js';
+import { lockLiveUser } from './erasure.store.js';
 import { buildPrompt } from './prompt.js';
 import type { AspectRatio, VideoProviderName } from './providers/provider.js';
 import type { StorySource } from './story-source.js';
@@ -63,8 +64,8 @@ export class VideoService {
     const now = (this.deps.clock ?? (() => new Date()))();
     const job = await ctx.transaction(async ({ em }) => {
       // One user's requests are counted and inserted one at a time: ten at once on a plan that
-      // allows one make one video, not ten.
-      await em.getConnection().execute(`select pg_advisory_xact_lock(hashtext('video:' || ?::text))`, [userId], 'all', em.getTransactionContext());
+      // allows one make one video, not ten. The erasure of the account takes the same lock.
+      await lockLiveUser(em, userId);
       const entitlement = (await em.findOne(VideoEntitlement, { userId })) ?? rules.STARTING_ENTITLEMENTS;
       const month = rules.monthOf(now);
       // What billing will count (completed this month) and what may still complete (under way).

@@ -11,7 +11,7 @@ import { VideoProviderError, type DownloadedVideo, type TaskStatus, type VideoBr
 import type { StorySource } from './story-source.js';
 import { VideoAttempt, VideoJob, type AttemptStatus, type VideoStatus } from './video.entities.js';
 import * as events from './video.events.js';
-import { isTerminal, jobProgress } from './video.rules.js';
+import { isTerminal, jobProgress, videoKey } from './video.rules.js';
 import { liveSubjectOf, markEnqueued, VIDEO_QUEUE } from './video.queue.js';
 
 export interface VideoWorkerOptions {
@@ -70,7 +70,9 @@ type AttemptOutcome = 'COMPLETED' | 'NEXT';
  * so a run that takes the job over after a crash polls the same task (no second task, no
  * second bill) and a finished attempt is never tried again. The video is copied into our
  * storage (the provider's URLs expire) and the job completes once: every write is fenced by
- * the run count this run claimed, and the completion and its event commit together.
+ * the run count this run claimed, and the completion and its event commit together. A job
+ * erased with its owner's account (its rows deleted) fails the fence like one another run took
+ * over: the run stops at its next renewal or write, and a video it stored meanwhile is deleted.
  */
 export class VideoWorker {
   private worker: Worker | null = null;
@@ -152,7 +154,8 @@ export class VideoWorker {
       await this.generate(job, signals, log);
     } catch (error) {
       await heartbeat.stop();
-      if (lost.signal.aborted || error instanceof Superseded) return log.warn('another run of this video took it over; this one stops');
+      // Erased with its owner's account (user.deleted), a job is lost the same way: its row is gone.
+      if (lost.signal.aborted || error instanceof Superseded) return log.warn('another run of this video took it over, or it was erased; this one stops');
       if (queued.signal.aborted || error instanceof RetryLater) {
         // Stopping, or waiting on something that will come back (the video is made and paid
         // for): hand the job over at once for the queue's next delivery, counting no failure.
@@ -370,7 +373,7 @@ export class VideoWorker {
   private async complete(job: VideoJob, attempt: VideoAttempt, provider: VideoProvider, signal: AbortSignal): Promise<void> {
     const video = await this.download(job, attempt, provider, signal);
     // Named by this run: a superseded run cannot overwrite the video of the one that completes.
-    const key = `videos/${job.id}/video-${attempt.seq}-${job.runs}.mp4`;
+    const key = videoKey(job.id, attempt.seq, job.runs);
     let stored;
     try {
       stored = await this.options.storage.put(key, video.body, { contentType: video.contentType, maxBytes: this.options.maxBytes });

@@ -162,8 +162,10 @@ export interface FakeElevenLabs {
   apiKey: string;
   /** Every request received, in order, including rejected ones. */
   requests: FakeElevenLabsRequest[];
-  /** Voice ids that text-to-speech accepts: the premade ones, those added, those cloned. */
+  /** Voice ids that text-to-speech accepts: the premade ones, those added, those cloned (until deleted). */
   voices: Set<string>;
+  /** Voice ids deleted (`DELETE /v1/voices/{voice_id}` answered 200), in order. */
+  deletedVoices: string[];
   /**
    * The next request (to any route) gets this error status with ElevenLabs' error body
    * (`{ detail: { status, message } }`; for a 422, FastAPI's `{ detail: [{ loc, msg, type }] }`). 429 and
@@ -213,8 +215,9 @@ const invalid = (loc: string[], msg: string, type: string, input: unknown) => ({
 /**
  * A fake ElevenLabs API on loopback, speaking the real wire format: `POST
  * /v1/text-to-speech/{voice_id}?output_format=...` (JSON `{ text, model_id }` -> MP3 bytes,
- * `audio/mpeg`) and `POST /v1/voices/add` (multipart -> `{ voice_id, requires_verification }`),
- * both behind `xi-api-key`, with behaviour queued per test.
+ * `audio/mpeg`), `POST /v1/voices/add` (multipart -> `{ voice_id, requires_verification }`) and
+ * `DELETE /v1/voices/{voice_id}` (-> `{ status: "ok" }`; an unknown voice is ElevenLabs' 400
+ * `voice_does_not_exist`), all behind `xi-api-key`, with behaviour queued per test.
  */
 export async function startFakeElevenLabs(options: { apiKey?: string } = {}): Promise<FakeElevenLabs> {
   const apiKey = options.apiKey ?? `sk_${randomBytes(24).toString('hex')}`;
@@ -222,6 +225,7 @@ export async function startFakeElevenLabs(options: { apiKey?: string } = {}): Pr
   const queue: Behaviour[] = [];
   const waiters: { count: number; resolve: () => void }[] = [];
   const voices = new Set<string>(FAKE_PREMADE_VOICES);
+  const deletedVoices: string[] = [];
   let cloned = 0;
 
   const enqueue = (behaviour: Behaviour, times = 1) => {
@@ -302,6 +306,20 @@ export async function startFakeElevenLabs(options: { apiKey?: string } = {}): Pr
     send(res, 200, answer);
   };
 
+  const deleteVoice = (res: ServerResponse, voiceId: string) => {
+    const behaviour = queue.shift();
+    const answer = behaviour?.kind === 'malformed' ? { deleted: true } : { status: 'ok' };
+    if (misbehave(res, behaviour, Buffer.from(JSON.stringify(answer)), 'application/json')) return;
+    if (!voices.has(voiceId)) {
+      return send(res, 400, { detail: { status: 'voice_does_not_exist', message: `A voice with voice_id ${voiceId} does not exist.` } });
+    }
+    if (behaviour?.kind !== 'malformed') {
+      voices.delete(voiceId);
+      deletedVoices.push(voiceId);
+    }
+    send(res, 200, answer);
+  };
+
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -331,6 +349,8 @@ export async function startFakeElevenLabs(options: { apiKey?: string } = {}): Pr
         const tts = /^\/v1\/text-to-speech\/([^/]+)$/.exec(url.pathname);
         if (req.method === 'POST' && tts) return textToSpeech(request, res, decodeURIComponent(tts[1]!));
         if (req.method === 'POST' && url.pathname === '/v1/voices/add') return addVoice(request, res);
+        const voice = /^\/v1\/voices\/([^/]+)$/.exec(url.pathname);
+        if (req.method === 'DELETE' && voice) return deleteVoice(res, decodeURIComponent(voice[1]!));
         send(res, 404, { detail: 'Not Found' });
       })().catch((error: unknown) => send(res, 500, { detail: { status: 'fake_error', message: String(error) } }));
     });
@@ -344,6 +364,7 @@ export async function startFakeElevenLabs(options: { apiKey?: string } = {}): Pr
     apiKey,
     requests,
     voices,
+    deletedVoices,
     fail(status, times, detail, headers) {
       const base = DEFAULT_ERRORS[status] ?? { status: 'error', message: `Error ${status}` };
       // A 422 is FastAPI's validation list unless the test says what to send.

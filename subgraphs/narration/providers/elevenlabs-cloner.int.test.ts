@@ -103,3 +103,40 @@ describe('ElevenLabsVoiceCloner', () => {
     expect(fake.requests).toHaveLength(0);
   });
 });
+
+describe('ElevenLabsVoiceCloner.deleteVoice', () => {
+  it('deletes a voice it cloned: ElevenLabs no longer speaks with it', async () => {
+    const { providerVoiceId } = await cloner().clone({ name: 'Grandma', samples: await samples() });
+    await cloner().deleteVoice(providerVoiceId);
+    expect(fake.requests[1]).toMatchObject({ method: 'DELETE', path: `/v1/voices/${providerVoiceId}` });
+    expect(fake.requests[1]!.headers['xi-api-key']).toBe(fake.apiKey);
+    expect(fake.deletedVoices).toEqual([providerVoiceId]);
+    const speech = new ElevenLabsSpeechSynthesizer({ apiKey: fake.apiKey, baseUrl: fake.url, modelId: 'eleven_multilingual_v2', timeoutMs: 5_000, maxRetries: 0 });
+    await expect(speech.synthesize('Hello.', { kind: 'CLONED', providerVoiceId })).rejects.toThrow(ProviderFailed);
+  });
+
+  it('retries a server error or a timeout: deleting twice is harmless', async () => {
+    const { providerVoiceId } = await cloner().clone({ name: 'Grandma', samples: await samples() });
+    fake.fail(503);
+    fake.hang();
+    await cloner({ timeoutMs: 300, maxRetries: 2 }).deleteVoice(providerVoiceId);
+    expect(fake.requests.slice(1).map((r) => r.method)).toEqual(['DELETE', 'DELETE', 'DELETE']);
+    expect(fake.deletedVoices).toEqual([providerVoiceId]);
+  });
+
+  it('takes a voice ElevenLabs does not have for deleted (an earlier answer was lost)', async () => {
+    const { providerVoiceId } = await cloner().clone({ name: 'Grandma', samples: await samples() });
+    await cloner().deleteVoice(providerVoiceId);
+    await cloner().deleteVoice(providerVoiceId);
+    expect(fake.requests.slice(1).map((r) => r.method)).toEqual(['DELETE', 'DELETE']);
+    expect(fake.deletedVoices).toEqual([providerVoiceId]);
+  });
+
+  it('fails on a 404 that does not say the voice is unknown (a wrong base URL), and on a refused key', async () => {
+    const wrongPath = await failureOf(cloner({ baseUrl: `${fake.url}/elsewhere` }).deleteVoice('21m00Tcm4TlvDq8ikWAM'));
+    expect(wrongPath.message).toMatch(/^ElevenLabs answered 404/);
+    const refused = await failureOf(cloner({ apiKey: 'sk_wrong0123456789' }).deleteVoice('21m00Tcm4TlvDq8ikWAM'));
+    expect(refused.message).toBe('ElevenLabs refused the API key (401): check the ElevenLabs API key configured for narration.');
+    expect(fake.deletedVoices).toEqual([]);
+  });
+});

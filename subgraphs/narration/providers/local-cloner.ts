@@ -21,4 +21,10 @@ export class LocalVoiceCloner implements VoiceCloner {
     }
     return { providerVoiceId: `local-${hash.digest('hex').slice(0, 16)}`, requiresVerification: false };
   }
+
+  /** Nothing to forget: a local voice is its id, and lives nowhere else. */
+  async deleteVoice(providerVoiceId: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    options.signal?.throwIfAborted();
+    if (!providerVoiceId) throw new RangeError('LocalVoiceCloner: which voice?');
+  }
 }

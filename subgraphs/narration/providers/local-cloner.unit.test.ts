@@ -35,4 +35,11 @@ describe('LocalVoiceCloner', () => {
   it('needs at least one sample', async () => {
     await expect(cloner.clone({ name: 'v', samples: [] })).rejects.toThrow(RangeError);
   });
+
+  it('deletes a voice by forgetting it: there is nothing stored anywhere to delete', async () => {
+    const { providerVoiceId } = await cloner.clone({ name: 'v', samples: [sample('take')] });
+    await expect(cloner.deleteVoice(providerVoiceId)).resolves.toBeUndefined();
+    await expect(cloner.deleteVoice(providerVoiceId)).resolves.toBeUndefined();
+    await expect(cloner.deleteVoice(providerVoiceId, { signal: AbortSignal.abort() })).rejects.toThrow();
+  });
 });

@@ -50,6 +50,12 @@ export interface VoiceCloner {
    * no samples, ProviderFailed for what the author should be told.
    */
   clone(input: { name: string; samples: VoiceSample[] }, options?: { signal?: AbortSignal }): Promise<{ providerVoiceId: string; requiresVerification: boolean }>;
+  /**
+   * Deletes a voice this cloner made (its owner's account was erased). Resolves when the provider
+   * deleted it or does not know it (deleted already: a retry after an answer that was lost), so
+   * it may be called again freely; throws ProviderFailed when the provider would not.
+   */
+  deleteVoice(providerVoiceId: string, options?: { signal?: AbortSignal }): Promise<void>;
 }
 
 export type ProviderFailureReason = 'TIMEOUT' | 'REFUSED' | 'PROVIDER_ERROR' | 'INVALID_RESPONSE';
