@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -12,6 +12,7 @@ import { startFakeOidcIssuer, type FakeOidcIssuer } from './fakes/oidc-issuer.js
 import { captureEvents } from './support/capture.js';
 import { clientOperation } from './support/clients.js';
 import { startTestStack, type TestStack } from './support/stack.js';
+import { filesUnder } from '../platform/erasure/erasure-step.contract.js';
 
 /**
  * The user deletion saga through the gateway: deleteAccount, every step's subgraph erasing and
@@ -113,16 +114,6 @@ const identityRow = (userId: string) => query(`select deletion_requested_at is n
 const consumerOf = (subgraph: string, name: string): EventConsumer => stack.app.subgraphs.find((s) => s.name === subgraph)!.consumers.find((c) => c.name === name)!;
 
 /** Files a subgraph's store holds under `prefix` (paths relative to the subgraph's folder). */
-async function filesUnder(subgraph: string, prefix: string): Promise<string[]> {
-  const root = join(storageDir, subgraph);
-  try {
-    const entries = await readdir(join(root, prefix), { recursive: true, withFileTypes: true });
-    return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(root.length + 1)).sort();
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-}
 
 /** A member with data (above), and media: five samples uploaded through their links, the voice cloned, a story read aloud in it and made into a video. */
 async function memberWithMedia(name: string) {
@@ -152,9 +143,9 @@ async function mediaOf(member: { id: string; narrationId: string; videoId: strin
   return {
     rows: { voices: await count('narration.voice'), samples: await count('narration.voice_sample'), narrations: await count('narration.narration_job'), videos: await count('video.video_job') },
     files: [
-      ...(await filesUnder('narration', `voice-samples/${member.id}`)),
-      ...(await filesUnder('narration', `narrations/${member.narrationId}`)),
-      ...(await filesUnder('video', `videos/${member.videoId}`)),
+      ...(await filesUnder(join(storageDir, 'narration'), `voice-samples/${member.id}`)),
+      ...(await filesUnder(join(storageDir, 'narration'), `narrations/${member.narrationId}`)),
+      ...(await filesUnder(join(storageDir, 'video'), `videos/${member.videoId}`)),
     ],
   };
 }

@@ -1,16 +1,9 @@
-import type { ConsumerDefinition, EventHandlerContext } from '../../platform/events/consumer.types.js';
 import { tableOf } from '../../platform/db/tables.js';
-import { blob, lockUser, markErased, providerVoice, recordCleanup } from './erasure.store.js';
+import { erasureStepConsumer } from '../../platform/erasure/step.js';
+import type { EventHandlerContext } from '../../platform/events/consumer.types.js';
+import { beginErasure, blob, jobBlobs, providerVoice, recordCleanup } from './erasure.store.js';
 import * as events from './narration.events.js';
 import { storedKeysOf } from './narration.rules.js';
-
-/**
- * How long after an erasure the files of the jobs it found open are deleted once more. A run in
- * flight may store a part or its audio after the erasure committed, before its next guarded
- * commit finds the job gone (it then deletes them itself, unless its process dies first); one
- * part and one put take far less than this.
- */
-export const LATE_SWEEP_MS = 15 * 60_000;
 
 /**
  * An account is deleted: narration's step of the deletion saga, asked again by
@@ -20,24 +13,15 @@ export const LATE_SWEEP_MS = 15 * 60_000;
  * row, so a run that picks one up finds nothing, and one under way stops at its next commit.
  * Stored files and the cloned voice at its provider cannot be deleted in a transaction: they are
  * recorded in erasure_cleanup in the same one, and the ErasureSweeper deletes them after the
- * commit. Idempotent: asked again, it finds nothing left and reports again.
+ * commit (the files of open jobs once more later: a part or its audio stored by a run in flight
+ * before its next guarded commit). From the start of the transaction (platform/erasure/step.ts), a
+ * sample, clone or narration asked for with a token still valid is refused. Idempotent: asked
+ * again, it finds nothing left and reports again.
  */
-export const erasureConsumer: ConsumerDefinition = {
-  name: 'narration',
-  types: [events.USER_DELETED, events.USER_ERASURE_REQUESTED],
-  async handle(event, ctx) {
-    const erasure = events.erasureAsked(event);
-    if (!erasure) return;
-    await eraseUser(ctx, erasure.userId, erasure.at);
-    ctx.emit(events.erasureCompleted(erasure.userId));
-  },
-};
+export const erasureConsumer = erasureStepConsumer({ name: 'narration', events, beginErasure, erase: eraseUser });
 
-async function eraseUser(ctx: EventHandlerContext, userId: string, at: Date): Promise<void> {
+async function eraseUser(ctx: EventHandlerContext, userId: string): Promise<void> {
   const { em } = ctx;
-  // After this, a sample, clone or narration asked for with a token still valid is refused.
-  await lockUser(em, userId);
-  await markErased(em, userId, at);
   // Deleted with `returning`: a worker's commit that lands first is waited for and its keys seen.
   const run = <T>(sql: string) => em.getConnection().execute<T[]>(sql, [userId], 'all', em.getTransactionContext());
   const samples = await run<{ storage_key: string; uploaded_at: Date | null }>(`delete from ${tableOf(em, 'voice_sample')} where "user_id" = ? returning "storage_key", "uploaded_at"`);
@@ -45,13 +29,10 @@ async function eraseUser(ctx: EventHandlerContext, userId: string, at: Date): Pr
   const jobs = await run<{ id: string; status: string; parts_total: number | null; attempts: number; audio_key: string | null }>(
     `delete from ${tableOf(em, 'narration_job')} where "user_id" = ? returning "id", "status", "parts_total", "attempts", "audio_key"`,
   );
-  const keysOf = (job: (typeof jobs)[number]) => storedKeysOf({ id: job.id, partsTotal: job.parts_total, attempts: job.attempts, audioKey: job.audio_key });
-  const late = new Date(Date.now() + LATE_SWEEP_MS);
   await recordCleanup(em, userId, [
     // A sample never uploaded stored nothing (a PUT racing this finds its row gone and removes its own object).
     ...samples.filter((s) => s.uploaded_at).map((s) => blob(s.storage_key)),
-    ...jobs.flatMap((job) => keysOf(job).map((key) => blob(key))),
-    ...jobs.filter((job) => job.status === 'QUEUED' || job.status === 'RUNNING').flatMap((job) => keysOf(job).map((key) => blob(key, late))),
+    ...jobBlobs(jobs.map((job) => ({ status: job.status, keys: storedKeysOf({ id: job.id, partsTotal: job.parts_total, attempts: job.attempts, audioKey: job.audio_key }) }))),
     // A voice being cloned has no id yet: the clone, finding its row gone, records the voice it made.
     ...voices.filter((v) => v.provider && v.provider_voice_id).map((v) => providerVoice(v.provider!, v.provider_voice_id!)),
   ]);

@@ -1,21 +1,14 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { EventConsumer } from '../../platform/events/consumer.js';
-import { createEnvelope, type EventEnvelope } from '../../platform/events/envelope.js';
-import type { EventTransport } from '../../platform/events/transport.js';
+import { erasureStepContract, erasureStepDriver, recordingStorage, type ErasureStepDriver, type RecordingStorage } from '../../platform/erasure/erasure-step.contract.js';
 import { InProcessJobQueue } from '../../platform/jobs/in-process.js';
 import { InProcessLiveBus } from '../../platform/live/in-process.js';
-import { LocalDiskStorage } from '../../platform/storage/local.js';
-import type { BlobStorage } from '../../platform/storage/storage.js';
 import { createSubgraphContext, type SubgraphContext } from '../../platform/subgraph/context.js';
 import { startFakeElevenLabs, type FakeElevenLabs } from '../../test/fakes/elevenlabs.js';
 import { migratedSubgraphDatabase } from '../../test/support/database.js';
 import { erasureConsumer } from './erasure.consumer.js';
-import { ErasureSweeper } from './erasure.sweeper.js';
+import { narrationErasureSweeper } from './erasure.sweeper.js';
 import { narrationMigrations } from './migrations/index.js';
 import { narrationEntities } from './narration.entities.js';
 import { partKey } from './narration.rules.js';
@@ -31,18 +24,17 @@ import { VoiceService } from './voice.service.js';
 /**
  * Narration's step of the user deletion saga on a real PostgreSQL, driven directly:
  * user.deleted and user.erasure.requested handled by the erasure consumer (inbox and outbox
- * included), the ErasureSweeper run by the test, a narration worker on the in-process queue
- * whose speech the test holds and releases, and the ElevenLabs cloner against its fake.
+ * included; the contract every step passes is platform/erasure's), the ErasureSweeper run by
+ * the test, a narration worker on the in-process queue whose speech the test holds and
+ * releases, and the ElevenLabs cloner against its fake.
  */
 const logs: { msg: string; jobId?: string }[] = [];
 const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
 
 let db: Awaited<ReturnType<typeof migratedSubgraphDatabase>>;
-let storageDir: string;
-let storage: BlobStorage;
-/** What the worker and the sweeper did to storage, in order: `put <key>`, `delete <key>`. */
-const ops: string[] = [];
-let consumer: EventConsumer;
+/** The store the worker and the sweeper use, and what they did to it. */
+let store: RecordingStorage;
+let driver: ErasureStepDriver;
 let jobs: InProcessJobQueue;
 let worker: NarrationWorker;
 let eleven: FakeElevenLabs;
@@ -60,26 +52,10 @@ const stories = {
 
 beforeAll(async () => {
   db = await migratedSubgraphDatabase({ name: 'narration', entities: narrationEntities, migrations: narrationMigrations }, logger);
-  storageDir = await mkdtemp(join(tmpdir(), 'narration-erasure-'));
-  const disk = new LocalDiskStorage({ root: storageDir, publicBaseUrl: 'http://127.0.0.1:4000/media/narration', secret: randomBytes(32).toString('base64url') });
-  storage = {
-    kind: disk.kind,
-    put: (key, body, options) => {
-      ops.push(`put ${key}`);
-      return disk.put(key, body, options);
-    },
-    read: (key) => disk.read(key),
-    head: (key) => disk.head(key),
-    async delete(key) {
-      await disk.delete(key);
-      ops.push(`delete ${key}`);
-    },
-    downloadUrl: (key, options) => disk.downloadUrl(key, options),
-  };
-  // The transport is not used: the test hands events to the consumer as the transport would.
-  consumer = new EventConsumer({ definition: erasureConsumer, orm: db.orm, transport: {} as EventTransport, logger, serviceName: 'narration' });
+  store = await recordingStorage('narration');
+  driver = erasureStepDriver({ step: 'narration', orm: db.orm, definition: erasureConsumer, logger });
   jobs = new InProcessJobQueue(logger);
-  worker = new NarrationWorker({ orm: db.orm, jobs, live: new InProcessLiveBus(), storage, stories, stockSpeech: speech.synth, clonedSpeech: speech.synth, concurrency: 1, ackWaitMs: 30_000, logger, onEventsCommitted: () => {} });
+  worker = new NarrationWorker({ orm: db.orm, jobs, live: new InProcessLiveBus(), storage: store.storage, stories, stockSpeech: speech.synth, clonedSpeech: speech.synth, concurrency: 1, ackWaitMs: 30_000, logger, onEventsCommitted: () => {} });
   await worker.start();
   eleven = await startFakeElevenLabs();
 });
@@ -89,7 +65,7 @@ afterAll(async () => {
   await worker?.stop();
   await eleven?.close();
   await db?.close();
-  await rm(storageDir, { recursive: true, force: true });
+  await store?.close();
 });
 
 /** Local speech in parts of at most 130 characters; from call `holdFrom(n)` on, each call waits for `release()`. */
@@ -128,16 +104,16 @@ const eventually = <T>(check: () => Promise<T> | T) => vi.waitFor(check, { timeo
 const ctxOf = (userId: string): SubgraphContext =>
   createSubgraphContext({ serviceName: 'narration', em: db.orm.em.fork(), log: logger, caller: { userId, roles: ['USER'] }, correlationId: `corr-${userId}`, onEventsCommitted: () => {} });
 const voicesWith = (cloner: VoiceCloner) =>
-  new VoiceService({ storage, cloner, secret: randomBytes(32).toString('base64url'), uploadBaseUrl: () => 'http://127.0.0.1:4000/media/narration/uploads/', maxSampleBytes: 1 << 20, logger });
+  new VoiceService({ storage: store.storage, cloner, secret: randomBytes(32).toString('base64url'), uploadBaseUrl: () => 'http://127.0.0.1:4000/media/narration/uploads/', maxSampleBytes: 1 << 20, logger });
 const narrations = () => new NarrationService({ stories, jobs, stockSpeech: speech.synth });
-const sweeperWith = (cloner: VoiceCloner) => new ErasureSweeper({ orm: db.orm, storage, cloner, logger });
+const sweeperWith = (cloner: VoiceCloner) => narrationErasureSweeper({ orm: db.orm, storage: store.storage, cloner, logger });
 
 /** A sample uploaded as the PUT of its link does it: the audio under a key of its own, then the row claimed. */
 async function uploadSample(voices: VoiceService, userId: string, label: string): Promise<void> {
   const { sample } = await voices.createSampleUpload(ctxOf(userId), { kind: 'EMOTION', label, contentType: 'audio/wav' });
   const key = `${sample.storageKey}/${randomUUID()}`;
   const audio = (await new LocalSpeechSynthesizer().synthesize(`Sample ${label} of ${userId}.`, { kind: 'STOCK', stockVoice: 'alloy' })).audio;
-  const stored = await storage.put(key, audio, { contentType: 'audio/wav' });
+  const stored = await store.storage.put(key, audio, { contentType: 'audio/wav' });
   await sql(`update narration.voice_sample set uploaded_at = now(), size_bytes = ?, storage_key = ? where id = ?`, [stored.size, key, sample.id]);
 }
 
@@ -159,17 +135,6 @@ async function member(cloner: VoiceCloner = new LocalVoiceCloner()): Promise<{ u
   return { userId, jobId };
 }
 
-/** Files under `prefix` in the store (relative paths), sidecars included. */
-async function filesUnder(prefix: string): Promise<string[]> {
-  try {
-    const entries = await readdir(join(storageDir, prefix), { recursive: true, withFileTypes: true });
-    return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(storageDir.length + 1)).sort();
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-}
-
 /** What narration holds of a user: rows per table, and files. */
 async function holdingsOf(userId: string, jobIds: string[]) {
   const [rows] = await sql<{ voices: number; samples: number; jobs: number }>(
@@ -178,26 +143,24 @@ async function holdingsOf(userId: string, jobIds: string[]) {
             (select count(*)::int from narration.narration_job where user_id = ?) as jobs`,
     [userId, userId, userId],
   );
-  const files = [...(await filesUnder(`voice-samples/${userId}`)), ...(await Promise.all(jobIds.map((id) => filesUnder(`narrations/${id}`)))).flat()];
+  const files = [...(await store.filesUnder(`voice-samples/${userId}`)), ...(await Promise.all(jobIds.map((id) => store.filesUnder(`narrations/${id}`)))).flat()];
   return { ...rows, files };
 }
 
-const userDeleted = (userId: string) => createEnvelope({ type: 'user.deleted', userId, payload: { userId } }, { serviceName: 'identity', correlationId: `corr-${userId}` });
-const erasureRequested = (userId: string, services: string[], attempt = 2) =>
-  createEnvelope({ type: 'user.erasure.requested', userId, payload: { userId, services, attempt, requestedAt: new Date().toISOString() } }, { serviceName: 'identity', correlationId: `corr-${userId}` });
-
-async function deliver(event: EventEnvelope): Promise<void> {
-  expect(await consumer.handleBatch([{ event, deliveryCount: 1, sequence: 1 }])).toEqual({ done: 1 });
-}
-
-const reports = (userId: string) =>
-  sql<{ envelope: EventEnvelope<any> }>(`select envelope from narration.outbox where type = 'user.erasure.completed' and envelope->>'userId' = ? order by created_at, id`, [userId]).then((rows) =>
-    rows.map((r) => r.envelope),
-  );
 const cleanupOf = (userId: string) => sql<{ kind: string; target: string; attempts: number; last_error: string | null; due: boolean }>(
   `select kind, target, attempts, last_error, due_at <= now() as due from narration.erasure_cleanup where user_id = ? order by kind, target`,
   [userId],
 );
+
+erasureStepContract('narration', () => ({
+  driver,
+  sweeper: sweeperWith(new LocalVoiceCloner()),
+  member: async () => {
+    const { userId, jobId } = await member();
+    return { userId, holdings: () => holdingsOf(userId, [jobId]) };
+  },
+  nothing: { voices: 0, samples: 0, jobs: 0, files: [] },
+}));
 
 describe('narration\'s erasure of a deleted account', () => {
   it('deletes the samples, voice and narrations in one transaction and reports; the files go after, and another user keeps everything', async () => {
@@ -209,9 +172,9 @@ describe('narration\'s erasure of a deleted account', () => {
     expect(before.files.filter((f) => f.startsWith('narrations/'))).toEqual(expect.arrayContaining([`narrations/${ada.jobId}/narration-1.wav`]));
     const bos = await holdingsOf(bo.userId, [bo.jobId]);
 
-    await deliver(userDeleted(ada.userId));
+    await driver.deliver(driver.userDeleted(ada.userId));
     // The rows went with the report, in one transaction; the files wait for the sweeper.
-    expect(await reports(ada.userId)).toEqual([expect.objectContaining({ serviceName: 'narration', userId: ada.userId, payload: { userId: ada.userId, service: 'narration' } })]);
+    expect(await driver.reports(ada.userId)).toEqual([expect.objectContaining({ serviceName: 'narration', userId: ada.userId, payload: { userId: ada.userId, service: 'narration' } })]);
     expect(await holdingsOf(ada.userId, [ada.jobId])).toEqual({ voices: 0, samples: 0, jobs: 0, files: before.files });
     expect((await cleanupOf(ada.userId)).map((c) => c.kind)).toEqual([...Array(5 + NARRATION_KEYS).fill('BLOB'), 'PROVIDER_VOICE']);
 
@@ -221,29 +184,9 @@ describe('narration\'s erasure of a deleted account', () => {
     expect(await holdingsOf(bo.userId, [bo.jobId])).toEqual(bos);
   });
 
-  it('finds nothing left when asked again, reports each time, and answers no request that does not name it', async () => {
-    const cy = await member();
-    const first = userDeleted(cy.userId);
-    await deliver(first);
-    const sweeper = sweeperWith(new LocalVoiceCloner());
-    await sweeper.sweepDue();
-    // The same event again (a redelivery) is the inbox's: no second handling, no second report.
-    await deliver(first);
-    expect(await reports(cy.userId)).toHaveLength(1);
-    // A second user.deleted, and identity asking again: nothing left, and a report each time.
-    await deliver(userDeleted(cy.userId));
-    await deliver(erasureRequested(cy.userId, ['collaboration', 'narration']));
-    expect(await reports(cy.userId)).toHaveLength(3);
-    expect(await cleanupOf(cy.userId)).toEqual([]);
-    expect(await sweeper.sweepDue()).toBe(0);
-    await deliver(erasureRequested(cy.userId, ['video'], 3));
-    expect(await reports(cy.userId)).toHaveLength(3);
-    expect(await holdingsOf(cy.userId, [cy.jobId])).toEqual({ voices: 0, samples: 0, jobs: 0, files: [] });
-  });
-
   it('refuses a sample, a clone or a narration asked for with a token still valid', async () => {
     const dee = randomUUID();
-    await deliver(userDeleted(dee));
+    await driver.deliver(driver.userDeleted(dee));
     const voices = voicesWith(new LocalVoiceCloner());
     const deleted = { code: 'UNAUTHENTICATED', message: 'This account has been deleted' };
     await expect(voices.createSampleUpload(ctxOf(dee), { kind: 'SOUND', label: 'late', contentType: 'audio/wav' })).rejects.toMatchObject(deleted);
@@ -261,12 +204,12 @@ describe('narration\'s erasure of a deleted account', () => {
       expect(speech.waiting()).toBe(1);
       expect((await sql(`select parts_done from narration.narration_job where id = ?`, [jobId]))[0]).toEqual({ parts_done: 1 });
     });
-    await deliver(userDeleted(eve));
+    await driver.deliver(driver.userDeleted(eve));
     expect(await statusOf(jobId)).toBeNull();
     // The job was open: its files are deleted now, and once more later.
     const sweeper = sweeperWith(new LocalVoiceCloner());
     await sweeper.sweepDue();
-    expect(await filesUnder(`narrations/${jobId}`)).toEqual([]);
+    expect(await store.filesUnder(`narrations/${jobId}`)).toEqual([]);
     expect((await cleanupOf(eve)).every((c) => c.kind === 'BLOB' && !c.due)).toBe(true);
 
     speech.release();
@@ -274,8 +217,8 @@ describe('narration\'s erasure of a deleted account', () => {
     // The sweeper deleted the second part before it existed; the run stored it after, found the
     // job gone at its commit, and deleted what it stored.
     const second = partKey(jobId, 1);
-    expect(ops.filter((op) => op.endsWith(second))).toEqual([`delete ${second}`, `put ${second}`, `delete ${second}`]);
-    expect(await filesUnder(`narrations/${jobId}`)).toEqual([]);
+    expect(store.ops.filter((op) => op.endsWith(second))).toEqual([`delete ${second}`, `put ${second}`, `delete ${second}`]);
+    expect(await store.filesUnder(`narrations/${jobId}`)).toEqual([]);
     expect(await statusOf(jobId)).toBeNull();
     const events = await sql<{ type: string }>(`select type from narration.outbox where envelope->'payload'->>'jobId' = ?`, [jobId]);
     expect(events.map((e) => e.type)).toEqual(['narration.generation.started']);
@@ -295,7 +238,7 @@ describe('narration\'s erasure of a deleted account', () => {
     await eventually(() => expect(speech.waiting()).toBe(1));
     const jobId = await narrate(fay);
     const storyId = (await sql<{ story_id: string }>(`select story_id from narration.narration_job where id = ?`, [jobId]))[0]!.story_id;
-    await deliver(userDeleted(fay));
+    await driver.deliver(driver.userDeleted(fay));
     speech.release();
     await eventually(async () => expect(await statusOf(blocker)).toBe('COMPLETED'));
     // A job queued behind Fay's completes: the queue went past hers.
@@ -304,7 +247,7 @@ describe('narration\'s erasure of a deleted account', () => {
     // Read once, by narrateStory; never by a worker.
     expect(storiesRead.filter((id) => id === storyId)).toHaveLength(1);
     expect(await statusOf(jobId)).toBeNull();
-    expect(await filesUnder(`narrations/${jobId}`)).toEqual([]);
+    expect(await store.filesUnder(`narrations/${jobId}`)).toEqual([]);
   });
 });
 
@@ -319,7 +262,7 @@ describe('a voice cloned at ElevenLabs, when its account is deleted', () => {
     const sweeper = sweeperWith(cloner());
     const deletesBefore = deletes().length;
 
-    await deliver(userDeleted(hal.userId));
+    await driver.deliver(driver.userDeleted(hal.userId));
     eleven.fail(503);
     // The files go; the voice waits for its next try, with the reason.
     expect(await sweeper.sweepDue()).toBe(5 + NARRATION_KEYS);
@@ -350,7 +293,7 @@ describe('a voice cloned at ElevenLabs, when its account is deleted', () => {
     await eventually(() => expect(eleven.voices.size).toBe(voicesBefore + 1));
     const voiceId = [...eleven.voices].at(-1)!;
 
-    await deliver(userDeleted(ivy));
+    await driver.deliver(driver.userDeleted(ivy));
     release();
     await expect(cloning).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
     expect(await holdingsOf(ivy, [])).toMatchObject({ voices: 0, samples: 0 });

@@ -1,40 +1,13 @@
-import { randomUUID } from 'node:crypto';
-import type { EntityManager } from '@mikro-orm/postgresql';
-import { tableOf } from '../../platform/db/tables.js';
-import { unauthenticated } from '../../platform/errors.js';
+import { erasureStore, type CleanupWork } from '../../platform/erasure/store.js';
 import { ErasureCleanup } from './narration.entities.js';
 
+export { blob, jobBlobs } from '../../platform/erasure/store.js';
+
 /**
- * What the erasure of a user shares with the writes that create data for one (samples, clones,
- * narrations): a lock per user, taken first by both, and the record of erased accounts. A write
- * either commits before the erasure takes the lock (and the erasure deletes what it wrote) or
- * finds the account erased and is refused, so nothing is created for a user after their
- * erasure with an access token that is still valid.
+ * Narration's side of the erasure (platform/erasure/store.ts): its lock per user is taken first
+ * by the erasure and by every write that creates data for the user (samples, clones,
+ * narrations), and the erasure records the files and cloned voices it leaves to the sweeper.
  */
-export async function lockUser(em: EntityManager, userId: string): Promise<void> {
-  await em.getConnection().execute('select pg_advisory_xact_lock(hashtext(?))', [`narration.user:${userId}`], 'all', em.getTransactionContext());
-}
+export const { lockUser, lockLiveUser, beginErasure, recordCleanup } = erasureStore({ entity: ErasureCleanup, lockKey: (userId) => `narration.user:${userId}` });
 
-/** The lock, then UNAUTHENTICATED if the account was erased: the first step of every write that creates data for the user. */
-export async function lockLiveUser(em: EntityManager, userId: string): Promise<void> {
-  await lockUser(em, userId);
-  const rows = await em.getConnection().execute(`select 1 from ${tableOf(em, 'erased_user')} where "user_id" = ?`, [userId], 'all', em.getTransactionContext());
-  if (rows.length) throw unauthenticated('This account has been deleted');
-}
-
-export async function markErased(em: EntityManager, userId: string, at: Date): Promise<void> {
-  await em.getConnection().execute(`insert into ${tableOf(em, 'erased_user')} ("user_id", "erased_at") values (?, ?) on conflict do nothing`, [userId, at], 'run', em.getTransactionContext());
-}
-
-export type CleanupWork = Pick<ErasureCleanup, 'kind' | 'target' | 'provider'> & { dueAt?: Date };
-
-export const blob = (key: string, dueAt?: Date): CleanupWork => ({ kind: 'BLOB', target: key, provider: null, dueAt });
-export const providerVoice = (provider: string, providerVoiceId: string): CleanupWork => ({ kind: 'PROVIDER_VOICE', target: providerVoiceId, provider });
-
-/** Records work for the ErasureSweeper in the caller's transaction: due at once unless it says when. */
-export async function recordCleanup(em: EntityManager, userId: string, work: CleanupWork[]): Promise<void> {
-  const now = new Date();
-  const rows = work.map((w) => ({ id: randomUUID(), userId, kind: w.kind, target: w.target, provider: w.provider, dueAt: w.dueAt ?? now, attempts: 0, lastError: null, createdAt: now }));
-  // In slices: a statement takes at most 65,535 parameters.
-  for (let start = 0; start < rows.length; start += 1000) await em.insertMany(ErasureCleanup, rows.slice(start, start + 1000));
-}
+export const providerVoice = (provider: string, providerVoiceId: string): CleanupWork<ErasureCleanup> => ({ kind: 'PROVIDER_VOICE', target: providerVoiceId, provider });

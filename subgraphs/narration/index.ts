@@ -1,7 +1,7 @@
 import { FILES_PATH, filesRoute, mediaBaseUrl, mediaSecret, storageFor } from '../../platform/storage/select.js';
 import type { SubgraphModule } from '../../platform/subgraph/module.js';
 import { erasureConsumer } from './erasure.consumer.js';
-import { ErasureSweeper } from './erasure.sweeper.js';
+import { narrationErasureSweeper } from './erasure.sweeper.js';
 import { UPLOADS_PATH, uploadRoute } from './media.routes.js';
 import { narrationMigrations } from './migrations/index.js';
 import { narrationEntities } from './narration.entities.js';
@@ -39,7 +39,7 @@ export const narration: SubgraphModule = {
       logger,
       onEventsCommitted,
     });
-    const sweeper = new ErasureSweeper({ orm, storage, cloner: providers.cloner, logger });
+    const sweeper = narrationErasureSweeper({ orm, storage, cloner: providers.cloner, logger });
     const files = filesRoute(storage);
     return {
       resolvers: narrationResolvers(voices, narrations, storage),

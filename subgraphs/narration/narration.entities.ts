@@ -1,4 +1,5 @@
 import { EntitySchema } from '@mikro-orm/postgresql';
+import { erasureCleanupEntity, type ErasureCleanup as ErasureCleanupRow } from '../../platform/erasure/cleanup.entity.js';
 import type { NarrationStatus, SampleKind, VoiceStatus } from './narration.rules.js';
 
 /** A user's voice: at most one, cloned from their samples. */
@@ -113,40 +114,11 @@ export const NarrationJob = new EntitySchema<NarrationJob>({
 });
 
 /**
- * What an erasure could not do inside its transaction, written in it and done after the commit by
- * the ErasureSweeper: a stored file to delete, or a cloned voice to delete at its provider. A row
- * goes once done, so a process that dies after the erasure's commit leaves the work to the next
- * sweep, never undone.
+ * What an erasure could not do inside its transaction (platform/erasure): a stored file to
+ * delete, or a cloned voice to delete at its provider (target: the provider's voice id; provider:
+ * the cloner that made it, "local" or "elevenlabs").
  */
-export interface ErasureCleanup {
-  id: string;
-  userId: string;
-  kind: 'BLOB' | 'PROVIDER_VOICE';
-  /** The blob's key, or the provider's voice id. */
-  target: string;
-  /** The cloner that made the voice ("local", "elevenlabs"); null for a blob. */
-  provider: string | null;
-  /** When it is (next) to be done; pushed ahead while a sweeper holds it, and after a failure. */
-  dueAt: Date;
-  attempts: number;
-  lastError: string | null;
-  createdAt: Date;
-}
-
-export const ErasureCleanup = new EntitySchema<ErasureCleanup>({
-  name: 'ErasureCleanup',
-  tableName: 'erasure_cleanup',
-  properties: {
-    id: { type: 'uuid', primary: true },
-    userId: { type: 'uuid', fieldName: 'user_id' },
-    kind: { type: 'string' },
-    target: { type: 'text' },
-    provider: { type: 'string', nullable: true },
-    dueAt: { type: 'Date', fieldName: 'due_at' },
-    attempts: { type: 'integer' },
-    lastError: { type: 'text', nullable: true, fieldName: 'last_error' },
-    createdAt: { type: 'Date', fieldName: 'created_at' },
-  },
-});
+export type ErasureCleanup = ErasureCleanupRow<'PROVIDER_VOICE'>;
+export const ErasureCleanup = erasureCleanupEntity<ErasureCleanup>({});
 
 export const narrationEntities = [Voice, VoiceSample, NarrationJob, ErasureCleanup];

@@ -1,28 +1,22 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { EventConsumer } from '../../platform/events/consumer.js';
-import { createEnvelope, type EventEnvelope } from '../../platform/events/envelope.js';
-import type { EventTransport } from '../../platform/events/transport.js';
+import { erasureStepContract, erasureStepDriver, recordingStorage, type ErasureStepDriver, type RecordingStorage } from '../../platform/erasure/erasure-step.contract.js';
 import { InProcessJobQueue } from '../../platform/jobs/in-process.js';
 import { InProcessLiveBus } from '../../platform/live/in-process.js';
-import { LocalDiskStorage } from '../../platform/storage/local.js';
-import type { BlobStorage } from '../../platform/storage/storage.js';
 import { createSubgraphContext } from '../../platform/subgraph/context.js';
 import { startRunwayFake } from '../../test/fakes/runway.js';
 import type { VideoFake } from '../../test/fakes/video-fake.js';
 import { migratedSubgraphDatabase } from '../../test/support/database.js';
 import { erasureConsumer } from './erasure.consumer.js';
-import { ErasureSweeper } from './erasure.sweeper.js';
+import { videoErasureSweeper } from './erasure.sweeper.js';
+import { instantProvider } from './fixtures/instant-provider.js';
+import { insertVideoJob } from './fixtures/jobs.js';
 import { videoMigrations } from './migrations/index.js';
 import type { VideoProvider, VideoProviderName } from './providers/provider.js';
 import { createRunwayProvider } from './providers/runway.js';
 import type { StorySource } from './story-source.js';
-import { VideoAttempt, VideoJob, videoEntities, type VideoStatus } from './video.entities.js';
+import { VideoAttempt, videoEntities, type VideoStatus } from './video.entities.js';
 import { VIDEO_QUEUE } from './video.queue.js';
 import { videoKey } from './video.rules.js';
 import { VideoService } from './video.service.js';
@@ -30,48 +24,31 @@ import { VideoWorker } from './video.worker.js';
 
 /**
  * Video's step of the user deletion saga on a real PostgreSQL, driven directly: user.deleted and
- * user.erasure.requested handled by the erasure consumer (inbox and outbox included), the
- * ErasureSweeper run by the test, and video workers on the in-process queue with Runway's SDK
- * against its fake, or a provider whose download the test holds and releases.
+ * user.erasure.requested handled by the erasure consumer (inbox and outbox included; the
+ * contract every step passes is platform/erasure's), the ErasureSweeper run by the test, and
+ * video workers on the in-process queue with Runway's SDK against its fake, or a provider whose
+ * download the test holds and releases.
  */
 const logs: { msg: string; jobId?: string }[] = [];
 const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
 
 let db: Awaited<ReturnType<typeof migratedSubgraphDatabase>>;
-let storageDir: string;
-let storage: BlobStorage;
-/** What workers and the sweeper did to storage, in order: `put <key>`, `delete <key>`. */
-const ops: string[] = [];
-let consumer: EventConsumer;
+/** The store workers and the sweeper use, and what they did to it. */
+let store: RecordingStorage;
+let driver: ErasureStepDriver;
 let runway: VideoFake;
 
 beforeAll(async () => {
   db = await migratedSubgraphDatabase({ name: 'video', entities: videoEntities, migrations: videoMigrations }, logger);
-  storageDir = await mkdtemp(join(tmpdir(), 'video-erasure-'));
-  const disk = new LocalDiskStorage({ root: storageDir, publicBaseUrl: 'http://127.0.0.1:4000/media/video', secret: randomBytes(32).toString('base64url') });
-  storage = {
-    kind: disk.kind,
-    put: (key, body, options) => {
-      ops.push(`put ${key}`);
-      return disk.put(key, body, options);
-    },
-    read: (key) => disk.read(key),
-    head: (key) => disk.head(key),
-    async delete(key) {
-      await disk.delete(key);
-      ops.push(`delete ${key}`);
-    },
-    downloadUrl: (key, options) => disk.downloadUrl(key, options),
-  };
-  // The transport is not used: the test hands events to the consumer as the transport would.
-  consumer = new EventConsumer({ definition: erasureConsumer, orm: db.orm, transport: {} as EventTransport, logger, serviceName: 'video' });
+  store = await recordingStorage('video');
+  driver = erasureStepDriver({ step: 'video', orm: db.orm, definition: erasureConsumer, logger });
   runway = await startRunwayFake();
 });
 
 afterAll(async () => {
   await runway?.close();
   await db?.close();
-  await rm(storageDir, { recursive: true, force: true });
+  await store?.close();
 });
 
 const sql = <T = Record<string, any>>(query: string, params: unknown[] = []) => db.orm.em.fork().getConnection().execute<T[]>(query, params);
@@ -79,45 +56,13 @@ const eventually = <T>(check: () => Promise<T> | T) => vi.waitFor(check, { timeo
 const stories = { latestNarration: async () => null } as unknown as StorySource;
 const realRunway = () => createRunwayProvider({ apiKey: 'test-runway-key', baseUrl: runway.url, model: 'gen4.5', pollIntervalMs: 20, taskTimeoutMs: 30_000, requestTimeoutMs: 5000, maxRetries: 0 });
 
-/** A provider under the name `local` that makes a video at once; its downloads wait while `held`. */
-function instantProvider() {
-  let held: Promise<void> | null = null;
-  let release = () => {};
-  const provider = {
-    name: 'local' as const,
-    pollIntervalMs: 20,
-    taskTimeoutMs: 30_000,
-    creations: 0,
-    downloadsWaiting: 0,
-    async create() {
-      provider.creations += 1;
-      return { id: randomUUID() };
-    },
-    async status() {
-      return { state: 'SUCCEEDED' as const, videoUrl: 'https://cdn.example.test/instant.mp4' };
-    },
-    async download() {
-      provider.downloadsWaiting += 1;
-      await held;
-      provider.downloadsWaiting -= 1;
-      return { body: Readable.from([Buffer.alloc(4096, 1)]), contentType: 'video/mp4' };
-    },
-    hold: () => void (held = new Promise<void>((resolve) => (release = resolve))),
-    release: () => {
-      held = null;
-      release();
-    },
-  };
-  return provider;
-}
-
 function workerWith(...providers: VideoProvider[]) {
   const jobs = new InProcessJobQueue(logger);
   const worker = new VideoWorker({
     orm: db.orm,
     jobs,
     live: new InProcessLiveBus(),
-    storage,
+    storage: store.storage,
     stories,
     providers: new Map<VideoProviderName, VideoProvider>(providers.map((p) => [p.name, p])),
     concurrency: 1,
@@ -129,59 +74,18 @@ function workerWith(...providers: VideoProvider[]) {
   return { jobs, worker };
 }
 
-async function insertJob(userId: string, providers: VideoProviderName[] = ['runway'], status: VideoStatus = 'QUEUED'): Promise<string> {
-  const id = randomUUID();
-  const em = db.orm.em.fork();
-  em.create(VideoJob, {
-    id,
-    userId,
-    storyId: randomUUID(),
-    style: null,
-    aspectRatio: '16:9',
-    durationSeconds: 5,
-    providers,
-    source: { prompt: 'A cinematic short film of the story "Erased".', title: 'Erased', authorName: 'Someone', summary: null, genre: null, characters: [], emotions: [] },
-    status,
-    progress: status === 'COMPLETED' ? 1 : 0,
-    provider: null,
-    error: null,
-    videoKey: null,
-    videoContentType: null,
-    sizeBytes: null,
-    runs: 0,
-    leaseUntil: null,
-    failures: 0,
-    enqueuedAt: null,
-    correlationId: null,
-    createdAt: new Date(),
-    startedAt: null,
-    completedAt: null,
-  });
-  await em.flush();
-  return id;
-}
+const insertJob = (userId: string, providers: VideoProviderName[] = ['runway'], status: VideoStatus = 'QUEUED') => insertVideoJob(db.orm, { userId, status, providers, title: 'Erased', authorName: 'Someone' });
 
 /** A job as a worker leaves it once it made the video: COMPLETED after one run, its attempt and its stored video. */
 async function completedJob(userId: string): Promise<string> {
   const id = await insertJob(userId, ['runway'], 'COMPLETED');
   const key = videoKey(id, 0, 1);
-  const stored = await storage.put(key, Buffer.alloc(2048, 7), { contentType: 'video/mp4' });
+  const stored = await store.storage.put(key, Buffer.alloc(2048, 7), { contentType: 'video/mp4' });
   await sql(`update video.video_job set runs = 1, provider = 'runway', video_key = ?, video_content_type = 'video/mp4', size_bytes = ?, completed_at = now() where id = ?`, [key, stored.size, id]);
   const em = db.orm.em.fork();
   em.create(VideoAttempt, { jobId: id, seq: 0, provider: 'runway', status: 'SUCCEEDED', task: { id: randomUUID() }, progress: 1, resultUrl: 'https://cdn.example.test/v.mp4', error: null, errorCode: null, startedAt: new Date(), taskCreatedAt: new Date(), finishedAt: new Date() });
   await em.flush();
   return id;
-}
-
-/** Files under `prefix` in the store (relative paths), sidecars included. */
-async function filesUnder(prefix: string): Promise<string[]> {
-  try {
-    const entries = await readdir(join(storageDir, prefix), { recursive: true, withFileTypes: true });
-    return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(storageDir.length + 1)).sort();
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
 }
 
 /** What video holds of a user's jobs: rows, and files. */
@@ -191,28 +95,27 @@ async function holdingsOf(userId: string, jobIds: string[]) {
             (select count(*)::int from video.video_attempt where job_id in (?)) as attempts`,
     [userId, jobIds.length ? jobIds : [randomUUID()]],
   );
-  return { ...rows, files: (await Promise.all(jobIds.map((id) => filesUnder(`videos/${id}`)))).flat() };
+  return { ...rows, files: (await Promise.all(jobIds.map((id) => store.filesUnder(`videos/${id}`)))).flat() };
 }
 
-const userDeleted = (userId: string) => createEnvelope({ type: 'user.deleted', userId, payload: { userId } }, { serviceName: 'identity', correlationId: `corr-${userId}` });
-const erasureRequested = (userId: string, services: string[], attempt = 2) =>
-  createEnvelope({ type: 'user.erasure.requested', userId, payload: { userId, services, attempt, requestedAt: new Date().toISOString() } }, { serviceName: 'identity', correlationId: `corr-${userId}` });
-
-async function deliver(event: EventEnvelope): Promise<void> {
-  expect(await consumer.handleBatch([{ event, deliveryCount: 1, sequence: 1 }])).toEqual({ done: 1 });
-}
-
-const reports = (userId: string) =>
-  sql<{ envelope: EventEnvelope<any> }>(`select envelope from video.outbox where type = 'user.erasure.completed' and envelope->>'userId' = ? order by created_at, id`, [userId]).then((rows) =>
-    rows.map((r) => r.envelope),
-  );
 const cleanupOf = (userId: string) =>
   sql<{ kind: string; target: string; provider: string | null; due: boolean }>(
     `select kind, target, provider, due_at <= now() as due from video.erasure_cleanup where user_id = ? order by kind, target`,
     [userId],
   );
-const sweeper = () => new ErasureSweeper({ orm: db.orm, storage, providers: new Map<VideoProviderName, VideoProvider>([['runway', realRunway()]]), logger });
+const sweeper = () => videoErasureSweeper({ orm: db.orm, storage: store.storage, providers: new Map<VideoProviderName, VideoProvider>([['runway', realRunway()]]), logger });
 const stopped = (jobId: string) => logs.some((l) => l.jobId === jobId && l.msg === 'another run of this video took it over, or it was erased; this one stops');
+
+erasureStepContract('video', () => ({
+  driver,
+  sweeper: sweeper(),
+  member: async () => {
+    const userId = randomUUID();
+    const jobId = await completedJob(userId);
+    return { userId, holdings: () => holdingsOf(userId, [jobId]) };
+  },
+  nothing: { jobs: 0, attempts: 0, files: [] },
+}));
 
 describe('video\'s erasure of a deleted account', () => {
   it('deletes the jobs and their attempts in one transaction and reports; the videos go after, and another user keeps theirs', async () => {
@@ -227,8 +130,8 @@ describe('video\'s erasure of a deleted account', () => {
     const tasks = (await sql<{ task: { id: string } }>(`select task from video.video_attempt where job_id in (?)`, [adaJobs])).map((r) => r.task.id);
     expect(tasks).toHaveLength(2);
 
-    await deliver(userDeleted(ada));
-    expect(await reports(ada)).toEqual([expect.objectContaining({ serviceName: 'video', userId: ada, payload: { userId: ada, service: 'video' } })]);
+    await driver.deliver(driver.userDeleted(ada));
+    expect(await driver.reports(ada)).toEqual([expect.objectContaining({ serviceName: 'video', userId: ada, payload: { userId: ada, service: 'video' } })]);
     // The rows went with the report, in one transaction; the files wait for the sweeper.
     expect(await holdingsOf(ada, adaJobs)).toEqual({ jobs: 0, attempts: 0, files: before.files });
     // Their videos here, and their tasks at Runway (which deletes a finished one, its video with it).
@@ -244,26 +147,9 @@ describe('video\'s erasure of a deleted account', () => {
     expect(await holdingsOf(bo, boJobs)).toEqual(bos);
   });
 
-  it('finds nothing left when asked again, reports each time, and answers no request that does not name it', async () => {
-    const cy = randomUUID();
-    const jobId = await completedJob(cy);
-    const first = userDeleted(cy);
-    await deliver(first);
-    await sweeper().sweepDue();
-    await deliver(first);
-    expect(await reports(cy)).toHaveLength(1);
-    await deliver(userDeleted(cy));
-    await deliver(erasureRequested(cy, ['narration', 'video']));
-    expect(await reports(cy)).toHaveLength(3);
-    expect(await cleanupOf(cy)).toEqual([]);
-    await deliver(erasureRequested(cy, ['story'], 3));
-    expect(await reports(cy)).toHaveLength(3);
-    expect(await holdingsOf(cy, [jobId])).toEqual({ jobs: 0, attempts: 0, files: [] });
-  });
-
   it('refuses a video asked for with a token still valid', async () => {
     const dee = randomUUID();
-    await deliver(userDeleted(dee));
+    await driver.deliver(driver.userDeleted(dee));
     const source = {
       story: async (storyId: string) => ({ story: { id: storyId, title: 'Late', authorId: dee, content: 'Once upon a time.', genre: null, analysis: null } }),
       authorName: async () => 'Dee',
@@ -287,7 +173,7 @@ describe('video\'s erasure of a deleted account', () => {
       await eventually(async () => expect((await sql(`select task from video.video_attempt where job_id = ?`, [jobId]))[0]?.task?.id).toBeTruthy());
       const [{ task }] = (await sql<{ task: { id: string } }>(`select task from video.video_attempt where job_id = ?`, [jobId])) as [{ task: { id: string } }];
 
-      await deliver(userDeleted(eve));
+      await driver.deliver(driver.userDeleted(eve));
       expect(await holdingsOf(eve, [jobId])).toEqual({ jobs: 0, attempts: 0, files: [] });
       expect((await cleanupOf(eve)).filter((c) => c.kind === 'PROVIDER_TASK')).toEqual([{ kind: 'PROVIDER_TASK', target: task.id, provider: 'runway', due: true }]);
       // The run loses its lease at its next renewal, and stops polling.
@@ -321,12 +207,12 @@ describe('video\'s erasure of a deleted account', () => {
       await jobs.enqueue(VIDEO_QUEUE, { id: jobId });
       // The provider made the video; its download waits on the test.
       await eventually(() => expect(provider.downloadsWaiting).toBe(1));
-      await deliver(userDeleted(fay));
+      await driver.deliver(driver.userDeleted(fay));
       await sweeper().sweepDue();
       provider.release();
       await eventually(() => expect(stopped(jobId)).toBe(true));
       const key = videoKey(jobId, 0, 1);
-      expect(ops.filter((op) => op.endsWith(key)).slice(-2)).toEqual([`put ${key}`, `delete ${key}`]);
+      expect(store.ops.filter((op) => op.endsWith(key)).slice(-2)).toEqual([`put ${key}`, `delete ${key}`]);
       expect(await holdingsOf(fay, [jobId])).toEqual({ jobs: 0, attempts: 0, files: [] });
       const events = await sql<{ type: string }>(`select type from video.outbox where envelope->'payload'->>'jobId' = ?`, [jobId]);
       expect(events.map((e) => e.type)).toEqual(['video.generation.started']);
@@ -342,7 +228,7 @@ describe('video\'s erasure of a deleted account', () => {
     const provider = instantProvider();
     const { jobs, worker } = workerWith(provider);
     const erased = await insertJob(gus, ['local']);
-    await deliver(userDeleted(gus));
+    await driver.deliver(driver.userDeleted(gus));
     await worker.start();
     try {
       await jobs.enqueue(VIDEO_QUEUE, { id: erased });

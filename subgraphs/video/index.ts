@@ -1,7 +1,7 @@
 import { FILES_PATH, filesRoute, storageFor } from '../../platform/storage/select.js';
 import type { SubgraphModule } from '../../platform/subgraph/module.js';
 import { erasureConsumer } from './erasure.consumer.js';
-import { ErasureSweeper } from './erasure.sweeper.js';
+import { videoErasureSweeper } from './erasure.sweeper.js';
 import { videoMigrations } from './migrations/index.js';
 import { videoProvidersFor } from './providers/select.js';
 import { StorySource } from './story-source.js';
@@ -38,7 +38,7 @@ export const video: SubgraphModule = {
       logger,
       onEventsCommitted,
     });
-    const sweeper = new ErasureSweeper({ orm, storage, providers: providers.all, logger });
+    const sweeper = videoErasureSweeper({ orm, storage, providers: providers.all, logger });
     const files = filesRoute(storage);
     return {
       resolvers: videoResolvers(videos, storage),

@@ -1,4 +1,5 @@
 import { EntitySchema } from '@mikro-orm/postgresql';
+import { erasureCleanupEntity, type ErasureCleanup as ErasureCleanupRow } from '../../platform/erasure/cleanup.entity.js';
 import type { AspectRatio, TaskHandle, VideoBrief, VideoProviderName } from './providers/provider.js';
 
 export type VideoStatus = 'QUEUED' | 'RUNNING' | 'COMPLETED' | 'FAILED';
@@ -135,43 +136,11 @@ export const VideoEntitlement = new EntitySchema<VideoEntitlement>({
 });
 
 /**
- * What an erasure could not do inside its transaction, written in it and done after the commit by
- * the ErasureSweeper: a stored video to delete, or a provider's task to cancel. A row goes once
- * done, so a process that dies after the erasure's commit leaves the work to the next sweep,
- * never undone.
+ * What an erasure could not do inside its transaction (platform/erasure): a stored video to
+ * delete, or a provider's task to cancel (target: the task's id; task: its handle, as its attempt
+ * stored it, null for a blob).
  */
-export interface ErasureCleanup {
-  id: string;
-  userId: string;
-  kind: 'BLOB' | 'PROVIDER_TASK';
-  /** The blob's key, or the task's id. */
-  target: string;
-  /** The provider of the task; null for a blob. */
-  provider: VideoProviderName | null;
-  /** The task's handle, as its attempt stored it; null for a blob. */
-  task: TaskHandle | null;
-  /** When it is (next) to be done; pushed ahead while a sweeper holds it, and after a failure. */
-  dueAt: Date;
-  attempts: number;
-  lastError: string | null;
-  createdAt: Date;
-}
-
-export const ErasureCleanup = new EntitySchema<ErasureCleanup>({
-  name: 'ErasureCleanup',
-  tableName: 'erasure_cleanup',
-  properties: {
-    id: { type: 'uuid', primary: true },
-    userId: { type: 'uuid', fieldName: 'user_id' },
-    kind: { type: 'string' },
-    target: { type: 'text' },
-    provider: { type: 'string', nullable: true },
-    task: { type: 'json', nullable: true },
-    dueAt: { type: 'Date', fieldName: 'due_at' },
-    attempts: { type: 'integer' },
-    lastError: { type: 'text', nullable: true, fieldName: 'last_error' },
-    createdAt: { type: 'Date', fieldName: 'created_at' },
-  },
-});
+export type ErasureCleanup = ErasureCleanupRow<'PROVIDER_TASK'> & { provider: VideoProviderName | null; task: TaskHandle | null };
+export const ErasureCleanup = erasureCleanupEntity<ErasureCleanup>({ task: { type: 'json', nullable: true } });
 
 export const videoEntities = [VideoJob, VideoAttempt, VideoEntitlement, ErasureCleanup];

@@ -1,8 +1,7 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type { MikroORM } from '@mikro-orm/postgresql';
@@ -15,6 +14,8 @@ import { LocalDiskStorage } from '../../platform/storage/local.js';
 import { startRunwayFake } from '../../test/fakes/runway.js';
 import type { VideoFake } from '../../test/fakes/video-fake.js';
 import { migratedSubgraphDatabase } from '../../test/support/database.js';
+import { instantProvider } from './fixtures/instant-provider.js';
+import { insertVideoJob } from './fixtures/jobs.js';
 import { videoMigrations } from './migrations/index.js';
 import type { VideoProvider, VideoProviderName } from './providers/provider.js';
 import { createRunwayProvider } from './providers/runway.js';
@@ -65,30 +66,6 @@ function frozenAfterCreate(): VideoProvider {
   return { ...real, name: real.name, pollIntervalMs: real.pollIntervalMs, taskTimeoutMs: real.taskTimeoutMs, create: real.create.bind(real), status: () => new Promise(() => {}), download: real.download.bind(real) };
 }
 
-/**
- * A provider that makes `bytes` bytes of "video" at once, under the name `local`: a second
- * provider for the fallback tests, no server needed.
- */
-function instantProvider(bytes: number): VideoProvider & { creations: number } {
-  const provider = {
-    name: 'local' as const,
-    pollIntervalMs: 20,
-    taskTimeoutMs: 30_000,
-    creations: 0,
-    async create() {
-      provider.creations += 1;
-      return { id: randomUUID() };
-    },
-    async status() {
-      return { state: 'SUCCEEDED' as const, videoUrl: 'https://cdn.example.test/instant.mp4' };
-    },
-    async download() {
-      return { body: Readable.from([Buffer.alloc(bytes, 1)]), contentType: 'video/mp4' };
-    },
-  };
-  return provider;
-}
-
 function worker(
   jobs: JetStreamJobQueue,
   runwayProvider: VideoProvider,
@@ -111,37 +88,7 @@ function worker(
   });
 }
 
-async function insertJob(status: 'QUEUED' | 'COMPLETED' = 'QUEUED', providers: VideoProviderName[] = ['runway']): Promise<string> {
-  const id = randomUUID();
-  const em = orm.em.fork();
-  em.create(VideoJob, {
-    id,
-    userId: randomUUID(),
-    storyId: randomUUID(),
-    style: null,
-    aspectRatio: '16:9',
-    durationSeconds: 5,
-    providers,
-    source: { prompt: 'A cinematic short film of the story "Resumed".', title: 'Resumed', authorName: null, summary: null, genre: null, characters: [], emotions: [] },
-    status,
-    progress: status === 'COMPLETED' ? 1 : 0,
-    provider: null,
-    error: null,
-    videoKey: null,
-    videoContentType: null,
-    sizeBytes: null,
-    runs: 0,
-    leaseUntil: null,
-    failures: 0,
-    enqueuedAt: null,
-    correlationId: null,
-    createdAt: new Date(),
-    startedAt: null,
-    completedAt: null,
-  });
-  await em.flush();
-  return id;
-}
+const insertJob = (status: 'QUEUED' | 'COMPLETED' = 'QUEUED', providers: VideoProviderName[] = ['runway']) => insertVideoJob(orm, { status, providers, title: 'Resumed' });
 
 const row = async (id: string) => orm.em.fork().findOneOrFail(VideoJob, { id });
 const attempts = async (id: string) => orm.em.fork().find(VideoAttempt, { jobId: id }, { orderBy: { seq: 'asc' } });

@@ -1,28 +1,11 @@
 import { SchemaMigration } from '../../../platform/db/migration.js';
+import { erasureDdl } from '../../../platform/erasure/cleanup.entity.js';
 
 /** Video becomes a step of the user deletion saga (erasure.consumer.ts). */
 export class Migration20261129200000_video_erasure extends SchemaMigration {
   override up(): void {
-    this.sql(
-      // Accounts erased: a video asked for with a token still valid is refused.
-      `create table "erased_user" (
-        "user_id" uuid primary key,
-        "erased_at" timestamptz not null
-      )`,
-      `create table "erasure_cleanup" (
-        "id" uuid primary key,
-        "user_id" uuid not null,
-        "kind" text not null check ("kind" in ('BLOB', 'PROVIDER_TASK')),
-        "target" text not null,
-        "provider" text null,
-        "task" jsonb null,
-        "due_at" timestamptz not null,
-        "attempts" integer not null default 0,
-        "last_error" text null,
-        "created_at" timestamptz not null
-      )`,
-      // The sweeper's question: what is due.
-      `create index "erasure_cleanup_due_idx" on "erasure_cleanup" ("due_at")`,
-    );
+    // erased_user refuses a video asked for with a token still valid; erasure_cleanup holds the
+    // videos left to delete and the provider tasks to cancel, with the task's handle.
+    this.sql(...erasureDdl({ kinds: ['PROVIDER_TASK'], columns: ['"task" jsonb null'] }));
   }
 }
