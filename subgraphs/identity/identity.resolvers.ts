@@ -18,14 +18,19 @@ export interface IdentityServices {
   adminEmails: readonly string[];
 }
 
+/** How an account being deleted appears meanwhile, to everyone: its id, no name, picture or address. */
+const FORMER_USER = { displayName: 'Former user', avatarUrl: null, email: '', role: 'USER' } as const;
+
 /**
  * Batches `User` lookups by id: one query per request level however many references come in.
- * An account being deleted is null already, as it will be once its row is gone.
+ * An account being deleted resolves as a former user rather than null: other subgraphs still
+ * hold references to it until their steps of the saga are done (a story stays in the feed until
+ * story archives it), and `Story.author` and the like are non-null.
  */
 const userById = (ctx: SubgraphContext) =>
   ctx.loader<string, User | null>('userById', async (ids) => {
-    const users = await ctx.em.find(User, { id: { $in: [...ids] }, deletionRequestedAt: null });
-    const byId = new Map(users.map((u) => [u.id, u]));
+    const users = await ctx.em.find(User, { id: { $in: [...ids] } });
+    const byId = new Map(users.map((u) => [u.id, u.deletionRequestedAt ? { ...u, ...FORMER_USER } : u]));
     return ids.map((id) => byId.get(id) ?? null);
   });
 
@@ -43,7 +48,7 @@ const signedInDuring = new WeakMap<SubgraphContext, Set<string>>();
  * say) sees the public profile and null here, not an error that would blank the whole author.
  */
 const canSeePrivate = (user: User, ctx: SubgraphContext) =>
-  ctx.caller.userId === user.id || ctx.caller.roles.includes('ADMIN') || Boolean(signedInDuring.get(ctx)?.has(user.id));
+  !user.deletionRequestedAt && (ctx.caller.userId === user.id || ctx.caller.roles.includes('ADMIN') || Boolean(signedInDuring.get(ctx)?.has(user.id)));
 
 /** register / logIn / signInWithProvider answer with the user who just signed in, though the request came without a token. */
 async function signedIn<T extends { user: User }>(ctx: SubgraphContext, result: Promise<T>): Promise<T> {
