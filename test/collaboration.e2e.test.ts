@@ -337,6 +337,38 @@ describe('accounts deleted', () => {
   });
 });
 
+describe('a deleted account with an access token still valid', () => {
+  it('is refused accepting and inviting once collaboration has erased it, and adds nothing', async () => {
+    const ivy = await registerMember(stack, 'Ivy');
+    await stack.gql(op.changePlan, { tier: 'SILVER' }, { token: ivy.token });
+    const ivyTemplate = await template(ivy.token, await publishedStory(ivy.token, 'Late guests'));
+    const max = await registerMember(stack, 'Max');
+    const maxTemplate = await template(max.token, await publishedStory(max.token, 'Left behind'));
+    const sent = await vi.waitFor(
+      async () => {
+        const res = await invite(ivy.token, { templateId: ivyTemplate.id, characterId: ivyTemplate.characters[0]!.id, name: 'Max', email: 'max@example.com' });
+        expect(res.userErrors).toEqual([]);
+        return res;
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+
+    expect((await stack.gql(`mutation { deleteAccount { deletedUserId } }`, {}, { token: max.token })).data.deleteAccount.deletedUserId).toBe(max.id);
+    await vi.waitFor(async () => expect((await db.query(`select 1 from collaboration.deleted_user where user_id = $1`, [max.id])).rowCount).toBe(1), { timeout: 10_000, interval: 50 });
+
+    // Max's access token is still valid for a while: collaboration refuses it all the same.
+    const accepted = await stack.gql(op.accept, { token: tokenOf(sent.inviteUrl) }, { token: max.token });
+    expect(accepted.errors?.[0]).toMatchObject({ message: 'This account has been deleted', extensions: { code: 'UNAUTHENTICATED' } });
+    const invited = await stack.gql(op.invite, { input: { templateId: maxTemplate.id, characterId: maxTemplate.characters[0]!.id, name: 'Zed', email: 'zed@example.com' } }, { token: max.token });
+    expect(invited.errors?.[0]).toMatchObject({ message: 'This account has been deleted', extensions: { code: 'UNAUTHENTICATED' } });
+
+    expect((await db.query(`select 1 from collaboration.participant where user_id = $1 or template_id = any($2)`, [max.id, [ivyTemplate.id, maxTemplate.id]])).rowCount).toBe(0);
+    expect((await db.query(`select 1 from collaboration.invitation where template_id = $1`, [maxTemplate.id])).rowCount).toBe(0);
+    // Ivy's invitation is still there for someone else to take.
+    expect((await db.query(`select status from collaboration.invitation where id = $1`, [sent.invitation.id])).rows).toEqual([{ status: 'PENDING' }]);
+  });
+});
+
 describe('completion', () => {
   it('completes when the last invitation it waited on expires', async () => {
     const max = await registerMember(stack, 'Max');

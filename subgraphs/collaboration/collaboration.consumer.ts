@@ -2,6 +2,7 @@ import { LockMode } from '@mikro-orm/postgresql';
 import { upsertVersioned } from '../../platform/db/versioned-upsert.js';
 import type { ConsumerDefinition } from '../../platform/events/consumer.types.js';
 import { CollaborationEntitlement, Invitation, Participant, RoleplayTemplate, Submission } from './collaboration.entities.js';
+import { markDeletedUser } from './deleted-users.js';
 import { completeIfDone } from './templates.service.js';
 import * as events from './collaboration.events.js';
 
@@ -34,7 +35,8 @@ export const projectionsConsumer: ConsumerDefinition = {
  * where it submitted, the submission stays with a nameless participant. Names and contacts
  * written about it or by it go. A template that only waited on it completes. This is
  * collaboration's step of the deletion saga: reported in the same transaction, and done again
- * (finding nothing left) when identity asks with user.erasure.requested.
+ * (finding nothing left) when identity asks with user.erasure.requested. The account is recorded
+ * as deleted, so its access token, valid for a while yet, adds nothing afterwards.
  */
 export const collaborationConsumer: ConsumerDefinition = {
   name: 'collaboration',
@@ -43,6 +45,9 @@ export const collaborationConsumer: ConsumerDefinition = {
     const erasure = events.erasureAsked(event);
     if (!erasure) return;
     const { userId, at } = erasure;
+    // Before anything is read: an accept or invite with a token still valid either committed
+    // already (and is found below) or waits for this one and is refused.
+    await markDeletedUser(ctx.em, userId, at);
     const played = await ctx.em.find(Participant, { userId });
     const sent = await ctx.em.find(Invitation, { invitedBy: userId, status: 'PENDING' });
     const templateIds = [...new Set([...played.map((p) => p.templateId), ...sent.map((i) => i.templateId)])].sort();

@@ -9,6 +9,7 @@ import * as events from './collaboration.events.js';
 import * as rules from './collaboration.rules.js';
 import { looksLikeToken, newInvitationToken, hashOf } from './invitation-token.js';
 import type { Peers } from './peers.js';
+import { lockLiveUser } from './deleted-users.js';
 import { completeIfDone } from './templates.service.js';
 
 type GuestSession = { accessToken: string; accessTokenExpiresAt: string };
@@ -42,6 +43,7 @@ export class InvitationsService {
     const { token, hash } = newInvitationToken();
     const now = this.deps.clock();
     const invitation = await ctx.transaction(async ({ em, emit }) => {
+      await lockLiveUser(em, userId);
       // The template row is the lock: invitations to it are counted and made one at a time.
       const template = await em.findOne(RoleplayTemplate, { id: input.templateId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
       if (!template || template.authorId !== userId) throw userError('TEMPLATE_NOT_FOUND', 'There is no such roleplay of yours', 'templateId');
@@ -148,6 +150,8 @@ export class InvitationsService {
     const displayName = userId && status === 'PENDING' ? await this.deps.peers.displayName(userId, ctx.correlationId) : null;
     let expired = false;
     const participant = await ctx.transaction(async ({ em, emit }) => {
+      // The user's lock before the template's, as the erasure takes them.
+      if (userId) await lockLiveUser(em, userId);
       const { template, invitation } = await this.lockPair(em, seen);
       if (await this.expireIfDue(em, emit, invitation, template)) {
         expired = true;

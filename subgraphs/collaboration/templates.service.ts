@@ -8,6 +8,7 @@ import { requireUser, type SubgraphContext } from '../../platform/subgraph/conte
 import { Invitation, Participant, RoleplayCharacter, RoleplayTemplate, Submission } from './collaboration.entities.js';
 import * as events from './collaboration.events.js';
 import * as rules from './collaboration.rules.js';
+import { lockLiveUser } from './deleted-users.js';
 import type { Peers } from './peers.js';
 
 /** Who the caller is to a template: its author, one of its participants (a user or a guest), or nobody. */
@@ -47,6 +48,8 @@ export class TemplatesService {
     rules.assertTemplateAllowed(story);
     const now = this.deps.clock();
     const template = await ctx.transaction(async ({ em }) => {
+      // A template made after the erasure would never be closed.
+      await lockLiveUser(em, userId);
       const created = em.create(RoleplayTemplate, { id: randomUUID(), storyId, authorId: userId, storyTitle: story.title, status: 'OPEN', createdAt: now, completedAt: null });
       // The entities declare no relations, so the unit of work cannot order the inserts: the template first.
       await em.flush();

@@ -60,10 +60,23 @@ function unknownUser(userId: string, past: boolean): void {
   if (!past) throw new NotYetKnown(`user ${userId}`);
 }
 
-/** The person is gone: their addresses, choices and messages with them; the row stays as a tombstone. */
+/**
+ * The person is gone: their addresses, choices and messages with them; the row stays as a
+ * tombstone, written even if they were never met (their registration may still be on its way,
+ * from a replica or a dead letter replayed): user.registered then finds it and adds nothing, and
+ * no directory event brings their name or address back.
+ */
 async function eraseRecipient(em: EntityManager, userId: string, at: Date): Promise<void> {
   const person = await em.findOne(Recipient, { userId });
-  await em.nativeUpdate(Recipient, { userId }, { email: null, phone: null, pendingPhone: null, phoneCodeHash: null, phoneCodeExpiresAt: null, displayName: 'Former user', deletedAt: at });
+  await em.getConnection().execute(
+    `insert into ${tableOf(em, 'recipient')} ("user_id", "email", "phone", "display_name", "locale", "registered_at", "deleted_at")
+       values (?, null, null, 'Former user', 'en', ?, ?)
+     on conflict ("user_id") do update set "email" = null, "phone" = null, "pending_phone" = null, "phone_code_hash" = null,
+       "phone_code_expires_at" = null, "display_name" = 'Former user', "deleted_at" = coalesce(${tableOf(em, 'recipient')}."deleted_at", excluded."deleted_at")`,
+    [userId, at, at],
+    'run',
+    em.getTransactionContext(),
+  );
   await em.nativeDelete(PreferenceRow, { userId });
   await em.nativeDelete(Delivery, { userId });
   // Messages to their addresses from before they registered, and their bounces, go too; their
@@ -80,13 +93,15 @@ async function updateDirectory(em: EntityManager, event: EventEnvelope, past: bo
   const at = new Date(event.timestamp);
   if (event.type === events.USER_REGISTERED) {
     const { userId, email, displayName, locale } = p as events.UserRegistered;
+    // Insert-if-absent: a tombstone (the account deleted before this arrived) stays one.
     await em.upsert(Recipient, { userId, email: normalizeAddress('EMAIL', email), phone: null, displayName, locale, tier: 'FREE', membershipVersion: 0, registeredAt: at, deletedAt: null }, { onConflictAction: 'ignore' });
   } else if (event.type === events.USER_UPDATED) {
     const { userId, changes } = p as events.UserUpdated;
     const set: Partial<Recipient> = {};
     if (changes.displayName !== undefined) set.displayName = changes.displayName;
     if (changes.locale !== undefined) set.locale = changes.locale;
-    if (Object.keys(set).length && (await em.nativeUpdate(Recipient, { userId }, set)) === 0) unknownUser(userId, past);
+    // A deleted person's tombstone is not written to: their name does not come back.
+    if (Object.keys(set).length && (await em.nativeUpdate(Recipient, { userId, deletedAt: null }, set)) === 0 && !(await em.count(Recipient, { userId }))) unknownUser(userId, past);
   } else if (event.type.startsWith('subscription.')) {
     const { userId, membershipVersion = 0, entitlements } = p as events.SubscriptionChange;
     // Only a newer membership moves the tier (an older event delivered late changes nothing).

@@ -3,7 +3,7 @@ import type { EventEnvelope } from '../../platform/events/envelope.js';
 import { isUuid } from '../../platform/formats.js';
 import { AuthorVoice, Entitlement, Story } from './story.entities.js';
 import * as events from './story.events.js';
-import { cancelOpenAnalyses, lockAuthor, markDeletedAuthor } from './story.store.js';
+import { cancelOpenAnalyses, isDeletedAuthor, lockAuthor, markDeletedAuthor } from './story.store.js';
 import { tableOf } from '../../platform/db/tables.js';
 import { upsertVersioned } from '../../platform/db/versioned-upsert.js';
 
@@ -30,7 +30,7 @@ export const storyConsumer: ConsumerDefinition = {
  */
 export const projectionsConsumer: ConsumerDefinition = {
   name: 'story-projections',
-  types: [events.SUBSCRIPTION_EVENTS, events.VOICE_CLONED, events.USER_DELETED],
+  types: [events.SUBSCRIPTION_EVENTS, events.VOICE_CLONED],
   async handle(event, ctx) {
     const at = new Date(event.timestamp);
     if (event.type.startsWith('subscription.')) {
@@ -46,6 +46,10 @@ export const projectionsConsumer: ConsumerDefinition = {
     } else if (event.type === events.VOICE_CLONED) {
       if (!event.userId) return ctx.log.warn({ eventId: event.id }, 'voice.cloned without a user: ignored');
       const { voiceId } = event.payload as events.VoiceCloned;
+      // A voice.cloned delivered after the account was erased (a replica, a dead letter replayed)
+      // must not store the voice again. The author's lock orders this against the erasure.
+      await lockAuthor(ctx.em, event.userId);
+      if (await isDeletedAuthor(ctx.em, event.userId)) return;
       await ctx.em
         .createQueryBuilder(AuthorVoice)
         .insert({ userId: event.userId, voiceId, clonedAt: at })
@@ -53,10 +57,10 @@ export const projectionsConsumer: ConsumerDefinition = {
         .merge(['voiceId', 'clonedAt'])
         .where({ clonedAt: { $lte: at } })
         .execute('run');
-    } else {
-      // The account is gone: its voice with it. Its entitlements go to zero by subscription.cancelled.
-      await ctx.em.nativeDelete(AuthorVoice, { userId: (event.payload as events.UserDeleted).userId });
     }
+    // user.deleted: the story consumer's erasure forgets the voice (once) and records the author
+    // deleted, which keeps a late voice.cloned out. Entitlements go to zero by subscription.cancelled.
+
   },
   async reset(em) {
     await em.nativeDelete(Entitlement, {});
@@ -66,8 +70,8 @@ export const projectionsConsumer: ConsumerDefinition = {
 
 /**
  * What story holds of a deleted account, erased (idempotent: asked again, it finds nothing left
- * to do and reports again): its stories archived, its cloned voice forgotten here too (the
- * projection does the same on its own, for replays), then the report to identity's saga.
+ * to do and reports again): its stories archived, its cloned voice forgotten (the author is
+ * marked deleted first, so the projection stores it no more), then the report to identity's saga.
  */
 async function eraseAuthor(ctx: EventHandlerContext, authorId: string, at: Date): Promise<void> {
   await archiveStoriesOf(ctx, authorId, at);
