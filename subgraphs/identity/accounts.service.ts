@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
+import { LockMode, UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/postgresql';
 import { unauthenticated, userError, type DomainError } from '../../platform/errors.js';
 import { requireUser, type SubgraphContext, type UnitOfWork } from '../../platform/subgraph/context.js';
 import { beginDeletion } from './deletion.service.js';
@@ -37,6 +37,26 @@ export async function emailUnavailable(em: EntityManager, email: string): Promis
   if (!holder) return null;
   return holder.deletionRequestedAt ? accountBeingDeleted() : emailTaken();
 }
+
+/**
+ * First thing in a transaction that signs in, or writes or emits for, an existing account: the
+ * account's row, locked until the commit, or `refused()` when it is deleted or being deleted.
+ * The check outside the transaction is not enough: deleteAccount's conditional update (and the
+ * final delete of the row) wait for this lock, or this waits for them and finds the account
+ * gone, so no session, user.login, user.updated or user.oauth.linked follows user.deleted, and
+ * no new refresh token trips its deferred foreign key at commit (INTERNAL_SERVER_ERROR).
+ * `update` for transactions that write the row: two shared locks both upgrading deadlock.
+ */
+export async function lockLiveUser(em: EntityManager, id: string, refused: () => DomainError, mode: 'share' | 'update' = 'share'): Promise<User> {
+  const lockMode = mode === 'share' ? LockMode.PESSIMISTIC_READ : LockMode.PESSIMISTIC_WRITE;
+  const user = await em.findOne(User, { id, deletionRequestedAt: null }, { lockMode });
+  if (!user) throw refused();
+  return user;
+}
+
+const invalidCredentials = () => userError('INVALID_CREDENTIALS', 'Email or password is wrong');
+/** A valid token of a deleted account (or one being deleted): treat as signed out. */
+export const accountGone = () => unauthenticated('This account no longer exists');
 
 /** Accounts with a password: registration, sign-in, profile, deletion. */
 export class AccountService {
@@ -94,13 +114,15 @@ export class AccountService {
     // An account being deleted answers like one already gone, hash and all.
     const user = await ctx.em.findOne(User, { email: rules.normalizeEmail(input.email), deletionRequestedAt: null });
     const ok = user?.passwordHash ? await verifyPassword(user.passwordHash, input.password) : await verifyDecoy(input.password);
-    if (!user || !ok) throw userError('INVALID_CREDENTIALS', 'Email or password is wrong');
-    return this.startSession(ctx, user, 'local');
+    if (!user || !ok) throw invalidCredentials();
+    // Deleted while the hash was being checked: answers as above.
+    return this.startSession(ctx, user.id, 'local', invalidCredentials);
   }
 
-  /** A new sign-in of an existing user (user.login). */
-  async startSession(ctx: SubgraphContext, user: User, provider: events.SignInMethod): Promise<AuthResult> {
+  /** A new sign-in of an existing user (user.login); `refused` when the account is deleted or being deleted. */
+  async startSession(ctx: SubgraphContext, userId: string, provider: events.SignInMethod, refused: () => DomainError): Promise<AuthResult> {
     return ctx.transaction(async ({ em, emit }) => {
+      const user = await lockLiveUser(em, userId, refused);
       const session = await this.sessions.issue(em, user);
       const payload: events.UserLogin = { userId: user.id, provider };
       emit({ type: events.USER_LOGIN, userId: user.id, payload });
@@ -110,8 +132,7 @@ export class AccountService {
 
   async me(ctx: SubgraphContext): Promise<User> {
     const user = await ctx.em.findOne(User, { id: requireUser(ctx), deletionRequestedAt: null });
-    // A valid token of a deleted account (or one being deleted): treat as signed out.
-    if (!user) throw unauthenticated('This account no longer exists');
+    if (!user) throw accountGone();
     return user;
   }
 
@@ -120,7 +141,7 @@ export class AccountService {
     const changes = rules.profileUpdate(me, input);
     if (!Object.keys(changes).length) return me;
     return ctx.transaction(async ({ em, emit }) => {
-      const user = await em.findOneOrFail(User, { id: me.id });
+      const user = await lockLiveUser(em, me.id, accountGone, 'update');
       Object.assign(user, changes, { updatedAt: this.clock() });
       const payload: events.UserUpdated = { userId: user.id, changes };
       emit({ type: events.USER_UPDATED, payload });

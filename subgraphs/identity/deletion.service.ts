@@ -17,7 +17,8 @@ import * as events from './identity.events.js';
 
 /** Inside deleteAccount's transaction: the saga, its steps each asked once (by user.deleted). */
 export function beginDeletion(em: EntityManager, userId: string, correlationId: string | null, now: Date): void {
-  // The parent first; the steps' foreign key is deferred anyway (the unit of work does not order them).
+  // The steps name their saga by a plain column, not a relation, so the unit of work does not know to
+  // insert the saga first; their foreign key is deferred (checked at commit), so the order here does not matter.
   em.persist(em.create(UserDeletion, { userId, status: 'IN_PROGRESS', requestedAt: now, completedAt: null, correlationId }));
   for (const step of firstSteps(userId, now)) em.persist(em.create(UserDeletionStep, step));
 }

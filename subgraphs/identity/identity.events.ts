@@ -6,12 +6,14 @@ export const USER_REGISTERED = 'user.registered';
 export const USER_LOGIN = 'user.login';
 export const USER_UPDATED = 'user.updated';
 export const USER_OAUTH_LINKED = 'user.oauth.linked';
-export const USER_DELETED = 'user.deleted';
-/** The deletion saga (deletion.service.ts): identity asks again, and announces the end. */
-export const USER_ERASURE_REQUESTED = 'user.erasure.requested';
+/**
+ * The deletion saga (deletion.service.ts), as its steps speak it: user.deleted starts it,
+ * user.erasure.requested asks again, and each step's subgraph reports user.erasure.completed
+ * (consumed here) in the transaction of its erasure.
+ */
+export { USER_DELETED, USER_ERASURE_COMPLETED, USER_ERASURE_REQUESTED } from '../../platform/events/erasure.js';
+/** The end of the saga, identity's own. */
 export const USER_DELETION_COMPLETED = 'user.deletion.completed';
-/** Consumed: each step's subgraph reports, in the transaction of its erasure. */
-export const USER_ERASURE_COMPLETED = 'user.erasure.completed';
 
 export type SignInMethod = 'local' | 'google' | 'facebook' | 'microsoft';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DomainError, userError } from '../../platform/errors.js';
 import type { SubgraphContext } from '../../platform/subgraph/context.js';
-import { accountBeingDeleted, emailUnavailable, violates, type AccountService, type AuthResult } from './accounts.service.js';
+import { accountBeingDeleted, accountGone, emailUnavailable, lockLiveUser, violates, type AccountService, type AuthResult } from './accounts.service.js';
 import { ProviderLink, User } from './identity.entities.js';
 import * as events from './identity.events.js';
 import { normalizeEmail } from './identity.rules.js';
@@ -47,10 +47,9 @@ export class ProviderSignInService {
   private async signInVerified(ctx: SubgraphContext, identity: ProviderIdentity, retried = false): Promise<AuthResult> {
     const link = await ctx.em.findOne(ProviderLink, { provider: identity.provider, subject: identity.subject });
     if (link) {
-      const user = await ctx.em.findOneOrFail(User, { id: link.userId });
-      // The link goes with the row once the deletion completes; until then it cannot sign in, nor sign up again.
-      if (user.deletionRequestedAt) throw accountBeingDeleted('provider');
-      return this.accounts.startSession(ctx, user, methodOf(identity.provider));
+      // The link goes with the row once the deletion completes; until then it cannot sign in, nor
+      // sign up again. startSession checks under the row's lock: the deletion may commit meanwhile.
+      return this.accounts.startSession(ctx, link.userId, methodOf(identity.provider), () => accountBeingDeleted('provider'));
     }
 
     if (!identity.email || !identity.emailVerified) {
@@ -76,10 +75,12 @@ export class ProviderSignInService {
   }
 
   async link(ctx: SubgraphContext, input: ProviderSignInInput): Promise<User> {
-    const me = await this.accounts.me(ctx);
+    const caller = (await this.accounts.me(ctx)).id;
     const identity = await this.verify(input);
     try {
       return await ctx.transaction(async ({ em, emit }) => {
+        // The provider was asked after the check in me(): the account may have been deleted since.
+        const me = await lockLiveUser(em, caller, accountGone, 'update');
         const existing = await em.findOne(ProviderLink, { provider: identity.provider, subject: identity.subject });
         if (existing) {
           throw alreadyLinked(existing.userId === me.id ? 'This provider account is already linked to you' : 'This provider account is linked to another user');
@@ -89,9 +90,7 @@ export class ProviderSignInService {
         }
         em.persist(em.create(ProviderLink, this.newLink(me.id, identity)));
         // The provider vouching for the account's own address verifies it.
-        if (identity.emailVerified && identity.email && normalizeEmail(identity.email) === me.email && !me.emailVerified) {
-          await em.nativeUpdate(User, { id: me.id }, { emailVerified: true });
-        }
+        if (identity.emailVerified && identity.email && normalizeEmail(identity.email) === me.email && !me.emailVerified) me.emailVerified = true;
         const payload: events.UserOAuthLinked = { userId: me.id, provider: methodOf(identity.provider) };
         emit({ type: events.USER_OAUTH_LINKED, payload });
         return me;
