@@ -37,7 +37,7 @@ const op = {
 const USER_DELETION = `query ($userId: ID!) {
   userDeletion(userId: $userId) { userId status requestedAt completedAt steps { service status attempts requestedAt at } }
 }`;
-const STEPS = ['billing', 'collaboration', 'narration', 'notification', 'story', 'video'];
+const STEPS = ['audit', 'billing', 'collaboration', 'narration', 'notification', 'story', 'video'];
 const PASSWORD = 'correct horse battery';
 /** Short, so a late step is asked again within the test. */
 const RETRY_MS = 300;
@@ -104,7 +104,7 @@ async function memberWithData(name: string) {
 /** What the gateway asks identity when another subgraph's field needs the user (a reference). */
 async function userReference(id: string) {
   const identity = stack.app.subgraphs.find((s) => s.name === 'identity')!;
-  const operation = { query: `query ($r: [_Any!]!) { _entities(representations: $r) { ... on User { id } } }`, variables: { r: [{ __typename: 'User', id }] } };
+  const operation = { query: `query ($r: [_Any!]!) { _entities(representations: $r) { ... on User { id displayName email } } }`, variables: { r: [{ __typename: 'User', id }] } };
   const signed = signCaller(stack.config.INTERNAL_SECRET, { audience: 'identity', caller: { userId: randomUUID(), roles: ['USER'] }, correlationId: randomUUID(), operation });
   const res = await fetch(`${identity.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...signed }, body: JSON.stringify(operation) });
   return ((await res.json()) as { data: { _entities: unknown[] } }).data._entities[0];
@@ -173,7 +173,8 @@ describe('the user deletion saga', () => {
       expect(again.data.register.userErrors).toEqual([{ code: 'ACCOUNT_BEING_DELETED', field: 'email', message: expect.any(String) }]);
       const viaGoogle = await stack.gql(op.signIn, { input: { provider: 'GOOGLE', idToken: googleToken } });
       expect(viaGoogle.data.signInWithProvider.userErrors).toEqual([{ code: 'ACCOUNT_BEING_DELETED', field: 'provider', message: expect.any(String) }]);
-      expect(await userReference(dora.id)).toBeNull();
+      // Other subgraphs still refer to her until their steps are done: a former user, nothing private.
+      expect(await userReference(dora.id)).toEqual({ id: dora.id, displayName: 'Former user', email: null });
       expect(await identityRow(dora.id)).toEqual([{ deleting: true }]);
 
       // The other steps report; collaboration's stays PENDING, and is asked again and again.
@@ -183,6 +184,7 @@ describe('the user deletion saga', () => {
         const saga = res.data.userDeletion;
         expect(saga).toMatchObject({ userId: dora.id, status: 'IN_PROGRESS', completedAt: null });
         expect(saga.steps.map((s: { service: string; status: string }) => [s.service, s.status])).toEqual([
+          ['audit', 'DONE'],
           ['billing', 'DONE'],
           ['collaboration', 'PENDING'],
           ['narration', 'DONE'],
@@ -190,8 +192,8 @@ describe('the user deletion saga', () => {
           ['story', 'DONE'],
           ['video', 'DONE'],
         ]);
-        expect(saga.steps[1]).toMatchObject({ at: null, attempts: expect.any(Number) });
-        expect(saga.steps[1].attempts).toBeGreaterThanOrEqual(3);
+        expect(saga.steps[2]).toMatchObject({ at: null, attempts: expect.any(Number) });
+        expect(saga.steps[2].attempts).toBeGreaterThanOrEqual(3);
         return saga;
       });
       // The stream may be a moment behind the saga's rows.
@@ -224,7 +226,7 @@ describe('the user deletion saga', () => {
       });
       expect(done.steps.map((s: { service: string }) => s.service)).toEqual(STEPS);
       for (const step of done.steps) expect(step).toMatchObject({ status: 'DONE', at: expect.any(String) });
-      expect(done.steps[1].attempts).toBeGreaterThanOrEqual(waiting.steps[1].attempts);
+      expect(done.steps[2].attempts).toBeGreaterThanOrEqual(waiting.steps[2].attempts);
       expect(new Date(done.completedAt).getTime()).toBeGreaterThanOrEqual(new Date(done.requestedAt).getTime());
       const completed = await events.waitFor((e) => e.type === 'user.deletion.completed' && e.userId === dora.id);
       // The saga reads as one story in the event log: every event of it carries the request's correlation id.

@@ -30,6 +30,7 @@ beforeAll(async () => {
       GOOGLE_JWKS_URL: google.jwksUrl,
       GOOGLE_ISSUER: google.issuerUrl,
       IDENTITY_DELETION_RETRY_MS: '1000',
+      SHUTDOWN_DELAY_MS: '2000',
     },
   });
   // An ADMIN_EMAILS address is admin once a provider vouched for it.
@@ -220,10 +221,18 @@ describe('the distributed mode', () => {
     }
   });
 
-  it('stops a subgraph on SIGTERM cleanly (exit 0, no error logged), and it resumes where it stopped', async () => {
+  it('stops a subgraph on SIGTERM: not ready at once but still serving for SHUTDOWN_DELAY_MS, then clean (exit 0, no error logged); it resumes where it stopped', async () => {
     const billing = stack.processes.get('billing')!;
     const before = billing.output().length;
-    expect(await stack.terminate('billing')).toBe(0);
+    const cy = await registerMember(stack, 'Cy');
+    await eventually(async () => expect((await stack.gql(clientOperation('Me'), {}, { token: cy.token })).data.me.membership?.plan.tier).toBe('FREE'));
+    const exited = stack.terminate('billing');
+    await eventually(async () => expect((await fetch(`${billing.adminUrl}/ready`)).status).toBe(503), 1_500);
+    // Still serving meanwhile: a query that needs billing answers in full.
+    const during = await stack.gql(clientOperation('Me'), {}, { token: cy.token });
+    expect(during.errors).toBeUndefined();
+    expect(during.data.me.membership.plan.tier).toBe('FREE');
+    expect(await exited).toBe(0);
     const stopping = billing.output().slice(before);
     expect(stopping).toContain('"msg":"shutting down"');
     expect(stopping).toContain('"msg":"stopped"');
@@ -252,7 +261,7 @@ describe('the distributed mode', () => {
     expect((await stack.gql(clientOperation('DeleteAccount'), {}, { token: eve.token })).data.deleteAccount).toMatchObject({ deletedUserId: eve.id, userErrors: [] });
     await eventually(async () => expect((await stateOf(eve.id)).status).toBe('COMPLETED'));
     const done = await stateOf(eve.id);
-    expect(done.steps.map((step) => step.service).sort()).toEqual(['billing', 'collaboration', 'narration', 'notification', 'story', 'video']);
+    expect(done.steps.map((step) => step.service).sort()).toEqual(['audit', 'billing', 'collaboration', 'narration', 'notification', 'story', 'video']);
     expect(done.steps.every((step) => step.status === 'DONE' && step.at)).toBe(true);
     expect(await userRow(eve.id)).toBe(0);
 
@@ -264,7 +273,7 @@ describe('the distributed mode', () => {
     await eventually(async () => {
       const state = await stateOf(fay.id);
       expect(state.status).toBe('IN_PROGRESS');
-      expect(state.steps.filter((step) => step.status === 'DONE').map((step) => step.service).sort()).toEqual(['billing', 'collaboration', 'narration', 'notification', 'video']);
+      expect(state.steps.filter((step) => step.status === 'DONE').map((step) => step.service).sort()).toEqual(['audit', 'billing', 'collaboration', 'narration', 'notification', 'video']);
       expect(state.steps.find((step) => step.service === 'story')!.attempts).toBeGreaterThanOrEqual(3);
     });
     expect(await userRow(fay.id)).toBe(1);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { migratedSubgraphDatabase } from '../../test/support/database.js';
 import { EventConsumer } from '../../platform/events/consumer.js';
@@ -103,9 +104,11 @@ describe('the deletion saga', () => {
     await report(userId, 'notification');
     await report(userId, 'narration');
     await report(userId, 'billing');
+    await report(userId, 'audit');
     const pending = await saga(userId);
     expect(pending.status).toBe('IN_PROGRESS');
     expect(pending.steps.map((s) => [s.service, s.status])).toEqual([
+      ['audit', 'DONE'],
       ['billing', 'DONE'],
       ['collaboration', 'PENDING'],
       ['narration', 'DONE'],
@@ -137,12 +140,12 @@ describe('the deletion saga', () => {
     await report(userId, 'story');
     expect((await saga(userId)).steps.find((s) => s.service === 'story')).toMatchObject({ status: 'DONE', done_at: new Date(first.timestamp) });
 
-    for (const service of ['billing', 'collaboration', 'narration', 'notification', 'video']) await report(userId, service);
+    for (const service of ['audit', 'billing', 'collaboration', 'narration', 'notification', 'video']) await report(userId, service);
     const completed = await saga(userId);
     expect(completed.status).toBe('COMPLETED');
     // Reports after completion, of a step no saga has, and of a user nobody is deleting.
     await report(userId, 'billing');
-    await report(userId, 'audit');
+    await report(userId, 'search');
     const stranger = randomUUID();
     await report(stranger, 'story');
     await report('not-a-uuid', 'story');
@@ -151,9 +154,40 @@ describe('the deletion saga', () => {
     expect(await sql(`select 1 from identity.user_deletion where user_id = ?`, [stranger])).toEqual([]);
   });
 
+  it('completes once when the two last reports are handled at once', async () => {
+    const userId = await deleting();
+    for (const service of ['audit', 'billing', 'narration', 'notification', 'story']) await report(userId, service);
+    // The order is forced: a third connection holds the steps table while both reports start,
+    // so both are under way (past the inbox) before either reads the steps. Without the saga's
+    // row lock each would then see the other's step pending, and neither would complete it.
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('lock table identity.user_deletion_step in access exclusive mode');
+      const both = Promise.all([report(userId, 'collaboration'), report(userId, 'video')]);
+      await vi.waitFor(
+        async () => {
+          const [row] = await sql<{ n: number }>(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+          expect(row!.n).toBe(2);
+        },
+        { timeout: 5_000, interval: 10 },
+      );
+      await holder.query('commit');
+      await both;
+    } finally {
+      await holder.end();
+    }
+    const done = await saga(userId);
+    expect(done.status).toBe('COMPLETED');
+    expect(done.steps.every((s) => s.status === 'DONE')).toBe(true);
+    expect(await rowsOf(userId)).toEqual({ users: 0, links: 0, tokens: 0 });
+    expect(await outbox('user.deletion.completed', userId)).toHaveLength(1);
+  });
+
   it('asks the silent steps again once per interval, with a new event each time, until they report', async () => {
     const userId = await deleting();
-    for (const service of ['billing', 'narration', 'story', 'video']) await report(userId, service);
+    for (const service of ['audit', 'billing', 'narration', 'story', 'video']) await report(userId, service);
     let now = at(RETRY_MS - 1);
     const retrier = retries(() => now);
 
@@ -165,6 +199,7 @@ describe('the deletion saga', () => {
     // Asked once per interval, however often the loop looks.
     expect(await retrier.retryDue()).toBe(0);
     expect((await saga(userId)).steps.map((s) => [s.service, s.status, s.attempts, s.requested_at])).toEqual([
+      ['audit', 'DONE', 1, T0],
       ['billing', 'DONE', 1, T0],
       ['collaboration', 'PENDING', 2, at(RETRY_MS)],
       ['narration', 'DONE', 1, T0],

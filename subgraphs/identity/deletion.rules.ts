@@ -12,6 +12,9 @@ export type StepStatus = 'PENDING' | 'DONE';
  * user.deleted (and user.erasure.requested naming it) and reports user.erasure.completed in the
  * transaction of its erasure. The account is gone for good only when all of them reported.
  *
+ * - audit: redacts the user's events in the event log (the events stay, as the operators' record,
+ *   without their personal data: names, addresses, titles, messages), those about them that
+ *   arrive later are stored redacted.
  * - billing: cancels the membership, from the month the account ended (invoices and usage
  *   counts stay: they are billing's records, and hold nothing but the id).
  * - collaboration: revokes the invitations the user sent, gives back the parts they had not
@@ -30,14 +33,13 @@ export type StepStatus = 'PENDING' | 'DONE';
  * Narration and video report once the rows are gone and the deletions are recorded: the files
  * and provider calls follow within seconds, retried until done, and do not hold the saga up.
  *
- * Not steps: audit's event log is the operators' record of what happened and keeps the events;
- * identity is the saga itself and deletes its row (provider links and refresh tokens with it)
- * when the saga completes.
+ * Not a step: identity is the saga itself and deletes its row (provider links and refresh tokens
+ * with it) when the saga completes.
  *
  * A saga keeps the steps it started with: changing this list applies to deletions that start
  * afterwards.
  */
-export const ERASURE_STEPS: readonly string[] = ['billing', 'collaboration', 'narration', 'notification', 'story', 'video'];
+export const ERASURE_STEPS: readonly string[] = ['audit', 'billing', 'collaboration', 'narration', 'notification', 'story', 'video'];
 
 type StepState = Pick<UserDeletionStep, 'service' | 'status'>;
 
