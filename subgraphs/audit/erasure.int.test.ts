@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase } from '../../test/support/database.js';
-import { migrate, openDatabase } from '../../platform/db/database.js';
+import { migratedSubgraphDatabase } from '../../test/support/database.js';
 import type { EventEnvelope, NewEvent } from '../../platform/events/envelope.js';
 import { createLogger } from '../../platform/log.js';
 import { EventLogEntry } from './audit.entities.js';
@@ -16,18 +15,16 @@ import { ERASED } from './redaction.rules.js';
  * the log stores later events about the user redacted. The event runtime's transaction is
  * mimicked here, as in event-log.int.test.ts.
  */
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let db: Awaited<ReturnType<typeof migratedSubgraphDatabase>>;
 let orm: MikroORM;
 const logger = createLogger('silent');
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  orm = await openDatabase({ url: db.url, schema: 'audit', entities: audit.entities, migrations: audit.migrations, logger });
-  await migrate(orm);
+  db = await migratedSubgraphDatabase(audit, logger);
+  orm = db.orm;
 });
 afterAll(async () => {
-  await orm?.close();
-  await db?.drop();
+  await db?.close();
 });
 
 let clock = Date.parse('2026-12-01T10:00:00.000Z');

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase } from '../../test/support/database.js';
-import { migrate, openDatabase } from '../../platform/db/database.js';
+import { migratedSubgraphDatabase } from '../../test/support/database.js';
 import type { EventEnvelope } from '../../platform/events/envelope.js';
 import { createLogger } from '../../platform/log.js';
 import { createSubgraphContext } from '../../platform/subgraph/context.js';
@@ -19,18 +18,16 @@ import { OperationsService } from './operations.service.js';
  * The consumer and the query on a real database, without a transport: what the event runtime
  * does around `handle` (the transaction) is mimicked here; test/audit.e2e.test.ts goes end to end.
  */
-let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let db: Awaited<ReturnType<typeof migratedSubgraphDatabase>>;
 let orm: MikroORM;
 const logger = createLogger('silent');
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  orm = await openDatabase({ url: db.url, schema: 'audit', entities: audit.entities, migrations: audit.migrations, logger });
-  await migrate(orm);
+  db = await migratedSubgraphDatabase(audit, logger);
+  orm = db.orm;
 });
 afterAll(async () => {
-  await orm?.close();
-  await db?.drop();
+  await db?.close();
 });
 
 const envelope = (over: Partial<EventEnvelope> = {}): EventEnvelope => ({
