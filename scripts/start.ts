@@ -11,7 +11,7 @@ import type { EventTransport } from '../platform/events/transport.js';
 import { Shutdown } from '../platform/lifecycle.js';
 import { createLogger } from '../platform/log.js';
 import { Metrics } from '../platform/telemetry/metrics.js';
-import { startTracing } from './process.js';
+import { onStopSignals, startTracing } from './process.js';
 
 const started = Date.now();
 const config = loadConfigOrExit({ generateSecrets: true });
@@ -19,7 +19,6 @@ const logger = createLogger(config.LOG_LEVEL);
 let database: Awaited<ReturnType<typeof databaseFor>> | null = null;
 let transport: EventTransport | null = null;
 let app: AllInOne | null = null;
-let stopping: Promise<void> | null = null;
 
 const steps = new Shutdown();
 startTracing(config, 'storyloom', steps);
@@ -27,42 +26,19 @@ startTracing(config, 'storyloom', steps);
 steps.add('database', () => (database ? database.stop() : stopEmbeddedPostgres()));
 steps.add('event transport', () => transport?.close());
 steps.add('supergraph', () => app?.close());
-
-function shutdown(reason: string): Promise<void> {
-  stopping ??= (async () => {
-    logger.info({ reason }, 'shutting down');
-    try {
-      await steps.close();
-      logger.info('stopped');
-    } catch (error) {
-      logger.error({ err: error }, 'unclean shutdown');
-      throw error;
-    }
-  })();
-  return stopping;
-}
-
-// Installed first, so Ctrl-C during initdb or migrations still stops the embedded PostgreSQL.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    shutdown(signal).then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  });
-}
+// Installed before anything starts, so Ctrl-C during initdb or migrations still stops the embedded PostgreSQL.
+const stop = onStopSignals(steps, logger);
 
 try {
   database = await databaseFor(config, logger);
   transport = await eventTransportFor(config, logger);
   logger.info({ transport: transport.kind }, 'event transport ready');
-  if (!stopping) app = await startAllInOne({ config, databaseUrl: database.url, transport, logger, metrics: new Metrics().collectProcessMetrics() });
+  if (!stop.requested) app = await startAllInOne({ config, databaseUrl: database.url, transport, logger, metrics: new Metrics().collectProcessMetrics() });
 } catch (error) {
   logger.fatal({ err: error }, 'start-up failed');
-  await shutdown('start-up failure').catch(() => undefined);
-  process.exit(1);
+  await stop.now('start-up failure', 1);
 }
-if (app && !stopping) {
+if (app && !stop.requested) {
   const ms = Date.now() - started;
   logger.info({ gateway: app.gatewayUrl, subgraphs: Object.fromEntries(app.subgraphs.map((s) => [s.name, s.url])), startupMs: ms }, 'storyloom ready');
   // One human line for the terminal, besides the structured log.
