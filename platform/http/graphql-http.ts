@@ -5,21 +5,25 @@ import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { contextFrom, inSpan, SpanKind } from '../telemetry/tracing.js';
 import { BodyTooLargeError, readBody } from './body.js';
 
-/** Thrown by an `admit` hook: the request is answered with this status and code, unexecuted. */
+/**
+ * Thrown by a `before` or `admit` hook: the request is answered with this status, code and
+ * headers (Retry-After, say), unexecuted.
+ */
 export class HttpRefusal extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
 }
 
 /** A JSON error response in the GraphQL-over-HTTP shape, for failures before GraphQL runs. */
-export function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+export function sendError(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ errors: [{ message, extensions: { code } }] });
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }
 
@@ -50,8 +54,14 @@ export function graphqlHandler<C extends BaseContext>(
   options: {
     maxBodyBytes: number;
     context: (req: IncomingMessage, res: ServerResponse) => Promise<C>;
-    /** Decides, once the body is parsed and before anything runs, whether to serve the request at all. */
-    admit?: (req: IncomingMessage, body: unknown) => void;
+    /** Runs before the body is read (a per-address rate limit): may refuse with an HttpRefusal. */
+    before?: (req: IncomingMessage) => Promise<void> | void;
+    /**
+     * Decides, once the body is parsed and before anything runs, whether to serve the request
+     * at all (refusing with an HttpRefusal); what it returns, if anything, replaces the body (a
+     * persisted operation's id becomes its document).
+     */
+    admit?: (req: IncomingMessage, body: unknown) => Promise<unknown> | unknown;
     logger: Logger;
     /** Who serves, for the request's trace span (`gateway`, or the subgraph's name). */
     service?: string;
@@ -84,6 +94,11 @@ export function graphqlHandler<C extends BaseContext>(
   };
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      await options.before?.(req);
+    } catch (error) {
+      return refuse(res, error, { bodyUnread: true });
+    }
     let body: unknown;
     if (req.method === 'POST') {
       let raw: Buffer;
@@ -108,10 +123,10 @@ export function graphqlHandler<C extends BaseContext>(
       }
     }
     try {
-      options.admit?.(req, body);
+      const admitted = await options.admit?.(req, body);
+      if (admitted !== undefined) body = admitted;
     } catch (error) {
-      if (!(error instanceof HttpRefusal)) throw error;
-      return sendError(res, error.status, error.code, error.message);
+      return refuse(res, error, { bodyUnread: false });
     }
     const headers = new HeaderMap();
     for (const [key, value] of Object.entries(req.headers)) {
@@ -124,4 +139,11 @@ export function graphqlHandler<C extends BaseContext>(
     });
     await writeResponse(res, response);
   }
+}
+
+function refuse(res: ServerResponse, error: unknown, { bodyUnread }: { bodyUnread: boolean }): void {
+  if (!(error instanceof HttpRefusal)) throw error;
+  // An unread body would be taken for the next request on a kept-alive connection.
+  if (bodyUnread) res.setHeader('connection', 'close');
+  sendError(res, error.status, error.code, error.message, error.headers);
 }
