@@ -76,6 +76,41 @@ const schema = z.object({
   OTEL_SERVICE_NAME: z.string().min(1).optional(),
   SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).default(50),
   SUBSCRIPTIONS_PER_USER: z.coerce.number().int().min(1).default(200),
+  // Gateway protection (gateway/operation-limits.ts): an operation over any limit is refused
+  // before it reaches a subgraph, each with its own code. Cost: the objects it could return,
+  // list sizes taken from `first`/`last`.
+  LIMIT_MAX_DEPTH: z.coerce.number().int().min(1).default(12),
+  LIMIT_MAX_ALIASES: z.coerce.number().int().min(0).default(30),
+  LIMIT_MAX_ROOT_FIELDS: z.coerce.number().int().min(1).default(20),
+  LIMIT_MAX_TOKENS: z.coerce.number().int().min(100).default(2_000),
+  LIMIT_MAX_COST: z.coerce.number().int().min(1).default(50_000),
+  // Room for a story at its maximum (200,000 characters of 4-byte UTF-8) in the variables.
+  MAX_VARIABLES_BYTES: z.coerce.number().int().min(1024).default(2 * 1024 * 1024),
+  // How long one operation may run at the gateway; OPERATION_TIMEOUTS_MS overrides it by
+  // operation name (`Name=ms,Other=ms`).
+  OPERATION_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  OPERATION_TIMEOUTS_MS: z
+    .string()
+    .regex(/^(\s*\w+=\d+\s*)(,\s*\w+=\d+\s*)*$/, 'Name=ms pairs separated by commas')
+    .transform((s) => Object.fromEntries(s.split(',').map((pair) => pair.split('=').map((x) => x.trim())).map(([name, ms]) => [name!, Number(ms)])))
+    .optional(),
+  // Token buckets per user (an access token's subject) and per client address for anonymous
+  // callers: a burst of *_BURST requests, refilled at *_PER_SECOND. In memory in the all-in-one
+  // mode, shared by the gateway replicas through NATS KV in the distributed mode.
+  RATE_LIMITS: z.enum(['on', 'off']).default('on'),
+  RATE_LIMIT_USER_BURST: z.coerce.number().int().min(1).default(100),
+  RATE_LIMIT_USER_PER_SECOND: z.coerce.number().positive().default(20),
+  RATE_LIMIT_IP_BURST: z.coerce.number().int().min(1).default(200),
+  RATE_LIMIT_IP_PER_SECOND: z.coerce.number().positive().default(50),
+  // Proxies in front of the gateway (an ingress, a load balancer) whose X-Forwarded-For is
+  // trusted: the client's address is the one the nearest of them saw. 0 trusts no header.
+  TRUSTED_PROXIES: z.coerce.number().int().min(0).max(10).default(0),
+  // Persisted operations (gateway/persisted-operations.json, made from ../shared/clients by
+  // `npm run persisted`): `allow` takes ids and documents (APQ on); `only` takes nothing but the
+  // manifest's operations (the mobile apps' production setting), and introspection while
+  // PERSISTED_INTROSPECTION is true (the schema explorer).
+  PERSISTED_OPERATIONS: z.enum(['allow', 'only']).default('allow'),
+  PERSISTED_INTROSPECTION: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   // Where clients reach the gateway: the base of upload and download URLs.
   PUBLIC_URL: url.optional(),
   STORAGE_DRIVER: z.enum(['local', 's3']).default('local'),
