@@ -103,7 +103,8 @@ const schema = z.object({
   RATE_LIMIT_IP_BURST: z.coerce.number().int().min(1).default(200),
   RATE_LIMIT_IP_PER_SECOND: z.coerce.number().positive().default(50),
   // Proxies in front of the gateway (an ingress, a load balancer) whose X-Forwarded-For is
-  // trusted: the client's address is the one the nearest of them saw. 0 trusts no header.
+  // trusted: the client's address is the entry that many from the right, the one the farthest
+  // of them saw. 0 trusts no header.
   TRUSTED_PROXIES: z.coerce.number().int().min(0).max(10).default(0),
   // Persisted operations (gateway/persisted-operations.json, made from ../shared/clients by
   // `npm run persisted`): `allow` takes ids and documents (APQ on); `only` takes nothing but the
