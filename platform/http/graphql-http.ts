@@ -20,10 +20,13 @@ export class HttpRefusal extends Error {
   }
 }
 
-/** A JSON error response in the GraphQL-over-HTTP shape, for failures before GraphQL runs. */
+/**
+ * A JSON error response in the GraphQL-over-HTTP shape, for failures before GraphQL runs. No
+ * cache keeps it (a 404 or 405 is heuristically cacheable otherwise) unless `headers` says so.
+ */
 export function sendError(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ errors: [{ message, extensions: { code } }] });
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
   res.end(body);
 }
 
@@ -33,8 +36,38 @@ export function sendJson(res: ServerResponse, status: number, value: unknown, he
   res.end(body);
 }
 
-async function writeResponse(res: ServerResponse, response: HTTPGraphQLResponse): Promise<void> {
+/**
+ * What the answer to a GET depends on besides its URL, for caches (RFC 9110 §12.5.5): its media
+ * type is negotiated on Accept, and what a caller may see on their Authorization. Not the CSRF
+ * headers: without them the answer is a 400 that no cache keeps.
+ */
+const GET_VARY = ['Accept', 'Authorization'];
+
+/** Adds to the Vary already set (CORS's Origin, the explorer's Accept), each field once. */
+function addVary(res: ServerResponse, fields: readonly string[]): void {
+  const given = res.getHeader('vary');
+  const current = (Array.isArray(given) ? given.join(',') : String(given ?? ''))
+    .split(',')
+    .map((field) => field.trim())
+    .filter(Boolean);
+  const known = new Set(current.map((field) => field.toLowerCase()));
+  res.setHeader('vary', [...current, ...fields.filter((field) => !known.has(field.toLowerCase()))].join(', '));
+}
+
+/** A Content-Type's media type, lowercase, and its charset parameter if any (RFC 9110 §8.3.1). */
+function mediaTypeOf(header: string): { essence: string; charset: string | undefined } {
+  const [essence = '', ...parameters] = header.split(';');
+  const charset = parameters
+    .map((parameter) => /^\s*charset\s*=\s*"?([^";\s]*)"?\s*$/i.exec(parameter)?.[1])
+    .find((value) => value !== undefined);
+  return { essence: essence.trim().toLowerCase(), charset: charset?.toLowerCase() };
+}
+
+const JSON_TYPES = new Set(['application/json', 'application/graphql-response+json']);
+
+async function writeResponse(res: ServerResponse, method: string, response: HTTPGraphQLResponse): Promise<void> {
   for (const [key, value] of response.headers) res.setHeader(key, value);
+  if (method === 'GET') addVary(res, GET_VARY);
   res.statusCode = response.status ?? 200;
   if (response.body.kind === 'complete') {
     res.end(response.body.string);
@@ -111,8 +144,13 @@ export function graphqlHandler<C extends BaseContext>(
         }
         throw error;
       }
-      const type = req.headers['content-type'] ?? '';
-      if (type.includes('application/json') || type.includes('application/graphql-response+json')) {
+      const type = mediaTypeOf(req.headers['content-type'] ?? '');
+      if (JSON_TYPES.has(type.essence)) {
+        // GraphQL over HTTP takes UTF-8 (assumed when no charset is given); JSON in another
+        // charset would be misread, so it is refused rather than decoded as UTF-8.
+        if (type.charset !== undefined && type.charset !== 'utf-8' && type.charset !== 'utf8') {
+          return sendError(res, 415, 'UNSUPPORTED_MEDIA_TYPE', `Request bodies must be UTF-8, not ${type.charset}`);
+        }
         try {
           body = raw.length ? JSON.parse(raw.toString('utf8')) : undefined;
         } catch {
@@ -132,12 +170,14 @@ export function graphqlHandler<C extends BaseContext>(
     for (const [key, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
     }
+    // Read after `admit`, which may rewrite a GET's URL (a persisted operation's id).
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const method = (req.method ?? 'GET').toUpperCase();
     const response = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest: { method: (req.method ?? 'GET').toUpperCase(), headers, search: url.search, body },
+      httpGraphQLRequest: { method, headers, search: url.search, body },
       context: () => options.context(req, res),
     });
-    await writeResponse(res, response);
+    await writeResponse(res, method, response);
   }
 }
 

@@ -1,6 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import { ApolloServer } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
+import { ApolloServerPluginCacheControl } from '@apollo/server/plugin/cacheControl';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginInlineTraceDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
@@ -77,6 +78,11 @@ export async function createSubgraphServer(options: SubgraphServerOptions): Prom
       ApolloServerPluginLandingPageDisabled(),
       // Inline traces are for Apollo Studio, which this platform does not report to.
       ApolloServerPluginInlineTraceDisabled(),
+      // The schema's @cacheControl hints make each answer's Cache-Control, which the gateway
+      // folds into its response's (RemoteGraphQLDataSource's honorSubgraphCacheControlHeader).
+      // Installed by default too; named here for the defaults it must keep: what is not marked
+      // gets maxAge 0 (never cached), and the header is written, as no-store when uncacheable.
+      ApolloServerPluginCacheControl({ defaultMaxAge: 0, calculateHttpHeaders: true }),
       options.metrics.apolloPlugin(options.name),
     ],
   });
