@@ -2,9 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloGateway } from '@apollo/gateway';
+import { GraphQLError, OperationTypeNode } from 'graphql';
 import { createHttpServer, type Handler } from '../platform/http/server.js';
-import { graphqlHandler } from '../platform/http/graphql-http.js';
+import { graphqlHandler, HttpRefusal } from '../platform/http/graphql-http.js';
 import { healthRoute, readyRoute } from '../platform/http/probes.js';
 import { Metrics } from '../platform/telemetry/metrics.js';
 import { traceHeaders } from '../platform/telemetry/tracing.js';
@@ -12,6 +14,7 @@ import { signCaller, type Caller } from '../platform/internal-auth.js';
 import type { Logger } from '../platform/log.js';
 import { accessLog } from './access-log.js';
 import { withCors } from './cors.js';
+import { explorerRoutes, withExplorerPage } from './explorer/explorer.js';
 import { maskInternalErrors } from './errors.js';
 import { mediaProxy, webhookProxy } from './media-proxy.js';
 import { createTokenVerifier } from './auth.js';
@@ -22,6 +25,10 @@ import type { Config } from '../platform/config.js';
 import { JWKS_PATH } from '../platform/jwt.js';
 import type { CircuitState } from './circuit-breaker.js';
 import { SubgraphDataSource } from './subgraph-source.js';
+import { apolloLimits, checkVariablesSize, withOperationTimeouts, type OperationLimits, type OperationTimeouts } from './operation-limits.js';
+import { clientIp, MemoryBucketStore, RateLimiter, retryAfterSeconds, type BucketPolicy, type BucketStore } from './rate-limit.js';
+import { PersistedOperations, type PersistedSettings } from './persisted-operations.js';
+import type { IncomingMessage } from 'node:http';
 import type { LiveBus } from '../platform/live/live.js';
 
 export interface GatewayOptions {
@@ -50,6 +57,18 @@ export interface GatewayOptions {
   stopping?: () => boolean;
   /** Calls to each subgraph: a timeout (per subgraph, else the default) and a circuit breaker. */
   subgraphCalls: { timeoutMs: number; timeoutsMs?: Record<string, number>; failureThreshold: number; resetMs: number };
+  /** Each operation's depth, aliases, root fields, tokens and estimated cost; over one, it is refused unrun. */
+  limits: OperationLimits;
+  maxVariablesBytes: number;
+  /** How long an operation may run, by default and by operation name. */
+  operationTimeouts: OperationTimeouts;
+  /** Token buckets per user and per client address; null: no rate limits. */
+  rateLimits: { user: BucketPolicy; ip: BucketPolicy } | null;
+  /** Where the buckets live: NATS KV shared by replicas (distributed), else this process's memory. */
+  rateLimitStore?: BucketStore;
+  /** Proxies in front of the gateway whose X-Forwarded-For names the client (0: none). */
+  trustedProxies: number;
+  persisted: PersistedSettings;
 }
 
 export interface GatewayContext {
@@ -73,6 +92,24 @@ export function gatewaySettings(config: Config, subgraphUrls: Record<string, str
     corsOrigins: config.CORS_ORIGINS,
     subscriptionLimits: { perConnection: config.SUBSCRIPTIONS_PER_CONNECTION, perUser: config.SUBSCRIPTIONS_PER_USER },
     subgraphCalls: { timeoutMs: config.SUBGRAPH_TIMEOUT_MS, timeoutsMs, failureThreshold: config.SUBGRAPH_CIRCUIT_FAILURES, resetMs: config.SUBGRAPH_CIRCUIT_RESET_MS },
+    limits: {
+      maxDepth: config.LIMIT_MAX_DEPTH,
+      maxAliases: config.LIMIT_MAX_ALIASES,
+      maxRootFields: config.LIMIT_MAX_ROOT_FIELDS,
+      maxTokens: config.LIMIT_MAX_TOKENS,
+      maxCost: config.LIMIT_MAX_COST,
+    },
+    maxVariablesBytes: config.MAX_VARIABLES_BYTES,
+    operationTimeouts: { defaultMs: config.OPERATION_TIMEOUT_MS, byOperation: config.OPERATION_TIMEOUTS_MS ?? {} },
+    rateLimits:
+      config.RATE_LIMITS === 'on'
+        ? {
+            user: { capacity: config.RATE_LIMIT_USER_BURST, refillPerSecond: config.RATE_LIMIT_USER_PER_SECOND },
+            ip: { capacity: config.RATE_LIMIT_IP_BURST, refillPerSecond: config.RATE_LIMIT_IP_PER_SECOND },
+          }
+        : null,
+    trustedProxies: config.TRUSTED_PROXIES,
+    persisted: { mode: config.PERSISTED_OPERATIONS, introspection: config.PERSISTED_INTROSPECTION },
   } satisfies Partial<GatewayOptions>;
 }
 
@@ -138,30 +175,101 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   // Routes are filled in once Apollo has started; the server needs to exist first for draining.
   const routes: Record<string, Handler> = {};
   const http = createHttpServer(routes, logger);
+  const limits = apolloLimits<GatewayContext>(options.limits);
+  const persisted = PersistedOperations.fromFile(options.persisted);
   const apollo = new ApolloServer<GatewayContext>({
-    gateway,
+    gateway: withOperationTimeouts(gateway, options.operationTimeouts),
     introspection: true,
     csrfPrevention: true,
     includeStacktraceInErrorResponses: false,
     stopOnTerminationSignals: false,
     formatError: maskInternalErrors(logger),
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer: http }), accessLog(logger), metrics.apolloPlugin('gateway')],
+    parseOptions: limits.parseOptions,
+    validationRules: limits.validationRules,
+    ...persisted.apolloOptions(),
+    plugins: [
+      // First: it gives each limit's refusal its own code before the others see the errors.
+      ...limits.plugins,
+      ApolloServerPluginDrainHttpServer({ httpServer: http }),
+      accessLog(logger),
+      metrics.apolloPlugin('gateway'),
+      // Browsers opening /graphql get the schema explorer (./explorer/), not Apollo's landing page.
+      ApolloServerPluginLandingPageDisabled(),
+      // HTTP caching: each subgraph's Cache-Control (from its @cacheControl hints) restricts the
+      // response's policy (RemoteGraphQLDataSource), which Apollo's cache-control plugin writes.
+      // Only an anonymous GET may be kept: a POST's answer (every mutation's; over GET one is a
+      // 405) and any answer to a request with credentials (drafts, the caller's own data) are
+      // no-store, whatever the hints say.
+      {
+        async requestDidStart({ request, overallCachePolicy }) {
+          if (request.http?.method !== 'GET' || request.http.headers.has('authorization')) overallCachePolicy.restrict({ maxAge: 0, scope: 'PRIVATE' });
+        },
+      },
+      // @apollo/gateway would answer a subscription sent over HTTP with a 500: it is the
+      // client's mistake, and graphql-ws on the same path is where it belongs.
+      {
+        async requestDidStart() {
+          return {
+            async didResolveOperation({ operation }) {
+              if (operation?.operation !== OperationTypeNode.SUBSCRIPTION) return;
+              throw new GraphQLError('Subscriptions go over graphql-ws (the graphql-transport-ws protocol) on this same path, not over HTTP', {
+                extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
+              });
+            },
+          };
+        },
+      },
+    ],
   });
   await apollo.start();
 
+  const explorer = explorerRoutes({ logger });
+  const rateLimitStore = options.rateLimits ? (options.rateLimitStore ?? new MemoryBucketStore()) : null;
+  const limiter =
+    options.rateLimits && rateLimitStore
+      ? new RateLimiter({ store: rateLimitStore, policies: options.rateLimits, logger, onStoreError: () => metrics.rateLimitStoreErrors.inc() })
+      : null;
+  // The caller is known before the body is read (the rate limit needs it); the context reuses it.
+  const callers = new WeakMap<IncomingMessage, Promise<Caller>>();
+  const callerFor = (req: IncomingMessage) => {
+    let caller = callers.get(req);
+    if (!caller) callers.set(req, (caller = callerOf(req.headers.authorization)));
+    return caller;
+  };
   Object.assign(routes, {
-    '/graphql': withCors(graphqlHandler(apollo, {
+    '/graphql': withCors(withExplorerPage(explorer.page, graphqlHandler(apollo, {
       maxBodyBytes: options.maxBodyBytes,
       logger,
       service: 'gateway',
       callerTrace: 'link',
+      // Before the body is read: a flood is refused at the cost of a token check.
+      before: async (req) => {
+        if (!limiter) return;
+        const caller = await callerFor(req);
+        // A guest session (no account) spends from its own bucket, like a user.
+        const userId = caller.userId ?? (caller.guest ? `guest:${caller.guest.participantId}` : null);
+        const decision = await limiter.check({ userId, ip: clientIp(req, options.trustedProxies) });
+        if (decision.allowed) return;
+        metrics.rateLimited.inc({ bucket: userId ? 'user' : 'ip' });
+        const seconds = retryAfterSeconds(decision);
+        throw new HttpRefusal(429, 'RATE_LIMITED', `Too many requests: try again in ${seconds} s`, { 'retry-after': String(seconds) });
+      },
+      // A persisted operation's id becomes its document (or, in persisted-only mode, anything
+      // else is refused); then the variables' size is checked, before anything is parsed.
+      admit: (req, body) => {
+        const admitted = persisted.admit(req, body) ?? body;
+        checkVariablesSize(admitted, options.maxVariablesBytes);
+        return admitted;
+      },
       context: async (req, res) => {
         const given = req.headers['x-correlation-id'];
         const correlationId = typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
         res.setHeader('x-correlation-id', correlationId);
-        return { caller: await callerOf(req.headers.authorization), correlationId };
+        return { caller: await callerFor(req), correlationId };
       },
-    }), options.corsOrigins ?? ['*']),
+    })), options.corsOrigins ?? ['*']),
+    // The schema explorer's script, styles and workers (its page is /graphql itself).
+    ...explorer.assets,
     '/health': healthRoute({ component: 'gateway' }),
     // With CORS: a browser uploads a sample from the app's origin (a preflighted PUT).
     '/media/': withCors(mediaProxy(options.subgraphUrls, logger), options.corsOrigins ?? ['*']),
@@ -184,6 +292,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     live: options.live,
     authenticate: callerOf,
     maxPayloadBytes: options.maxBodyBytes,
+    operationLimits: options.limits,
+    persisted,
     limits: options.subscriptionLimits ?? { perConnection: 50, perUser: 200 },
     logger,
     // Each live update runs as a query through the gateway itself, as the subscriber.
@@ -207,6 +317,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       unobserve();
       await subscriptions.close();
       await apollo.stop();
+      await rateLimitStore?.close?.();
     },
   };
 }

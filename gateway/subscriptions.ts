@@ -26,6 +26,8 @@ import type { Caller } from '../platform/internal-auth.js';
 import { assertLiveSubject, type LiveBus } from '../platform/live/live.js';
 import type { Logger } from '../platform/log.js';
 import { LIVE_ALIAS, LiveHub, TERMINAL_ALIAS, type LiveFetch, type Subscriber } from './live-hub.js';
+import { documentLimitErrors, parseWithinLimits, type OperationLimits } from './operation-limits.js';
+import type { PersistedOperations } from './persisted-operations.js';
 
 /**
  * What a Subscription field declares with `@live` in its subgraph's SDL (kept in the supergraph
@@ -79,6 +81,10 @@ export interface SubscriptionServerOptions {
   authenticate(authorization: string | undefined): Promise<Caller>;
   maxPayloadBytes: number;
   limits: { perConnection: number; perUser: number };
+  /** The same limits as operations over HTTP (depth, aliases, root fields, tokens, cost). */
+  operationLimits: OperationLimits;
+  /** Resolves a persisted operation's id, and in persisted-only mode refuses anything else. */
+  persisted: PersistedOperations;
   logger: Logger;
 }
 
@@ -150,14 +156,18 @@ export function startSubscriptionServer(options: SubscriptionServerOptions) {
       },
       onSubscribe: async (ctx, id, payload) => {
         const state = connections.get(ctx)!;
+        const resolved = options.persisted.resolveSubscription(payload);
+        if ('errors' in resolved) return resolved.errors;
         let document: DocumentNode;
         try {
           // Without locations: a subscription keeps its document for its lifetime, and the
           // locations were half of its memory (bench/subscriptions.ts).
-          document = parse(payload.query, { noLocation: true });
+          document = parseWithinLimits(resolved.query, options.operationLimits, { noLocation: true });
         } catch (error) {
           return [error as GraphQLError];
         }
+        const limited = documentLimitErrors(options.schema, document, payload.variables ?? {}, options.operationLimits, payload.operationName ?? undefined);
+        if (limited.length) return limited;
         const errors = validate(options.schema, document);
         if (errors.length) return errors;
         // The operation graphql-ws itself would run (it refuses an ambiguous document the same way).

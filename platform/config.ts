@@ -102,6 +102,8 @@ const schema = z.object({
   RATE_LIMIT_USER_PER_SECOND: z.coerce.number().positive().default(20),
   RATE_LIMIT_IP_BURST: z.coerce.number().int().min(1).default(200),
   RATE_LIMIT_IP_PER_SECOND: z.coerce.number().positive().default(50),
+  // The NATS KV bucket the gateway replicas share their token buckets in (distributed mode).
+  RATE_LIMIT_KV_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('rate_limits'),
   // Proxies in front of the gateway (an ingress, a load balancer) whose X-Forwarded-For is
   // trusted: the client's address is the entry that many from the right, the one the farthest
   // of them saw. 0 trusts no header.

@@ -6,6 +6,7 @@
  * for subscriptions come over NATS (NATS_URL).
  */
 import { createGateway, gatewaySettings } from '../gateway/gateway.js';
+import { fullRefillMs, NatsKvBucketStore } from '../gateway/rate-limit.js';
 import { checkSubgraphs } from '../gateway/subgraph-health.js';
 import { loadConfigOrExit } from '../platform/config.js';
 import { closeServer, createHttpServer, listen } from '../platform/http/server.js';
@@ -29,8 +30,19 @@ try {
   const health = await checkSubgraphs(discovered.urls, { timeoutMs: 2_000, deadlineMs: config.SUBGRAPH_STARTUP_WAIT_MS, path: '/ready', logger });
   const down = Object.entries(health).filter(([, status]) => !status.up);
   if (down.length) logger.warn({ down: Object.fromEntries(down.map(([name, status]) => [name, status.problem])) }, 'serving without the subgraphs that are not ready; their fields answer with errors until they are');
+  const settings = gatewaySettings(config, discovered.urls, discovered.timeoutsMs);
+  // The replicas share their rate limits' token buckets in NATS KV (the gateway closes it).
+  const rateLimitStore = settings.rateLimits
+    ? await NatsKvBucketStore.connect({
+        url: config.NATS_URL!,
+        bucket: config.RATE_LIMIT_KV_BUCKET,
+        // A key outlives the time its bucket takes to refill, so none expires half-spent.
+        ttlMs: Math.max(60_000, fullRefillMs(settings.rateLimits.user), fullRefillMs(settings.rateLimits.ip)),
+      })
+    : undefined;
   const gateway = await createGateway({
-    ...gatewaySettings(config, discovered.urls, discovered.timeoutsMs),
+    ...settings,
+    rateLimitStore,
     live,
     logger,
     metrics: new Metrics().collectProcessMetrics(),

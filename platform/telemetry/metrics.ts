@@ -65,6 +65,17 @@ export class Metrics {
     labelNames: ['subgraph'] as const,
     registers: [this.registry],
   });
+  readonly rateLimited = new Counter({
+    name: 'storyloom_gateway_rate_limited_total',
+    help: 'Requests the gateway refused with 429, by the bucket that was empty (user or ip).',
+    labelNames: ['bucket'] as const,
+    registers: [this.registry],
+  });
+  readonly rateLimitStoreErrors = new Counter({
+    name: 'storyloom_gateway_rate_limit_store_errors_total',
+    help: "Failures of the rate limits' shared store (NATS KV); requests are allowed while it fails.",
+    registers: [this.registry],
+  });
   readonly redeliveries = new Counter({
     name: 'storyloom_consumer_redeliveries_total',
     help: 'Events delivered again to a durable consumer (after a failure, a crash or an expired ack wait), by subgraph and consumer.',
