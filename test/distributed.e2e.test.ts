@@ -288,4 +288,36 @@ describe('the distributed mode', () => {
     const archived = await asAdmin((client) => client.query(`select status from story.story where id = $1`, [storyId]));
     expect(archived.rows[0]?.status).toBe('ARCHIVED');
   });
+
+  it("shares a user's rate limit between gateway replicas through NATS KV", async () => {
+    // Two more gateway processes, limiting each user to 4 requests (1 more a second) in a KV bucket of their own.
+    const limits = { RATE_LIMIT_USER_BURST: '4', RATE_LIMIT_USER_PER_SECOND: '1', RATE_LIMIT_KV_BUCKET: `rl_replicas_${randomUUID().slice(0, 8)}`, SHUTDOWN_DELAY_MS: '0' };
+    const replicas = await Promise.all([stack.startGateway(limits), stack.startGateway(limits)]);
+    try {
+      const [one, two] = replicas as [(typeof replicas)[number], (typeof replicas)[number]];
+      const ask = (replica: typeof one, token: string) =>
+        fetch(replica.gatewayUrl, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: '{ __typename }' }) });
+      const gus = await registerMember(stack, 'Gus');
+      // Each replica fetches the signing keys and plans the query once, with another member's token:
+      // slow first requests would let Gus's bucket refill between his takes.
+      const warm = await registerMember(stack, 'Hal');
+      expect((await Promise.all([ask(one, warm.token), ask(two, warm.token)])).map((res) => res.status)).toEqual([200, 200]);
+
+      const passed = await Promise.all([one, one, two, two].map((replica) => ask(replica, gus.token)));
+      expect(passed.map((res) => res.status)).toEqual([200, 200, 200, 200]);
+      const refused = await Promise.all([ask(one, gus.token), ask(two, gus.token)]);
+      expect(refused.map((res) => res.status)).toEqual([429, 429]);
+      expect(await refused[0]!.json()).toMatchObject({ errors: [{ extensions: { code: 'RATE_LIMITED' } }] });
+      expect(Number(refused[1]!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      // Each replica counted its own refusal; neither failed to reach the store (it would have let them pass).
+      for (const replica of replicas) {
+        const metrics = await (await fetch(`${replica.adminUrl}/metrics`)).text();
+        expect(metrics, replica.name).toMatch(/^storyloom_gateway_rate_limited_total\{bucket="user"\} 1$/m);
+        expect(metrics, replica.name).toMatch(/^storyloom_gateway_rate_limit_store_errors_total 0$/m);
+      }
+      expect(await Promise.all(replicas.map((replica) => replica.stop()))).toEqual([0, 0]);
+    } finally {
+      await Promise.all(replicas.map((replica) => replica.stop()));
+    }
+  });
 });

@@ -23,6 +23,13 @@ export interface DistributedProcess {
   output(): string;
 }
 
+/** A gateway replica beside the stack's own (`startGateway`). */
+export interface GatewayReplica extends DistributedProcess {
+  gatewayUrl: string;
+  /** SIGTERM, and waits for the process to exit; resolves with its exit code. */
+  stop(): Promise<number | null>;
+}
+
 export interface DistributedStack {
   gatewayUrl: string;
   processes: Map<string, DistributedProcess>;
@@ -38,6 +45,12 @@ export interface DistributedStack {
   terminate(name: string): Promise<number | null>;
   /** Starts a stopped subgraph again on its port and waits until it is ready. */
   restart(name: string): Promise<void>;
+  /**
+   * Another gateway process (a replica) on ports of its own, with the stack's env and `env`
+   * over it, ready to serve. Not in `processes`; `close` kills it if it is still running, and
+   * deletes the NATS KV bucket of its rate limits (RATE_LIMIT_KV_BUCKET).
+   */
+  startGateway(env?: Record<string, string>): Promise<GatewayReplica>;
   close(): Promise<void>;
 }
 
@@ -68,10 +81,15 @@ export async function startDistributed(options: { natsUrl: string; env?: Record<
     JOBS_SUBJECT_PREFIX: `d${suffix}.jobs.`,
     PUBLIC_URL: `http://127.0.0.1:${gatewayPort}`,
     OUTBOX_SWEEP_MS: '200',
+    // The rate limits' token buckets live on the run's shared nats-server: a bucket of this
+    // stack's own, so requests of other stacks (all from 127.0.0.1) do not spend its address's.
+    RATE_LIMIT_KV_BUCKET: `rl_${suffix}`,
     ...Object.fromEntries(names.map((name) => [`SUBGRAPH_${name.toUpperCase()}_URL`, urls[name]!])),
     ...options.env,
   };
   const processes = new Map<string, DistributedProcess>();
+  const replicas: DistributedProcess[] = [];
+  const kvBuckets = new Set<string>([env.RATE_LIMIT_KV_BUCKET!]);
   const launchSubgraph = (name: string) =>
     launch(name, ['scripts/start-subgraph.ts', name], { ...env, PORT: String(ports[name]), DATABASE_URL: roleUrls[name]! }, urls[name]!, /"msg":"subgraph ready"/);
   const launchGateway = () =>
@@ -93,30 +111,30 @@ export async function startDistributed(options: { natsUrl: string; env?: Record<
       return { status: response.status, headers: response.headers, data: body.data as any, errors: body.errors };
     },
     async kill(name) {
-      const child = processes.get(name)?.child;
-      if (!child || child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGKILL');
-      await exited;
-      processes.get(name)!.child = null;
+      const running = processes.get(name);
+      if (running) await signal(running, 'SIGKILL');
     },
     async terminate(name) {
-      const child = processes.get(name)?.child;
-      if (!child || child.exitCode !== null) return child?.exitCode ?? null;
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      child.kill('SIGTERM');
-      const code = await exited;
-      processes.get(name)!.child = null;
-      return code;
+      const running = processes.get(name);
+      return running ? signal(running, 'SIGTERM') : null;
     },
     async restart(name) {
       processes.set(name, name === 'gateway' ? await launchGateway() : await launchSubgraph(name));
     },
+    async startGateway(extraEnv: Record<string, string> = {}) {
+      const [port, admin] = [await freePort(), await freePort()];
+      const replicaEnv: Record<string, string> = { ...env, ...extraEnv, PORT: String(port), ADMIN_PORT: String(admin) };
+      if (replicaEnv.RATE_LIMIT_KV_BUCKET) kvBuckets.add(replicaEnv.RATE_LIMIT_KV_BUCKET);
+      const replica = await launch(`gateway-${port}`, ['scripts/start-gateway.ts'], replicaEnv, `http://127.0.0.1:${port}`, /"msg":"gateway ready"/, `http://127.0.0.1:${admin}`);
+      replicas.push(replica);
+      return Object.assign(replica, { gatewayUrl: `${replica.url}/graphql`, stop: () => signal(replica, 'SIGTERM') });
+    },
     async close() {
-      await Promise.all([...processes.keys()].map((name) => stack.kill(name)));
+      await Promise.all([...processes.values(), ...replicas].map((running) => signal(running, 'SIGKILL')));
       await dropRoles(db.url, Object.values(roleUrls).map((url) => decodeURIComponent(new URL(url).username))).catch(() => undefined);
       await db.drop();
-      await deleteStreams(options.natsUrl, [env.EVENTS_STREAM!, env.JOBS_STREAM!]);
+      // A KV bucket is the stream KV_<bucket>.
+      await deleteStreams(options.natsUrl, [env.EVENTS_STREAM!, env.JOBS_STREAM!, ...[...kvBuckets].map((bucket) => `KV_${bucket}`)]);
     },
   };
 
@@ -131,6 +149,17 @@ export async function startDistributed(options: { natsUrl: string; env?: Record<
     await stack.close();
     throw error;
   }
+}
+
+/** Sends `name` to the process and waits for it to exit; resolves with its exit code (that of its earlier exit if it is not running). */
+async function signal(running: DistributedProcess, name: 'SIGKILL' | 'SIGTERM'): Promise<number | null> {
+  const child = running.child;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill(name);
+  const code = await exited;
+  running.child = null;
+  return code;
 }
 
 function withUser(databaseUrl: string, user: string, password: string): string {
@@ -160,7 +189,11 @@ async function launch(name: string, args: string[], env: Record<string, string>,
   const child = spawnScript(args, env);
   let output = '';
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} was not ready within ${READY_TIMEOUT_MS} ms:\n${output}`)), READY_TIMEOUT_MS);
+    const timer = setTimeout(() => {
+      // Not left running behind the failed start: nothing else knows of it.
+      child.kill('SIGKILL');
+      reject(new Error(`${name} was not ready within ${READY_TIMEOUT_MS} ms:\n${output}`));
+    }, READY_TIMEOUT_MS);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       if (ready.test(output)) {
