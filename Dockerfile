@@ -2,7 +2,8 @@
 # One image for every process of the distributed mode: the gateway (the default command), each
 # subgraph (`node --import tsx scripts/start-subgraph.ts <name>`) and the provisioning job
 # (`node --import tsx scripts/provision.ts`). TypeScript runs through tsx, a runtime
-# dependency, so there is no build step: the image holds the sources that the tests ran.
+# dependency, so nothing is compiled: the image holds the sources that the tests ran. The one
+# build step bundles the schema explorer (below).
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 # Production dependencies only, installed exactly from the lockfile. A stage of its own so the
@@ -25,6 +26,11 @@ COPY platform ./platform
 COPY subgraphs ./subgraphs
 COPY gateway ./gateway
 COPY scripts ./scripts
+# The schema explorer (GraphiQL), bundled here into dist/explorer, which the gateway reads
+# (EXPLORER_ASSETS_DIR) instead of bundling it on first open: esbuild grows to ~425 MB doing
+# that, beside a gateway whose pod has 512 Mi (deploy/). Root-owned and read-only, like the sources.
+RUN npm run explorer:build
+ENV EXPLORER_ASSETS_DIR=dist/explorer
 # /data: local blobs and the local mailbox (a volume in docker-compose, an emptyDir in
 # Kubernetes). The sources stay root-owned and read-only to the process.
 RUN mkdir -p /data && chown node:node /data

@@ -726,4 +726,20 @@ describe('Dockerfile', () => {
       expect(ignored, needed).not.toContain(needed);
     }
   });
+
+  it('bundles the schema explorer into the image, from the copied sources and as root, so the gateway never bundles it', () => {
+    const lines = stages.at(-1)!.split('\n');
+    const at = (instruction: RegExp) => lines.findIndex((line) => instruction.test(line));
+    const build = at(/^RUN\s+npm run explorer:build\s*$/);
+    expect(build, 'RUN npm run explorer:build in the final stage').toBeGreaterThan(-1);
+    for (const before of [/^COPY\s+--from=deps\s.*node_modules/, /^COPY\s+package\.json\s/, /^COPY\s+gateway\s/]) {
+      expect(at(before), String(before)).toBeGreaterThan(-1);
+      expect(at(before), String(before)).toBeLessThan(build);
+    }
+    expect(build, 'before USER').toBeLessThan(at(/^USER\s/));
+    // Into the folder the image tells the gateway to read (EXPLORER_ASSETS_DIR, platform/config.ts).
+    const scripts = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>;
+    expect(scripts['explorer:build']).toMatch(/ gateway\/explorer\/bundle-process\.ts --out dist\/explorer$/);
+    expect(lines.filter((line) => /^ENV\s+EXPLORER_ASSETS_DIR=dist\/explorer\s*$/.test(line))).toHaveLength(1);
+  });
 });

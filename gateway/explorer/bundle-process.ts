@@ -1,9 +1,15 @@
 // Runs ./bundle.ts in a process of its own and hands the bundle to the parent over IPC (why:
-// ./explorer.ts). Run directly, it prints what it built; the measurement behind the numbers in
-// ./explorer.ts:
-//   node --import tsx gateway/explorer/bundle-process.ts
+// ./explorer.ts). Run directly, it prints what it built (the measurement behind the numbers in
+// ./explorer.ts) and, with --out, writes it there for the gateway to read instead of bundling
+// (./prebuilt.ts; `npm run explorer:build` writes dist/explorer, which the Docker image holds):
+//   node --import tsx gateway/explorer/bundle-process.ts [--out <dir>]
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { stop } from 'esbuild';
 import { bundleExplorer } from './bundle.js';
+import { writePrebuilt } from './prebuilt.js';
+
+const { values } = parseArgs({ options: { out: { type: 'string' } } });
 
 const bundle = await bundleExplorer();
 await stop();
@@ -25,4 +31,9 @@ if (process.send) {
   console.log(`workers: ${total(() => Object.values(bundle.page.workers))}`);
   console.log(`bundled in ${bundle.ms} ms; page: ${JSON.stringify(bundle.page)}`);
   for (const warning of bundle.warnings) console.warn(`warning: ${warning}`);
+  if (values.out) {
+    const dir = resolve(values.out);
+    await writePrebuilt(bundle, dir);
+    console.log(`written to ${dir}`);
+  }
 }

@@ -1,6 +1,7 @@
 import { fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
@@ -9,6 +10,7 @@ import type { Handler } from '../../platform/http/server.js';
 import type { Logger } from '../../platform/log.js';
 import type { BundledFile, ExplorerBundle } from './bundle.js';
 import { CONTENT_SECURITY_POLICY, pageHtml, wantsExplorerPage } from './page.js';
+import { BUNDLED_NAME, readPrebuilt } from './prebuilt.js';
 
 const gunzip = promisify(gunzipCallback);
 
@@ -20,7 +22,6 @@ const BUNDLE_TIMEOUT_MS = 120_000;
 /** After a failed bundle, requests are answered 503 this long before bundling is tried again. */
 const RETRY_AFTER_MS = 30_000;
 const IMMUTABLE = 'public, max-age=31536000, immutable';
-const BUNDLED_NAME = /^[a-z]+(?:\.worker)?-[A-Z0-9]+\.(?:js|css)$/;
 
 export interface Explorer {
   /** The GraphiQL page, for a browser opening /graphql (see withExplorerPage). */
@@ -39,7 +40,8 @@ interface Served {
  * it (monaco alone is 3 MB minified) and keeps that memory until stopped, while the gateway's
  * pod has 512 Mi. So nothing is bundled until someone opens the explorer, and then in a child
  * process that ends when done, its esbuild under a soft heap limit (GOMEMLIMIT: a peak of about
- * 300 MB, for half a second more): the gateway keeps only the gzipped files, 2.1 MB.
+ * 300 MB, for half a second more): the gateway keeps only the gzipped files, 2.1 MB. Where the
+ * explorer was bundled ahead of time (the Docker image: ./prebuilt.ts), this never runs.
  */
 export function bundleInChildProcess(): Promise<ExplorerBundle> {
   return new Promise((resolve, reject) => {
@@ -71,28 +73,51 @@ export function bundleInChildProcess(): Promise<ExplorerBundle> {
 }
 
 /**
- * The schema explorer: GraphiQL 5 from the installed packages (no CDN), bundled on first use and
- * kept in memory. `bundle` is for tests.
+ * The schema explorer: GraphiQL 5 from the installed packages (no CDN), read from `assetsDir`
+ * when it was bundled ahead of time there (`npm run explorer:build`; relative to the repo's
+ * root), else bundled on first use; kept in memory either way, from the first time it is opened.
+ * `bundle` is for tests.
  */
-export function explorerRoutes(options: { logger: Logger; bundle?: () => Promise<ExplorerBundle> }): Explorer {
+export function explorerRoutes(options: { logger: Logger; assetsDir?: string; bundle?: () => Promise<ExplorerBundle> }): Explorer {
   const logger = options.logger.child({ component: 'explorer' });
   const bundle = options.bundle ?? bundleInChildProcess;
+  const assetsDir = options.assetsDir === undefined ? undefined : resolve(ROOT, options.assetsDir);
   let served: Promise<Served> | undefined;
   let failedAt = 0;
+
+  const prebuilt = async (): Promise<Pick<ExplorerBundle, 'files' | 'page'> | undefined> => {
+    if (assetsDir === undefined) return undefined;
+    const started = performance.now();
+    try {
+      const result = await readPrebuilt(assetsDir);
+      if (!result) {
+        logger.info({ assetsDir }, 'no prebuilt schema explorer (npm run explorer:build): bundling it');
+        return undefined;
+      }
+      logger.info({ assetsDir, builtAt: result.builtAt, ms: Math.round(performance.now() - started), ...sizes(result.files) }, 'schema explorer read from its prebuilt files');
+      return result;
+    } catch (error) {
+      // Served anyway, at the cost the prebuilt files were there to avoid: say so loudly.
+      logger.error({ err: error, assetsDir }, 'the prebuilt schema explorer is unusable: bundling it instead');
+      return undefined;
+    }
+  };
+
+  const bundled = async (): Promise<ExplorerBundle> => {
+    const started = performance.now();
+    const result = await bundle();
+    logger.info({ bundleMs: result.ms, totalMs: Math.round(performance.now() - started), ...sizes(result.files) }, 'schema explorer bundled');
+    for (const warning of result.warnings) logger.warn({ warning }, 'schema explorer bundle warning');
+    return result;
+  };
 
   const ready = (): Promise<Served> => {
     if (served) return served;
     if (Date.now() - failedAt < RETRY_AFTER_MS) return Promise.reject(new Error('the explorer failed to bundle recently'));
-    const started = performance.now();
-    served = bundle().then((result) => {
-      const html = Buffer.from(pageHtml(result.page, EXPLORER_PATH.slice(1)));
-      const sum = (pick: (file: BundledFile) => number) => result.files.reduce((total, file) => total + pick(file), 0);
-      logger.info(
-        { bundleMs: result.ms, totalMs: Math.round(performance.now() - started), files: result.files.length, bytes: sum((f) => f.bytes), gzipBytes: sum((f) => f.gzip.byteLength) },
-        'schema explorer bundled',
-      );
-      for (const warning of result.warnings) logger.warn({ warning }, 'schema explorer bundle warning');
-      return { page: { html, etag: etagOf(html) }, files: new Map(result.files.map((file) => [file.name, file])) };
+    served = prebuilt().then(async (result) => {
+      const { files, page } = result ?? (await bundled());
+      const html = Buffer.from(pageHtml(page, EXPLORER_PATH.slice(1)));
+      return { page: { html, etag: etagOf(html) }, files: new Map(files.map((file) => [file.name, file])) };
     });
     served.catch((error: unknown) => {
       logger.error({ err: error }, 'schema explorer failed to bundle');
@@ -164,6 +189,10 @@ function unavailable(res: ServerResponse): void {
   const body = 'The schema explorer is unavailable; try again shortly.\n';
   res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': String(RETRY_AFTER_MS / 1000), 'content-length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+function sizes(files: BundledFile[]): { files: number; bytes: number; gzipBytes: number } {
+  return { files: files.length, bytes: files.reduce((sum, f) => sum + f.bytes, 0), gzipBytes: files.reduce((sum, f) => sum + f.gzip.byteLength, 0) };
 }
 
 function etagOf(contents: Uint8Array): string {

@@ -86,5 +86,6 @@ export function prefersHtml(accept: string | undefined): boolean {
 export function wantsExplorerPage(req: IncomingMessage): boolean {
   if (req.method !== 'GET') return false;
   const search = new URL(req.url ?? '/', 'http://localhost').searchParams;
-  return !search.has('query') && prefersHtml(req.headers.accept);
+  // A persisted operation fetched by GET names itself by id, not by `query`.
+  return !['query', 'documentId', 'extensions'].some((name) => search.has(name)) && prefersHtml(req.headers.accept);
 }

@@ -37,8 +37,10 @@ describe('wantsExplorerPage', () => {
     expect(wantsExplorerPage(request('GET', '/graphql?variables=%7B%7D', BROWSER))).toBe(true);
   });
 
-  it('is not a GET with a query, another method, or a GraphQL client', () => {
+  it('is not a GET with a query or a persisted operation\'s id, another method, or a GraphQL client', () => {
     expect(wantsExplorerPage(request('GET', '/graphql?query=%7B__typename%7D', BROWSER))).toBe(false);
+    expect(wantsExplorerPage(request('GET', '/graphql?documentId=sha256%3Aab12', BROWSER))).toBe(false);
+    expect(wantsExplorerPage(request('GET', '/graphql?extensions=%7B%7D', BROWSER))).toBe(false);
     expect(wantsExplorerPage(request('POST', '/graphql', BROWSER))).toBe(false);
     expect(wantsExplorerPage(request('HEAD', '/graphql', BROWSER))).toBe(false);
     expect(wantsExplorerPage(request('GET', '/graphql', 'application/json'))).toBe(false);
