@@ -10,7 +10,7 @@ import { graphqlHandler, HttpRefusal } from '../platform/http/graphql-http.js';
 import { healthRoute, readyRoute } from '../platform/http/probes.js';
 import { Metrics } from '../platform/telemetry/metrics.js';
 import { traceHeaders } from '../platform/telemetry/tracing.js';
-import { signCaller, type Caller } from '../platform/internal-auth.js';
+import { ANONYMOUS, signCaller, type Caller } from '../platform/internal-auth.js';
 import type { Logger } from '../platform/log.js';
 import { accessLog } from './access-log.js';
 import { withCors } from './cors.js';
@@ -26,7 +26,7 @@ import { JWKS_PATH } from '../platform/jwt.js';
 import type { CircuitState } from './circuit-breaker.js';
 import { SubgraphDataSource } from './subgraph-source.js';
 import { apolloLimits, checkVariablesSize, withOperationTimeouts, type OperationLimits, type OperationTimeouts } from './operation-limits.js';
-import { clientIp, MemoryBucketStore, RateLimiter, retryAfterSeconds, type BucketPolicy, type BucketStore } from './rate-limit.js';
+import { clientIp, MemoryBucketStore, proxyBlockList, RateLimiter, retryAfterSeconds, type BucketPolicy, type BucketStore } from './rate-limit.js';
 import { PersistedOperations, type PersistedSettings } from './persisted-operations.js';
 import type { IncomingMessage } from 'node:http';
 import type { LiveBus } from '../platform/live/live.js';
@@ -66,9 +66,12 @@ export interface GatewayOptions {
   rateLimits: { user: BucketPolicy; ip: BucketPolicy } | null;
   /** Where the buckets live: NATS KV shared by replicas (distributed), else this process's memory. */
   rateLimitStore?: BucketStore;
-  /** Proxies in front of the gateway whose X-Forwarded-For names the client (0: none). */
+  /** Proxies in front of the gateway whose X-Forwarded-For names the client (0: none), and where they call from (CIDRs). */
   trustedProxies: number;
+  trustedProxyCidrs: readonly string[];
   persisted: PersistedSettings;
+  /** The schema explorer bundled ahead of time (npm run explorer:build); without it, it is bundled when first opened. */
+  explorerAssetsDir?: string;
 }
 
 export interface GatewayContext {
@@ -109,7 +112,9 @@ export function gatewaySettings(config: Config, subgraphUrls: Record<string, str
           }
         : null,
     trustedProxies: config.TRUSTED_PROXIES,
+    trustedProxyCidrs: config.TRUSTED_PROXY_CIDRS,
     persisted: { mode: config.PERSISTED_OPERATIONS, introspection: config.PERSISTED_INTROSPECTION },
+    explorerAssetsDir: config.EXPLORER_ASSETS_DIR,
   } satisfies Partial<GatewayOptions>;
 }
 
@@ -223,12 +228,24 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   });
   await apollo.start();
 
-  const explorer = explorerRoutes({ logger });
+  const explorer = explorerRoutes({ logger, assetsDir: options.explorerAssetsDir });
   const rateLimitStore = options.rateLimits ? (options.rateLimitStore ?? new MemoryBucketStore()) : null;
   const limiter =
     options.rateLimits && rateLimitStore
       ? new RateLimiter({ store: rateLimitStore, policies: options.rateLimits, logger, onStoreError: () => metrics.rateLimitStoreErrors.inc() })
       : null;
+  const proxyAddresses = proxyBlockList(options.trustedProxyCidrs);
+  /** Spends one token of the caller's bucket: null if allowed, else why and for how long not. */
+  const charge = async (caller: Caller, ip: string): Promise<{ message: string; retryAfterSeconds: number } | null> => {
+    if (!limiter) return null;
+    // A guest session (no account) spends from its own bucket, like a user.
+    const userId = caller.userId ?? (caller.guest ? `guest:${caller.guest.participantId}` : null);
+    const decision = await limiter.check({ userId, ip });
+    if (decision.allowed) return null;
+    metrics.rateLimited.inc({ bucket: userId ? 'user' : 'ip' });
+    const seconds = retryAfterSeconds(decision);
+    return { message: `Too many requests: try again in ${seconds} s`, retryAfterSeconds: seconds };
+  };
   // The caller is known before the body is read (the rate limit needs it); the context reuses it.
   const callers = new WeakMap<IncomingMessage, Promise<Caller>>();
   const callerFor = (req: IncomingMessage) => {
@@ -245,14 +262,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       // Before the body is read: a flood is refused at the cost of a token check.
       before: async (req) => {
         if (!limiter) return;
-        const caller = await callerFor(req);
-        // A guest session (no account) spends from its own bucket, like a user.
-        const userId = caller.userId ?? (caller.guest ? `guest:${caller.guest.participantId}` : null);
-        const decision = await limiter.check({ userId, ip: clientIp(req, options.trustedProxies) });
-        if (decision.allowed) return;
-        metrics.rateLimited.inc({ bucket: userId ? 'user' : 'ip' });
-        const seconds = retryAfterSeconds(decision);
-        throw new HttpRefusal(429, 'RATE_LIMITED', `Too many requests: try again in ${seconds} s`, { 'retry-after': String(seconds) });
+        // A token that cannot be checked (identity's keys unreachable) charges the address; the
+        // context then answers the verifier's own error (503).
+        const caller = await callerFor(req).catch(() => ANONYMOUS);
+        const refusal = await charge(caller, clientIp(req, options.trustedProxies, proxyAddresses));
+        if (refusal) throw new HttpRefusal(429, 'RATE_LIMITED', refusal.message, { 'retry-after': String(refusal.retryAfterSeconds) });
       },
       // A persisted operation's id becomes its document (or, in persisted-only mode, anything
       // else is refused); then the variables' size is checked, before anything is parsed.
@@ -294,6 +308,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     maxPayloadBytes: options.maxBodyBytes,
     operationLimits: options.limits,
     persisted,
+    // Opening a connection and each subscribe spend from the caller's bucket, as a request does.
+    charge: (caller, req) => charge(caller, clientIp(req, options.trustedProxies, proxyAddresses)),
     limits: options.subscriptionLimits ?? { perConnection: 50, perUser: 200 },
     logger,
     // Each live update runs as a query through the gateway itself, as the subscriber.
@@ -317,6 +333,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       unobserve();
       await subscriptions.close();
       await apollo.stop();
+      await limiter?.close();
       await rateLimitStore?.close?.();
     },
   };

@@ -251,7 +251,8 @@ export function apolloLimits<TContext extends BaseContext = BaseContext>(limits:
 
 /**
  * Refuses a request whose variables, as JSON, exceed `maxBytes` (a batch: all its operations'
- * together; GET-style variables arrive as a JSON string and count as they are).
+ * together; variables given as a JSON string count as they are). A GET's variables are in its
+ * URL, which Node already holds to its header size limit (16 KiB).
  */
 export function checkVariablesSize(body: unknown, maxBytes: number): void {
   const operations = Array.isArray(body) ? body : [body];

@@ -146,16 +146,17 @@ function recordingLogger() {
 }
 
 describe('RateLimiter over NATS KV', () => {
-  it('fails open and logs while the NATS server is down, and limits again once it is back', async () => {
+  it('limits in this process alone while the NATS server is down, and by the shared buckets again once it is back', async () => {
     const nats = await restartableNatsServer();
     try {
       const nc = await natsConnection(nats.url, { maxReconnectAttempts: -1, reconnectTimeWait: 50 });
-      const store = await NatsKvBucketStore.open({ nc, bucket: freshBucket(), ttlMs: 600_000, requestTimeoutMs: 200 });
+      const bucket = freshBucket();
+      const store = await NatsKvBucketStore.open({ nc, bucket, ttlMs: 600_000, requestTimeoutMs: 200 });
       const { logger, lines } = recordingLogger();
       const errors: unknown[] = [];
       const limiter = new RateLimiter({
         store,
-        // A slow refill: the bucket stays empty for the length of the test.
+        // A slow refill: a bucket stays empty for the length of the test.
         policies: { user: { capacity: 2, refillPerSecond: 0.01 }, ip: { capacity: 2, refillPerSecond: 0.01 } },
         logger,
         onStoreError: (error) => errors.push(error),
@@ -163,18 +164,40 @@ describe('RateLimiter over NATS KV', () => {
         storeRetryMs: 100,
       });
       const caller = { ip: '203.0.113.50' };
-      expect(allowedCount([await limiter.check(caller), await limiter.check(caller), await limiter.check(caller)])).toBe(2);
+      const other = { ip: '203.0.113.51' };
+      const decisions = async (who: { ip: string }, n: number) => {
+        const made: RateDecision[] = [];
+        for (let i = 0; i < n; i++) made.push(await limiter.check(who));
+        return made;
+      };
+      expect((await decisions(caller, 3)).map((decision) => decision.allowed)).toEqual([true, true, false]);
 
+      // Down: this process starts buckets of its own (it cannot see the shared one), and still
+      // refuses a burst over their capacity.
       await nats.stop();
-      const during = [];
-      for (let i = 0; i < 5; i++) during.push(await limiter.check(caller));
-      expect(during.every((decision) => decision.allowed)).toBe(true);
+      const during = await decisions(caller, 4);
+      expect(during.map((decision) => decision.allowed)).toEqual([true, true, false, false]);
+      expect(during[2]!.retryAfterMs).toBeGreaterThan(90_000);
+      expect((await decisions(other, 3)).map((decision) => decision.allowed)).toEqual([true, true, false]);
       expect(errors.length).toBeGreaterThanOrEqual(1);
-      expect(lines.filter((line) => line.level === 'warn')).toEqual([{ level: 'warn', message: 'rate-limit store failed: allowing requests unlimited' }]);
+      expect(lines.filter((line) => line.level === 'warn')).toEqual([{ level: 'warn', message: 'rate-limit store failed: limiting in this process alone' }]);
 
-      // The bucket survived the restart (file storage): the caller is still out of tokens.
       await nats.start();
-      await vi.waitFor(async () => expect((await limiter.check(caller)).allowed).toBe(false), { timeout: 15_000, interval: 100 });
+      await vi.waitFor(
+        async () => {
+          await limiter.check(caller);
+          expect(lines.at(-1)).toEqual({ level: 'info', message: 'rate-limit store answers again: limiting requests' });
+        },
+        { timeout: 15_000, interval: 100 },
+      );
+      // Back: the shared buckets decide again. `other` emptied its bucket in this process only;
+      // the shared one is full.
+      expect(await limiter.check(other)).toEqual({ allowed: true, remaining: 1, retryAfterMs: 0 });
+      // The shared bucket survived the restart (file storage): the caller is still out of tokens.
+      expect((await limiter.check(caller)).allowed).toBe(false);
+      const kv = await new Kvm(nc).open(bucket);
+      expect((await kv.get(encodeKvKey('ip:203.0.113.51')))?.json<{ tokens: number }>().tokens).toBe(1);
+      expect((await kv.get(encodeKvKey('ip:203.0.113.50')))?.json<{ tokens: number }>().tokens).toBeLessThan(0.01);
       expect(lines.at(-1)).toEqual({ level: 'info', message: 'rate-limit store answers again: limiting requests' });
     } finally {
       await nats.remove();

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { isIP, isIPv6 } from 'node:net';
+import { BlockList, isIP, isIPv6 } from 'node:net';
 import { jetstream, JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
@@ -282,7 +282,7 @@ export class NatsKvBucketStore implements BucketStore {
           if (attempt < this.maxAttempts) continue;
           // Deny rather than allow: this many lost races means replicas are writing this one
           // key continuously, which is the flood the limiter is for; allowing would turn
-          // contention into a way around the limit. Unlike NATS being down (fail open), it
+          // contention into a way around the limit. Unlike NATS being down (limits per process), it
           // only affects this key's callers.
           for (const take of batch) take.resolve({ allowed: false, remaining: 0, retryAfterMs: Math.ceil((take.cost * 1000) / take.policy.refillPerSecond) });
           return;
@@ -362,7 +362,7 @@ export interface RateLimiterOptions {
   now?: () => number;
   /** Every store failure (NATS down, timeout), for a metric. */
   onStoreError?: (error: unknown) => void;
-  /** How long a check may wait for the store before it fails open. */
+  /** How long a check may wait for the store before this process limits alone, in memory. */
   timeoutMs?: number;
   /** After a store failure, requests skip the store this long; then one request tries it again. */
   storeRetryMs?: number;
@@ -396,26 +396,35 @@ export class RateLimiter {
   private failing = false;
   private lastWarnAt = Number.NEGATIVE_INFINITY;
   private unreportedFailures = 0;
+  /** Where buckets live while the store fails: this process's memory. */
+  private readonly fallback: MemoryBucketStore;
 
   constructor(private readonly options: RateLimiterOptions) {
     assertPolicy(options.policies.user, 'policies.user');
     assertPolicy(options.policies.ip, 'policies.ip');
     this.now = options.now ?? Date.now;
+    this.fallback = new MemoryBucketStore({ now: this.now });
     this.timeoutMs = options.timeoutMs ?? 250;
     this.storeRetryMs = options.storeRetryMs ?? 2_000;
     this.warnEveryMs = options.warnEveryMs ?? 60_000;
   }
 
   /** Spends `cost` tokens of the caller's bucket. Rejects (RangeError) only for a cost above the capacity. */
+  /** Stops the in-process fallback's sweep; the store is its owner's to close. */
+  async close(): Promise<void> {
+    await this.fallback.close();
+  }
+
   async check(caller: RateLimitedCaller, cost = 1): Promise<RateDecision> {
     const [key, policy] = caller.userId ? [`u:${caller.userId}`, this.options.policies.user] : [`ip:${ipBucketOf(caller.ip)}`, this.options.policies.ip];
     assertCost(cost, policy);
     const now = this.now();
-    // Fail open: a limiter that fails closed takes the whole API down with NATS. While the
-    // store is known to be failing, skip it (each call would wait out the timeout), and let a
-    // single request at a time find out whether it is back.
-    const failOpen: RateDecision = { allowed: true, remaining: policy.capacity, retryAfterMs: 0 };
-    if (now < this.skipStoreUntil || this.probing) return failOpen;
+    // Not closed: a limiter that fails closed takes the whole API down with NATS. While the
+    // store fails, each replica limits on its own, in memory (a client spread over n replicas
+    // gets up to n times its share); the store is skipped meanwhile (each call would wait out
+    // the timeout), and a single request at a time finds out whether it is back.
+    const alone = () => this.fallback.take(key, policy, cost, now);
+    if (now < this.skipStoreUntil || this.probing) return alone();
     const probe = this.failing;
     if (probe) this.probing = true;
     try {
@@ -428,7 +437,7 @@ export class RateLimiter {
       return decision;
     } catch (error) {
       this.storeFailed(error, now);
-      return failOpen;
+      return alone();
     } finally {
       if (probe) this.probing = false;
     }
@@ -441,11 +450,11 @@ export class RateLimiter {
     try {
       this.options.onStoreError?.(error);
     } catch (hookError) {
-      // A metrics hook that throws must not turn fail-open into a failed request.
+      // A metrics hook that throws must not turn a store failure into a failed request.
       this.options.logger.error({ err: hookError }, 'onStoreError failed');
     }
     if (now - this.lastWarnAt < this.warnEveryMs) return;
-    this.options.logger.warn({ err: error, failuresSinceLastLog: this.unreportedFailures, retryInMs: this.storeRetryMs }, 'rate-limit store failed: allowing requests unlimited');
+    this.options.logger.warn({ err: error, failuresSinceLastLog: this.unreportedFailures, retryInMs: this.storeRetryMs }, 'rate-limit store failed: limiting in this process alone');
     this.lastWarnAt = now;
     this.unreportedFailures = 0;
   }
@@ -456,11 +465,14 @@ export class RateLimiter {
  * the client wrote. Behind `trustedProxies` hops, each proxy appends the address it saw, so the
  * client is the entry `trustedProxies` from the right (1: the last, which the proxy facing
  * the gateway saw); entries left of it are the client's own, unverifiable. Fewer entries than
- * hops: the leftmost. An entry that is not an address: the socket's peer.
+ * hops: the leftmost. An entry that is not an address: the socket's peer. With
+ * `proxyAddresses`, the header is believed only from a peer among them (`proxyBlockList`).
  */
-export function clientIp(req: IncomingMessage, trustedProxies: number): string {
+export function clientIp(req: IncomingMessage, trustedProxies: number, proxyAddresses?: BlockList): string {
   const peer = normalizeIp(req.socket.remoteAddress ?? '') ?? 'unknown';
   if (trustedProxies <= 0) return peer;
+  // A peer that is not one of the proxies reached the gateway around them: its header is its own.
+  if (proxyAddresses && !proxyAddresses.check(peer, isIPv6(peer) ? 'ipv6' : 'ipv4')) return peer;
   const header = req.headers['x-forwarded-for'];
   // Repeated headers are one list in order (RFC 9110 §5.3); node joins them, but say so.
   const hops = (Array.isArray(header) ? header.join(',') : (header ?? ''))
@@ -469,6 +481,18 @@ export function clientIp(req: IncomingMessage, trustedProxies: number): string {
     .filter((hop) => hop !== '');
   if (hops.length === 0) return peer;
   return normalizeIp(hops[Math.max(0, hops.length - trustedProxies)]!) ?? peer;
+}
+
+/** The addresses proxies may call from, as CIDRs (`10.0.0.0/8`, `fc00::/7`). Throws on a bad one. */
+export function proxyBlockList(cidrs: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const [address = '', bits, extra] = cidr.split('/');
+    const type = isIPv6(address) ? 'ipv6' : 'ipv4';
+    if (!isIP(address) || bits === undefined || extra !== undefined || !/^\d+$/.test(bits) || Number(bits) > (type === 'ipv6' ? 128 : 32)) throw new RangeError(`not a CIDR: ${cidr}`);
+    list.addSubnet(address, Number(bits), type);
+  }
+  return list;
 }
 
 /** An address as one form: no port, no brackets, IPv4-mapped IPv6 as IPv4, lower case; undefined if not an address. */

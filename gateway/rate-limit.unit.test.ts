@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { validateKey } from '@nats-io/kv/internal';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger, type Logger } from '../platform/log.js';
-import { clientIp, encodeKvKey, ipBucketOf, MemoryBucketStore, RateLimiter, retryAfterSeconds, type BucketPolicy, type BucketStore, type RateDecision } from './rate-limit.js';
+import { clientIp, encodeKvKey, ipBucketOf, MemoryBucketStore, proxyBlockList, RateLimiter, retryAfterSeconds, type BucketPolicy, type BucketStore, type RateDecision } from './rate-limit.js';
 
 const silent = createLogger('silent');
 
@@ -194,14 +194,16 @@ describe('RateLimiter when the store fails', () => {
     return { store, state };
   }
 
+  /** A limiter over a flaky store; its buckets hold two tokens and refill one a second. */
   function failing(mode: 'throws' | 'hangs') {
     const clock = { now: 0 };
     const { store, state } = flakyStore(mode);
     const { logger, lines } = recordingLogger();
     const errors: unknown[] = [];
+    const policy: BucketPolicy = { capacity: 2, refillPerSecond: 1 };
     const subject = new RateLimiter({
       store,
-      policies: { user: { capacity: 1, refillPerSecond: 1 }, ip: { capacity: 1, refillPerSecond: 1 } },
+      policies: { user: policy, ip: policy },
       logger,
       now: () => clock.now,
       onStoreError: (error) => errors.push(error),
@@ -212,46 +214,69 @@ describe('RateLimiter when the store fails', () => {
     return { subject, clock, state, lines, errors };
   }
 
-  it('fails open with one warning per interval, skips the store for storeRetryMs, then tries it again', async () => {
-    const { subject, clock, state, lines, errors } = failing('throws');
-    expect(await subject.check(user)).toEqual({ allowed: true, remaining: 1, retryAfterMs: 0 });
-    expect(lines).toMatchObject([{ level: 'warn', message: 'rate-limit store failed: allowing requests unlimited', fields: { failuresSinceLastLog: 1 } }]);
-    expect(errors).toHaveLength(1);
+  const allowed = (remaining: number): RateDecision => ({ allowed: true, remaining, retryAfterMs: 0 });
 
+  it('limits in this process alone while the store fails, with one warning per interval, skips the store for storeRetryMs, then probes it again', async () => {
+    const { subject, clock, state, lines, errors } = failing('throws');
+    // Not fail-open: the process keeps buckets of its own, and a burst over capacity is refused.
+    expect(await subject.check(user)).toEqual(allowed(1));
+    expect(lines).toMatchObject([
+      { level: 'warn', message: 'rate-limit store failed: limiting in this process alone', fields: { failuresSinceLastLog: 1, retryInMs: 1_000 } },
+    ]);
+    expect(errors).toHaveLength(1);
+    expect(await subject.check(user)).toEqual(allowed(0));
+    for (let i = 0; i < 5; i++) expect(await subject.check(user)).toEqual(refusal(1_000));
+    // Each caller has a bucket of its own there, as in the store.
+    expect(await subject.check({ userId: 'another-user', ip: user.ip })).toEqual(allowed(1));
     // Within storeRetryMs the store is not asked: no request waits on a store known to be down.
-    for (let i = 0; i < 5; i++) expect((await subject.check(user)).allowed).toBe(true);
     expect(state.calls).toBe(1);
 
     // Every storeRetryMs one request tries again; failures are counted, warnings not repeated.
+    // Meanwhile the process's bucket refills at the policy's rate, no faster.
     for (let i = 0; i < 5; i++) {
       clock.now += 1_000;
-      expect((await subject.check(user)).allowed).toBe(true);
+      expect(await subject.check(user)).toEqual(allowed(0));
+      expect(await subject.check(user)).toEqual(refusal(1_000));
     }
     expect(state.calls).toBe(6);
     expect(errors).toHaveLength(6);
     expect(lines).toHaveLength(1);
     clock.now += 10_000;
-    await subject.check(user);
-    expect(lines[1]).toMatchObject({ level: 'warn', fields: { failuresSinceLastLog: 6 } });
+    expect(await subject.check(user)).toEqual(allowed(1));
+    expect(lines[1]).toMatchObject({ level: 'warn', message: 'rate-limit store failed: limiting in this process alone', fields: { failuresSinceLastLog: 6 } });
+    expect(await subject.check(user)).toEqual(allowed(0));
+    expect(await subject.check(user)).toEqual(refusal(1_000));
+    expect(state.calls).toBe(7);
 
-    // Back: limiting again, and said so.
+    // Back: the store's bucket decides again, and it is said so. This process's bucket is empty
+    // (a second later it would allow one request and leave none); the store's is full.
     state.down = false;
     clock.now += 1_000;
-    expect((await subject.check(user)).allowed).toBe(true);
-    expect((await subject.check(user)).allowed).toBe(false);
-    expect(lines[2]).toMatchObject({ level: 'info', message: 'rate-limit store answers again: limiting requests' });
+    expect(await subject.check(user)).toEqual(allowed(1));
+    expect(await subject.check(user)).toEqual(allowed(0));
+    expect(await subject.check(user)).toEqual(refusal(1_000));
+    expect(state.calls).toBe(10);
+    expect(lines).toHaveLength(3);
+    expect(lines[2]).toMatchObject({ level: 'info', message: 'rate-limit store answers again: limiting requests', fields: { failuresSinceLastLog: 0 } });
   });
 
-  it('fails open after timeoutMs when the store does not answer, letting a single request probe it', async () => {
+  it('limits in this process alone after timeoutMs when the store does not answer, letting a single request probe it', async () => {
     const { subject, clock, state, errors } = failing('hangs');
     const started = performance.now();
-    expect((await subject.check(user)).allowed).toBe(true);
+    expect(await subject.check(user)).toEqual(allowed(1));
     expect(performance.now() - started).toBeLessThan(1_000);
     expect(errors).toMatchObject([{ message: 'no answer within 20 ms' }]);
-    clock.now += 1_000;
-    const concurrent = await Promise.all([subject.check(user), subject.check(user), subject.check(user)]);
-    expect(concurrent.every((decision) => decision.allowed)).toBe(true);
+    expect(await subject.check(user)).toEqual(allowed(0));
+    expect(await subject.check(user)).toEqual(refusal(1_000));
+
+    // storeRetryMs later the bucket holds two tokens again. Of four concurrent requests, one
+    // probes the store (and waits out the timeout); all four spend from the process's bucket.
+    clock.now += 2_000;
+    const concurrent = await Promise.all([subject.check(user), subject.check(user), subject.check(user), subject.check(user)]);
     expect(state.calls).toBe(2);
+    expect(errors).toHaveLength(2);
+    expect(concurrent.filter((decision) => decision.allowed)).toHaveLength(2);
+    expect(concurrent.filter((decision) => !decision.allowed)).toEqual([refusal(1_000), refusal(1_000)]);
   });
 
   it('a throwing onStoreError does not fail the request', async () => {
@@ -303,6 +328,46 @@ describe('clientIp', () => {
     expect(clientIp(request('10.0.0.2', '2001:db8::9'), 1)).toBe('2001:db8::9');
     expect(clientIp(request('10.0.0.2', '<script>'), 1)).toBe('10.0.0.2');
     expect(clientIp(request(undefined), 0)).toBe('unknown');
+  });
+});
+
+describe('clientIp with the proxies\' addresses', () => {
+  // Built per test: a list that cannot be built fails its tests, not the file.
+  const proxies = () => proxyBlockList(['10.0.0.0/8', 'fc00::/7']);
+
+  it('believes X-Forwarded-For from a peer among the proxies', () => {
+    expect(clientIp(request('10.0.0.2', '1.2.3.4, 203.0.113.9'), 1, proxies())).toBe('203.0.113.9');
+    expect(clientIp(request('10.255.0.1', 'spoofed, 203.0.113.9, 10.0.0.1'), 2, proxies())).toBe('203.0.113.9');
+  });
+
+  it('ignores the header of a peer outside them: a client that reached the gateway directly cannot pick its bucket', () => {
+    expect(clientIp(request('198.51.100.7', '203.0.113.9'), 1, proxies())).toBe('198.51.100.7');
+    expect(clientIp(request('11.0.0.2', '203.0.113.9'), 1, proxies())).toBe('11.0.0.2');
+    expect(clientIp(request('2001:db8::7', '203.0.113.9'), 1, proxies())).toBe('2001:db8::7');
+    // An empty list believes no one; with no trusted proxy the list is not even looked at.
+    expect(clientIp(request('10.0.0.2', '203.0.113.9'), 1, proxyBlockList([]))).toBe('10.0.0.2');
+    expect(clientIp(request('10.0.0.2', '203.0.113.9'), 0, proxies())).toBe('10.0.0.2');
+    expect(clientIp(request(undefined, '203.0.113.9'), 1, proxies())).toBe('unknown');
+  });
+
+  it('matches IPv6 peers against IPv6 CIDRs', () => {
+    expect(clientIp(request('fd12:3456::1', '203.0.113.9'), 1, proxies())).toBe('203.0.113.9');
+    expect(clientIp(request('FC00::1', '2001:db8::9'), 1, proxies())).toBe('2001:db8::9');
+    expect(clientIp(request('fe80::1', '203.0.113.9'), 1, proxies())).toBe('fe80::1');
+    expect(clientIp(request('2001:db8::7', '203.0.113.9'), 1, proxyBlockList(['2001:db8::/32']))).toBe('203.0.113.9');
+  });
+
+  it('matches IPv4-mapped IPv6 peers (a dual-stack socket) against IPv4 CIDRs', () => {
+    expect(clientIp(request('::ffff:10.1.2.3', '203.0.113.9'), 1, proxies())).toBe('203.0.113.9');
+    expect(clientIp(request('::ffff:198.51.100.7', '203.0.113.9'), 1, proxies())).toBe('198.51.100.7');
+  });
+
+  it('proxyBlockList refuses what is not a CIDR', () => {
+    for (const cidr of ['10.0.0.0', '10.0.0.0/33', 'nonsense/8', '::1/129', '10.0.0.0/', '/8', '10.0.0.0/-1', '10.0.0.0/8.5', '10.0.0.0/8/9']) {
+      expect(() => proxyBlockList([cidr]), cidr).toThrow(RangeError);
+    }
+    expect(() => proxyBlockList(['10.0.0.0/8', 'nonsense/8'])).toThrow('not a CIDR: nonsense/8');
+    expect(() => proxyBlockList(['0.0.0.0/0', '10.0.0.0/32', '::/0', '::1/128'])).not.toThrow();
   });
 });
 

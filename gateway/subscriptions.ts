@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import {
   GraphQLError,
   Kind,
@@ -85,6 +85,8 @@ export interface SubscriptionServerOptions {
   operationLimits: OperationLimits;
   /** Resolves a persisted operation's id, and in persisted-only mode refuses anything else. */
   persisted: PersistedOperations;
+  /** The rate limits: spends a token of the caller's bucket; null if allowed, else why not. */
+  charge(caller: Caller, req: IncomingMessage): Promise<{ message: string; retryAfterSeconds: number } | null>;
   logger: Logger;
 }
 
@@ -145,6 +147,12 @@ export function startSubscriptionServer(options: SubscriptionServerOptions) {
         // Subscriptions follow a user's own jobs: an anonymous connection has nothing to follow,
         // and neither has a guest session (userId null; its scope is a template, not jobs).
         if (!caller.userId) return false;
+        const refusal = await options.charge(caller, ctx.extra.request);
+        if (refusal) {
+          // 4429 rather than graphql-ws's 4403 for `false`: the client may come back later.
+          ctx.extra.socket.close(4429, 'Too many requests');
+          return false;
+        }
         const expiresAt = expiryOf(authorization as string);
         connections.set(ctx, { caller, expiresAt, starting: new Set(), subscribers: new Map(), reserved: 0 });
         // The identity the connection proved ends with its token: the socket closes then, and the
@@ -156,6 +164,8 @@ export function startSubscriptionServer(options: SubscriptionServerOptions) {
       },
       onSubscribe: async (ctx, id, payload) => {
         const state = connections.get(ctx)!;
+        const refusal = await options.charge(state.caller, ctx.extra.request);
+        if (refusal) return [new GraphQLError(refusal.message, { extensions: { code: 'RATE_LIMITED', retryAfterSeconds: refusal.retryAfterSeconds } })];
         const resolved = options.persisted.resolveSubscription(payload);
         if ('errors' in resolved) return resolved.errors;
         let document: DocumentNode;
@@ -166,7 +176,10 @@ export function startSubscriptionServer(options: SubscriptionServerOptions) {
         } catch (error) {
           return [error as GraphQLError];
         }
-        const limited = documentLimitErrors(options.schema, document, payload.variables ?? {}, options.operationLimits, payload.operationName ?? undefined);
+        // Each update runs as a query with two aliases more (LIVE_ALIAS, TERMINAL_ALIAS), under
+        // the same limits: they are kept free here, so what passes now passes at every update.
+        const aliasesLeft = { ...options.operationLimits, maxAliases: Math.max(0, options.operationLimits.maxAliases - 2) };
+        const limited = documentLimitErrors(options.schema, document, payload.variables ?? {}, aliasesLeft, payload.operationName ?? undefined);
         if (limited.length) return limited;
         const errors = validate(options.schema, document);
         if (errors.length) return errors;

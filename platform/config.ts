@@ -91,7 +91,7 @@ const schema = z.object({
   OPERATION_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   OPERATION_TIMEOUTS_MS: z
     .string()
-    .regex(/^(\s*\w+=\d+\s*)(,\s*\w+=\d+\s*)*$/, 'Name=ms pairs separated by commas')
+    .regex(/^(\s*\w+=[1-9]\d*\s*)(,\s*\w+=[1-9]\d*\s*)*$/, 'Name=ms pairs (ms > 0) separated by commas')
     .transform((s) => Object.fromEntries(s.split(',').map((pair) => pair.split('=').map((x) => x.trim())).map(([name, ms]) => [name!, Number(ms)])))
     .optional(),
   // Token buckets per user (an access token's subject) and per client address for anonymous
@@ -108,11 +108,20 @@ const schema = z.object({
   // trusted: the client's address is the entry that many from the right, the one the farthest
   // of them saw. 0 trusts no header.
   TRUSTED_PROXIES: z.coerce.number().int().min(0).max(10).default(0),
+  // Where those proxies call from: the header is believed only from a peer in these CIDRs
+  // (by default the private and loopback ranges a cluster's ingress calls from).
+  TRUSTED_PROXY_CIDRS: z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .default(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '127.0.0.0/8', '::1/128', 'fc00::/7']),
   // Persisted operations (gateway/persisted-operations.json, made from ../shared/clients by
   // `npm run persisted`): `allow` takes ids and documents (APQ on); `only` takes nothing but the
   // manifest's operations (the mobile apps' production setting), and introspection while
   // PERSISTED_INTROSPECTION is true (the schema explorer).
   PERSISTED_OPERATIONS: z.enum(['allow', 'only']).default('allow'),
+  // The schema explorer bundled ahead of time (npm run explorer:build; the Docker image sets it
+  // to dist/explorer), relative to the repository's root. Unset: bundled when first opened.
+  EXPLORER_ASSETS_DIR: z.string().min(1).optional(),
   PERSISTED_INTROSPECTION: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   // Where clients reach the gateway: the base of upload and download URLs.
   PUBLIC_URL: url.optional(),

@@ -2,7 +2,9 @@ import { request as httpRequest, Agent, type IncomingHttpHeaders } from 'node:ht
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
 import { registerMember } from './support/people.js';
+import { follow, wsClients } from './support/subscriptions.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
 /**
@@ -29,7 +31,9 @@ beforeAll(async () => {
   // between a test's first take and its next one.
   await ask(address());
 });
+const ws = wsClients(() => url);
 afterAll(async () => {
+  await ws.disposeAll();
   await stack?.close();
 });
 
@@ -139,10 +143,10 @@ describe('signed-in callers, by user', () => {
     expectLimited(await ask(address(), { token: member.token }));
     expectLimited(await ask(null, { token: member.token }));
     expect(await refusals('user')).toBe(before + 2);
-    // The address's own bucket is separate: Register spent one of its 3 tokens, the user's requests none.
+    // The address's own bucket is separate: Register spent one of its 3 tokens, the user's
+    // requests none. (Not how many are left exactly: tokens come back while this test runs.)
     expect(passed(await ask(home))).toBe(true);
     expect(passed(await ask(home))).toBe(true);
-    expect((await ask(home)).status).toBe(429);
   });
 
   it('do not spend their address’s bucket: anonymous callers behind the same address are unaffected by a limited user', async () => {
@@ -277,5 +281,53 @@ describe('a refusal and the connection it came on', () => {
     expect(refused.headers.get('access-control-allow-origin')).toBe('*');
     const exposed = (refused.headers.get('access-control-expose-headers') ?? '').split(',').map((h) => h.trim().toLowerCase());
     expect(exposed).toContain('retry-after');
+  });
+});
+
+describe('graphql-ws', () => {
+  const progress = 'subscription Progress($jobId: ID!) { narrationJobUpdated(jobId: $jobId) { id status } }';
+
+  it("charges opening a connection and each subscribe to the user's bucket: once it is empty, a subscribe is RATE_LIMITED", async () => {
+    const member = await registerMember({ gql: (query, variables) => gqlFrom(address(), query, variables) }, 'Wes');
+    const client = ws.client(member.token);
+    const codes: unknown[] = [];
+    // The connection spends 1 of the 3 tokens, two subscribes the others (a job nobody has: NOT_FOUND).
+    for (let i = 0; i < 3; i++) {
+      const followed = follow(client, progress, { jobId: randomUUID() });
+      await followed.done;
+      codes.push((followed.error() as { extensions?: { code?: string } }[])[0]?.extensions?.code);
+    }
+    expect(codes).toEqual(['NOT_FOUND', 'NOT_FOUND', 'RATE_LIMITED']);
+  });
+
+  it('closes a connection opened with an empty bucket with 4429', async () => {
+    const member = await registerMember({ gql: (query, variables) => gqlFrom(address(), query, variables) }, 'Xia');
+    await exhaust(address(), member.token);
+    const followed = follow(ws.client(member.token), progress, { jobId: randomUUID() });
+    await followed.done;
+    expect((followed.error() as { code?: number }).code).toBe(4429);
+  });
+});
+
+describe('a refused GET', () => {
+  it('keeps its kept-alive connection: it had no body to leave unread', async () => {
+    const client = address();
+    await exhaust(client);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const get = () =>
+      new Promise<{ status: number; connection: string | undefined; socket: unknown }>((resolve, reject) => {
+        const req = httpRequest(`${url}?query=${encodeURIComponent('{ __typename }')}`, { agent, headers: { 'x-forwarded-for': client, 'apollo-require-preflight': 'true' } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode!, connection: res.headers.connection, socket: req.socket }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const first = await get();
+    const second = await get();
+    agent.destroy();
+    expect([first.status, second.status]).toEqual([429, 429]);
+    expect(first.connection).toBe('keep-alive');
+    expect(second.socket).toBe(first.socket);
   });
 });

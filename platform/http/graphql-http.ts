@@ -184,6 +184,8 @@ export function graphqlHandler<C extends BaseContext>(
 function refuse(res: ServerResponse, error: unknown, { bodyUnread }: { bodyUnread: boolean }): void {
   if (!(error instanceof HttpRefusal)) throw error;
   // An unread body would be taken for the next request on a kept-alive connection.
-  if (bodyUnread) res.setHeader('connection', 'close');
+  if (bodyUnread && hasBody(res.req)) res.setHeader('connection', 'close');
   sendError(res, error.status, error.code, error.message, error.headers);
 }
+
+const hasBody = (req: IncomingMessage) => req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
