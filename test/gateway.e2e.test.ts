@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeServer } from '../platform/http/server.js';
 import { startTestStack, type TestStack } from './support/stack.js';
@@ -41,5 +43,12 @@ describe('gateway errors', () => {
     const raw = JSON.stringify(res);
     expect(raw).not.toContain(url.port);
     expect(raw).not.toContain('127.0.0.1');
+
+    // A token whose keys cannot be fetched (identity is down): 503, though the rate limits
+    // (on, as by default) charged the request to its address before the token was judged.
+    const { privateKey } = await generateKeyPair('ES256');
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'unknown-key' }).setSubject(randomUUID()).setIssuer('storyloom-identity').setAudience('storyloom').setExpirationTime('5m').sign(privateKey);
+    const unverifiable = await stack.gql('{ plans { tier } }', {}, { token });
+    expect([unverifiable.status, unverifiable.errors?.[0]?.extensions?.code]).toEqual([503, 'SERVICE_UNAVAILABLE']);
   });
 });
