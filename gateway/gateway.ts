@@ -56,7 +56,7 @@ export interface GatewayOptions {
   /** True once the process is stopping, before the gateway is: `/ready` answers 503 from then on. */
   stopping?: () => boolean;
   /** Calls to each subgraph: a timeout (per subgraph, else the default) and a circuit breaker. */
-  subgraphCalls: { timeoutMs: number; timeoutsMs?: Record<string, number>; failureThreshold: number; resetMs: number };
+  subgraphCalls: { timeoutMs: number; timeoutsMs?: Record<string, number>; failureThreshold: number; resetMs: number; dedupe: boolean };
   /** Each operation's depth, aliases, root fields, tokens and estimated cost; over one, it is refused unrun. */
   limits: OperationLimits;
   maxVariablesBytes: number;
@@ -94,7 +94,13 @@ export function gatewaySettings(config: Config, subgraphUrls: Record<string, str
     maxBodyBytes: config.MAX_BODY_BYTES,
     corsOrigins: config.CORS_ORIGINS,
     subscriptionLimits: { perConnection: config.SUBSCRIPTIONS_PER_CONNECTION, perUser: config.SUBSCRIPTIONS_PER_USER },
-    subgraphCalls: { timeoutMs: config.SUBGRAPH_TIMEOUT_MS, timeoutsMs, failureThreshold: config.SUBGRAPH_CIRCUIT_FAILURES, resetMs: config.SUBGRAPH_CIRCUIT_RESET_MS },
+    subgraphCalls: {
+      timeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+      timeoutsMs,
+      failureThreshold: config.SUBGRAPH_CIRCUIT_FAILURES,
+      resetMs: config.SUBGRAPH_CIRCUIT_RESET_MS,
+      dedupe: config.SUBGRAPH_DEDUPE === 'on',
+    },
     limits: {
       maxDepth: config.LIMIT_MAX_DEPTH,
       maxAliases: config.LIMIT_MAX_ALIASES,
@@ -151,18 +157,20 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     supergraphSdl: options.supergraphSdl,
     buildService: ({ name, url }) => {
       metrics.circuitState.set({ subgraph: name }, CIRCUIT_STATES.CLOSED);
-      return new SubgraphDataSource({
+      const source = new SubgraphDataSource({
         name,
         url: options.subgraphUrls[name] ? `${options.subgraphUrls[name]}/graphql` : url!,
         timeoutMs: calls.timeoutsMs?.[name] ?? calls.timeoutMs,
         failureThreshold: calls.failureThreshold,
         resetMs: calls.resetMs,
+        dedupe: calls.dedupe,
         logger,
         onStateChange: (subgraph, state) => metrics.circuitState.set({ subgraph }, CIRCUIT_STATES[state]),
         onFetch: ({ subgraph, durationMs, outcome }) => {
           metrics.subgraphFetches.inc({ subgraph, outcome });
           if (outcome !== 'rejected') metrics.subgraphFetchDuration.observe({ subgraph }, durationMs / 1000);
         },
+        onShared: (subgraph) => metrics.subgraphFetchesShared.inc({ subgraph }),
         willSendRequest({ request, context }) {
           const signed = signCaller(options.internalSecret, {
             audience: name,
@@ -175,6 +183,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           for (const [key, value] of Object.entries(traceHeaders())) request.http?.headers.set(key, value);
         },
       });
+      // Its kept-alive connections close with the server, which Apollo's stop drains and closes
+      // once every request in flight has been answered (nothing calls a subgraph after that).
+      http.once('close', () => source.close());
+      return source;
     },
   });
   // Routes are filled in once Apollo has started; the server needs to exist first for draining.

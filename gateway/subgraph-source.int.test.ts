@@ -1,19 +1,26 @@
-import type { Server } from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { composeServices } from '@apollo/composition';
-import { ApolloGateway } from '@apollo/gateway';
+import { ApolloGateway, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { GraphQLError, parse, type DocumentNode } from 'graphql';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { graphqlHandler, sendJson } from '../platform/http/graphql-http.js';
 import { closeServer, createHttpServer, listen } from '../platform/http/server.js';
-import { ANONYMOUS } from '../platform/internal-auth.js';
+import { ANONYMOUS, signCaller, verifyCaller, type Caller } from '../platform/internal-auth.js';
 import { createLogger } from '../platform/log.js';
 import type { CircuitState } from './circuit-breaker.js';
 import { maskInternalErrors } from './errors.js';
 import type { GatewayContext } from './gateway.js';
-import { guardedFetcher, SubgraphDataSource, type FetchReport } from './subgraph-source.js';
+import { SubgraphDataSource, type FetchReport, type SubgraphSourceOptions } from './subgraph-source.js';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const FEDERATION = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key"])';
@@ -115,28 +122,34 @@ afterAll(async () => {
 });
 
 /** A gateway over the two subgraphs whose data sources have these settings, on a clock the test moves. */
-async function startGateway(settings: { timeoutMs?: number; failureThreshold?: number; resetMs?: number } = {}) {
+async function startGateway(settings: { timeoutMs?: number; failureThreshold?: number; resetMs?: number; dedupe?: boolean } = {}) {
   const clock = { now: 0 };
   const states: Array<[string, CircuitState]> = [];
   const fetches: FetchReport[] = [];
+  const shared: string[] = [];
   const gateway = new ApolloGateway({
     supergraphSdl,
-    buildService: ({ name, url }) =>
-      new SubgraphDataSource({
+    buildService: ({ name, url }) => {
+      const source = new SubgraphDataSource({
         name,
         url: url!,
-        // Only posts gets the test's timeout: the other's first call also loads Node's fetch.
+        // Only posts gets the test's timeout.
         timeoutMs: name === 'posts' ? (settings.timeoutMs ?? 2_000) : 2_000,
         failureThreshold: settings.failureThreshold ?? 3,
         resetMs: settings.resetMs ?? 10_000,
+        dedupe: settings.dedupe ?? true,
         logger,
         now: () => clock.now,
         onStateChange: (subgraph, state) => states.push([subgraph, state]),
         onFetch: (report) => fetches.push(report),
+        onShared: (subgraph) => shared.push(subgraph),
         willSendRequest({ request, context }) {
           request.http?.headers.set('x-correlation-id', context.correlationId);
         },
-      }),
+      });
+      sources.push(source);
+      return source;
+    },
   });
   const apollo = new ApolloServer<GatewayContext>({ gateway, formatError: maskInternalErrors(logger), includeStacktraceInErrorResponses: false });
   await apollo.start();
@@ -145,10 +158,11 @@ async function startGateway(settings: { timeoutMs?: number; failureThreshold?: n
     if (response.body.kind !== 'single') throw new Error('incremental response');
     return response.body.singleResult;
   };
-  return { apollo, clock, states, fetches, query };
+  return { apollo, clock, states, fetches, shared, query };
 }
 
 let gateways: Array<{ apollo: ApolloServer<GatewayContext> }> = [];
+let sources: SubgraphDataSource[] = [];
 async function gatewayFor(settings?: Parameters<typeof startGateway>[0]) {
   const started = await startGateway(settings);
   gateways.push(started);
@@ -167,7 +181,9 @@ beforeEach(async () => {
 
 afterEach(async () => {
   for (const { apollo } of gateways) await apollo.stop();
+  for (const source of sources) source.close();
   gateways = [];
+  sources = [];
 });
 
 describe('SubgraphDataSource behind a real ApolloGateway', () => {
@@ -241,7 +257,7 @@ describe('SubgraphDataSource behind a real ApolloGateway', () => {
   });
 
   it('lets exactly one trial through while half-open; concurrent queries fail fast', async () => {
-    const { query, clock } = await gatewayFor({ failureThreshold: 1, resetMs: 1_000 });
+    const { query, clock } = await gatewayFor({ failureThreshold: 1, resetMs: 1_000, dedupe: false });
     posts.mode = 'broken';
     await query(WITH_POSTS);
     posts.mode = 'slow';
@@ -253,6 +269,38 @@ describe('SubgraphDataSource behind a real ApolloGateway', () => {
     expect(posts.requests).toBe(1);
     expect(results.filter((r) => !r.errors)).toEqual([{ data: FULL }]);
     expect(results.filter((r) => r.errors?.[0]?.extensions?.code === 'SUBGRAPH_UNAVAILABLE')).toHaveLength(2);
+  });
+
+  it('lets identical concurrent queries share the one trial while half-open', async () => {
+    const { query, clock, shared } = await gatewayFor({ failureThreshold: 1, resetMs: 1_000 });
+    posts.mode = 'broken';
+    await query(WITH_POSTS);
+    posts.mode = 'slow';
+    posts.slowMs = 100;
+    posts.requests = 0;
+    clock.now += 1_000;
+
+    const results = await Promise.all([query(WITH_POSTS), query(WITH_POSTS), query(WITH_POSTS)]);
+    expect(posts.requests).toBe(1);
+    expect(results).toEqual([{ data: FULL }, { data: FULL }, { data: FULL }]);
+    expect(shared.filter((subgraph) => subgraph === 'posts')).toHaveLength(2);
+  });
+
+  it('sends identical concurrent queries to each subgraph once, each client getting its whole answer', async () => {
+    const { query, fetches, shared } = await gatewayFor();
+    await query(ONLY_USERS);
+    users.requests = 0;
+    posts.mode = 'slow';
+    posts.slowMs = 50;
+    fetches.length = 0;
+
+    const results = await Promise.all(Array.from({ length: 8 }, () => query(WITH_POSTS)));
+    // Each client's response is whole, though built from answers it shared (each its own copy:
+    // the gateway merges the next fetch's entities into what the last one answered).
+    expect(results).toEqual(Array.from({ length: 8 }, () => ({ data: FULL })));
+    expect([users.requests, posts.requests]).toEqual([1, 1]);
+    expect(fetches.map((f) => [f.subgraph, f.outcome])).toEqual([['users', 'ok'], ['posts', 'ok']]);
+    expect(shared.sort()).toEqual([...Array(7).fill('posts'), ...Array(7).fill('users')]);
   });
 
   it('answers again once a stopped subgraph is restarted and the circuit has let a trial through', async () => {
@@ -281,45 +329,324 @@ describe('SubgraphDataSource behind a real ApolloGateway', () => {
   });
 });
 
-describe('guardedFetcher on the wire', () => {
+
+describe('SubgraphDataSource on the wire', () => {
+  const SECRET = 'a-test-secret-of-the-gateway-and-subgraphs';
+  type Behaviour = 'answer' | 'stall-body' | 'bad-request' | 'unauthorized' | 'broken' | 'not-json';
   let server: Server;
   let url: string;
-  let behaviour: 'stall-body' | 'bad-request' = 'stall-body';
+  let behaviour: Behaviour = 'answer';
+  let delayMs = 0;
+  let cacheControl: string | undefined;
+  /** Drop the next request that arrives on a socket which already served one, unanswered. */
+  let dropNextOnReusedSocket = false;
+  /** What the subgraph received, its signature checked as a subgraph checks it. */
+  let received: Array<{ caller: Caller; correlationId: string; body: Record<string, unknown>; headers: IncomingMessage['headers'] }> = [];
+  let connections = 0;
+  const open = new Set<Socket>();
+  const served = new WeakSet<Socket>();
+
+  async function respond(req: IncomingMessage, res: ServerResponse, raw: string): Promise<void> {
+    if (dropNextOnReusedSocket && served.has(req.socket)) {
+      dropNextOnReusedSocket = false;
+      req.socket.destroy();
+      return;
+    }
+    served.add(req.socket);
+    const body = JSON.parse(raw) as Record<string, unknown>;
+    const verified = verifyCaller(SECRET, { audience: 'story', headers: req.headers, operation: body as { query: string; variables: unknown } });
+    received.push({ ...verified, body, headers: req.headers });
+    if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    if (behaviour === 'bad-request') return sendJson(res, 400, { errors: [{ message: 'Syntax Error' }] });
+    if (behaviour === 'unauthorized') return sendJson(res, 401, { errors: [{ message: 'Who are you?' }] });
+    if (behaviour === 'broken') return sendJson(res, 503, { error: 'upstream connect error' });
+    if (behaviour === 'not-json') {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      return void res.end('<h1>Welcome to nginx!</h1>');
+    }
+    if (behaviour === 'stall-body') {
+      // Headers at once, then a body that never ends: slow is slow, whenever it stalls.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return void res.write('{"data":');
+    }
+    res.writeHead(200, { 'content-type': 'application/json', ...(cacheControl ? { 'cache-control': cacheControl } : {}) });
+    res.end(JSON.stringify({ data: { echo: { variables: body.variables ?? null, userId: verified.caller.userId, nth: received.length } } }));
+  }
+
+  function listenOn(target: Server): Promise<string> {
+    target.on('connection', (socket: Socket) => {
+      connections += 1;
+      open.add(socket);
+      socket.on('close', () => open.delete(socket));
+    });
+    return listen(target, 0, '127.0.0.1');
+  }
+
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => void respond(req, res, Buffer.concat(chunks).toString()).catch((error: unknown) => sendJson(res, 500, { error: String(error) })));
+  };
 
   beforeAll(async () => {
-    server = createHttpServer({
-      '/graphql': (_req, res) => {
-        if (behaviour === 'bad-request') return sendJson(res, 400, { errors: [{ message: 'Syntax Error' }] });
-        // Headers at once, then a body that never ends: slow is slow, whenever it stalls.
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.write('{"data":');
-      },
-    }, logger);
-    url = `${await listen(server, 0, '127.0.0.1')}/graphql`;
+    server = createServer(handler);
+    url = `${await listenOn(server)}/graphql`;
   });
   afterAll(async () => {
     server.closeAllConnections();
     await closeServer(server);
   });
+  beforeEach(() => {
+    behaviour = 'answer';
+    delayMs = 0;
+    cacheControl = undefined;
+    dropNextOnReusedSocket = false;
+    received = [];
+  });
 
-  it('times out a subgraph that sends its headers and then stalls', async () => {
-    behaviour = 'stall-body';
+  const ADA: Caller = { userId: 'u-ada', roles: ['USER'] };
+  const BOB: Caller = { userId: 'u-bob', roles: ['USER'] };
+
+  /** A data source to the test server, signing as the gateway does; its reports. */
+  function sourceFor(settings: Partial<SubgraphSourceOptions> = {}) {
     const fetches: FetchReport[] = [];
-    const { fetcher } = guardedFetcher({ name: 'story', timeoutMs: 100, logger, onFetch: (r) => fetches.push(r) });
-    await expect(fetcher(url, { method: 'POST', body: '{}' })).rejects.toMatchObject({
+    const shared: string[] = [];
+    const source = new SubgraphDataSource({
+      name: 'story',
+      url,
+      timeoutMs: 2_000,
+      logger,
+      onFetch: (report) => fetches.push(report),
+      onShared: (subgraph) => shared.push(subgraph),
+      willSendRequest({ request, context }) {
+        const signed = signCaller(SECRET, {
+          audience: 'story',
+          caller: context.caller,
+          correlationId: context.correlationId,
+          operation: { query: request.query, variables: request.variables },
+        });
+        for (const [key, value] of Object.entries(signed)) request.http?.headers.set(key, value);
+        // Differs on every call, as a real trace's would.
+        request.http?.headers.set('traceparent', `00-${randomUUID().replaceAll('-', '')}-${randomUUID().slice(0, 16).replace('-', '0')}-01`);
+      },
+      ...settings,
+    });
+    sources.push(source);
+    return { source, fetches, shared };
+  }
+
+  const STORY = 'query Story__story__0($id:ID!){story(id:$id){title}}';
+  type Policy = { restrict: (hint: { maxAge: number; scope?: string }) => void };
+
+  /** One fetch of an incoming operation, as @apollo/gateway's executeQueryPlan hands it over. */
+  function fetchOf(query: string, variables: Record<string, unknown> = { id: 's1' }, caller: Caller = ADA, policy?: Policy) {
+    return {
+      kind: 'incoming operation',
+      request: { query, variables, operationName: /^(?:query|mutation) (\w+)/.exec(query)?.[1] },
+      incomingRequestContext: { overallCachePolicy: policy },
+      context: { caller, correlationId: randomUUID() },
+    } as unknown as GraphQLDataSourceProcessOptions<GatewayContext>;
+  }
+
+  it('sends the body the signature binds, with the hook’s headers, and answers the parsed body', async () => {
+    const { source, fetches } = sourceFor();
+    expect(await source.process(fetchOf(STORY, { id: 's1' }, ADA))).toEqual({ data: { echo: { variables: { id: 's1' }, userId: 'u-ada', nth: 1 } } });
+    expect(received).toEqual([
+      expect.objectContaining({ caller: ADA, body: { query: STORY, variables: { id: 's1' }, operationName: 'Story__story__0' } }),
+    ]);
+    expect(received[0]!.headers['content-type']).toBe('application/json');
+    expect(fetches).toEqual([{ subgraph: 'story', outcome: 'ok', status: 200, durationMs: expect.any(Number) }]);
+  });
+
+  it('times out a subgraph that sends its headers and then stalls, and drops the connection', async () => {
+    behaviour = 'stall-body';
+    const { source, fetches } = sourceFor({ timeoutMs: 100 });
+    await expect(source.process(fetchOf(STORY))).rejects.toMatchObject({
       message: 'The story service did not answer within 100 ms',
       extensions: { code: 'SUBGRAPH_TIMEOUT', subgraph: 'story' },
     });
     expect(fetches).toEqual([{ subgraph: 'story', outcome: 'timeout', durationMs: expect.any(Number) }]);
+    await vi.waitFor(() => expect(open.size).toBe(0));
   });
 
-  it('passes a 4xx answer on to the data source and counts it as the subgraph being up', async () => {
+  it('answers a 4xx with the error RemoteGraphQLDataSource gave, and counts it as the subgraph being up', async () => {
     behaviour = 'bad-request';
-    const fetches: FetchReport[] = [];
-    const { fetcher, breaker } = guardedFetcher({ name: 'story', timeoutMs: 1_000, failureThreshold: 1, logger, onFetch: (r) => fetches.push(r) });
-    const response = await fetcher(url, { method: 'POST', body: '{}' });
-    expect([response.status, await response.json()]).toEqual([400, { errors: [{ message: 'Syntax Error' }] }]);
-    expect(breaker.state).toBe('CLOSED');
+    const { source, fetches } = sourceFor({ failureThreshold: 1 });
+    await expect(source.process(fetchOf(STORY))).rejects.toMatchObject({
+      message: '400: Bad Request',
+      extensions: { response: { url, status: 400, statusText: 'Bad Request', body: { errors: [{ message: 'Syntax Error' }] } } },
+    });
+    expect(source.breaker.state).toBe('CLOSED');
     expect(fetches).toEqual([{ subgraph: 'story', outcome: 'ok', status: 400, durationMs: expect.any(Number) }]);
+
+    behaviour = 'unauthorized';
+    await expect(source.process(fetchOf(STORY))).rejects.toMatchObject({ message: '401: Unauthorized', extensions: { code: 'UNAUTHENTICATED' } });
+  });
+
+  it('answers a 5xx as SUBGRAPH_UNAVAILABLE and counts it against the subgraph', async () => {
+    behaviour = 'broken';
+    const { source, fetches } = sourceFor({ failureThreshold: 2 });
+    for (let i = 0; i < 3; i++) {
+      await expect(source.process(fetchOf(STORY))).rejects.toMatchObject({
+        message: 'The story service is unavailable',
+        extensions: { code: 'SUBGRAPH_UNAVAILABLE', subgraph: 'story' },
+      });
+    }
+    expect(received).toHaveLength(2);
+    expect(source.breaker.state).toBe('OPEN');
+    expect(fetches.map((f) => [f.outcome, f.status])).toEqual([['error', 503], ['error', 503], ['rejected', undefined]]);
+  });
+
+  it('refuses an answer that is not JSON, uncoded (the client sees an internal error)', async () => {
+    behaviour = 'not-json';
+    const { source } = sourceFor();
+    const error = await source.process(fetchOf(STORY)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect(error).not.toHaveProperty('extensions.code');
+  });
+
+  it('restricts the response’s cache policy by the subgraph’s Cache-Control, as RemoteGraphQLDataSource did', async () => {
+    const { source } = sourceFor();
+    const hints: unknown[] = [];
+    const policy: Policy = { restrict: (hint) => hints.push(hint) };
+    for (const header of ['max-age=30, public', 'private, max-age=5', undefined]) {
+      cacheControl = header;
+      await source.process(fetchOf(STORY, { id: 's1' }, ADA, policy));
+    }
+    expect(hints).toEqual([{ maxAge: 30, scope: 'PUBLIC' }, { maxAge: 5, scope: 'PRIVATE' }, { maxAge: 0 }]);
+  });
+
+  describe('in-flight deduplication', () => {
+    it('shares one call among identical concurrent queries by the same caller, each getting its own copy', async () => {
+      delayMs = 50;
+      const { source, fetches, shared } = sourceFor();
+      const results = await Promise.all(Array.from({ length: 5 }, () => source.process(fetchOf(STORY))));
+      expect(received).toHaveLength(1);
+      expect(results).toEqual(Array.from({ length: 5 }, () => ({ data: { echo: { variables: { id: 's1' }, userId: 'u-ada', nth: 1 } } })));
+      expect(new Set(results).size).toBe(5);
+      (results[0]!.data!.echo as { nth: number }).nth = 99;
+      expect(results[1]!.data!.echo).toMatchObject({ nth: 1 });
+      expect(fetches).toHaveLength(1);
+      expect(shared).toEqual(['story', 'story', 'story', 'story']);
+
+      // Once answered, the next one is a call of its own.
+      await source.process(fetchOf(STORY));
+      expect(received).toHaveLength(2);
+    });
+
+    it('restricts each sharer’s own cache policy', async () => {
+      delayMs = 20;
+      cacheControl = 'max-age=60, public';
+      const { source } = sourceFor();
+      const policies = Array.from({ length: 3 }, () => ({ restrict: vi.fn() }));
+      await Promise.all(policies.map((policy) => source.process(fetchOf(STORY, { id: 's1' }, ADA, policy))));
+      expect(received).toHaveLength(1);
+      for (const policy of policies) expect(policy.restrict).toHaveBeenCalledWith({ maxAge: 60, scope: 'PUBLIC' });
+    });
+
+    it('does not share across callers, variables or queries', async () => {
+      delayMs = 50;
+      const { source, shared } = sourceFor();
+      const results = await Promise.all([
+        source.process(fetchOf(STORY, { id: 's1' }, ADA)),
+        source.process(fetchOf(STORY, { id: 's1' }, BOB)),
+        source.process(fetchOf(STORY, { id: 's1' }, ANONYMOUS)),
+        source.process(fetchOf(STORY, { id: 's2' }, ADA)),
+        source.process(fetchOf('query Story__story__1($id:ID!){story(id:$id){body}}', { id: 's1' }, ADA)),
+      ]);
+      expect(received).toHaveLength(5);
+      expect(results.map((r) => (r.data!.echo as { userId: string | null }).userId)).toEqual(['u-ada', 'u-bob', null, 'u-ada', 'u-ada']);
+      expect(shared).toEqual([]);
+    });
+
+    it('never shares a mutation', async () => {
+      delayMs = 20;
+      const { source, shared } = sourceFor();
+      const mutations = ['mutation Publish__story__0($id:ID!){publish(id:$id){ok}}', '# first a comment\nmutation{publish(id:"s1"){ok}}', '{a}mutation{publish(id:"s1"){ok}}'];
+      await Promise.all(mutations.flatMap((mutation) => [source.process(fetchOf(mutation)), source.process(fetchOf(mutation))]));
+      expect(received).toHaveLength(6);
+      expect(shared).toEqual([]);
+    });
+
+    it('sends every call when turned off', async () => {
+      delayMs = 20;
+      const { source, shared } = sourceFor({ dedupe: false });
+      await Promise.all(Array.from({ length: 3 }, () => source.process(fetchOf(STORY))));
+      expect(received).toHaveLength(3);
+      expect(shared).toEqual([]);
+    });
+
+    it('gives every sharer the failure, each its own error, counted once against the subgraph', async () => {
+      delayMs = 30;
+      behaviour = 'broken';
+      const { source, fetches } = sourceFor({ failureThreshold: 2 });
+      const errors = await Promise.all(Array.from({ length: 4 }, () => source.process(fetchOf(STORY)).catch((e: unknown) => e)));
+      expect(received).toHaveLength(1);
+      for (const error of errors) expect(error).toMatchObject({ extensions: { code: 'SUBGRAPH_UNAVAILABLE', subgraph: 'story' } });
+      expect(new Set(errors).size).toBe(4);
+      expect(fetches.map((f) => f.outcome)).toEqual(['error']);
+      expect(source.breaker.state).toBe('CLOSED');
+
+      behaviour = 'stall-body';
+      const { source: slow } = sourceFor({ timeoutMs: 100 });
+      const timeouts = await Promise.all(Array.from({ length: 3 }, () => slow.process(fetchOf(STORY)).catch((e: unknown) => e)));
+      for (const error of timeouts) expect(error).toMatchObject({ extensions: { code: 'SUBGRAPH_TIMEOUT', subgraph: 'story' } });
+      expect(received).toHaveLength(2);
+    });
+  });
+
+  describe('connections', () => {
+    it('keeps connections alive and reuses them, opening no more than maxSockets', async () => {
+      const before = connections;
+      const { source } = sourceFor({ maxSockets: 3 });
+      for (let i = 0; i < 10; i++) await source.process(fetchOf(STORY, { id: `s${i}` }));
+      expect(connections - before).toBe(1);
+
+      delayMs = 20;
+      await Promise.all(Array.from({ length: 8 }, (_, i) => source.process(fetchOf(STORY, { id: `t${i}` }))));
+      expect(connections - before).toBe(3);
+      await Promise.all(Array.from({ length: 8 }, (_, i) => source.process(fetchOf(STORY, { id: `u${i}` }))));
+      expect(connections - before).toBe(3);
+      expect(received).toHaveLength(26);
+
+      source.close();
+      await vi.waitFor(() => expect(open.size).toBe(0));
+    });
+
+    it('sends a query again on a fresh connection when a kept-alive one turns out closed; a mutation not', async () => {
+      const { source, fetches } = sourceFor();
+      await source.process(fetchOf(STORY));
+      dropNextOnReusedSocket = true;
+      expect(await source.process(fetchOf(STORY, { id: 's2' }))).toMatchObject({ data: { echo: { variables: { id: 's2' } } } });
+      expect(fetches.map((f) => f.outcome)).toEqual(['ok', 'ok']);
+
+      dropNextOnReusedSocket = true;
+      await expect(source.process(fetchOf('mutation{publish(id:"s1"){ok}}'))).rejects.toMatchObject({ extensions: { code: 'SUBGRAPH_UNAVAILABLE' } });
+      expect(fetches.map((f) => f.outcome)).toEqual(['ok', 'ok', 'error']);
+    });
+
+    // openssl makes the certificate (Node cannot): it is on every machine this runs on (Debian's, the image's).
+    it('calls an https:// subgraph', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'subgraph-tls-'));
+      const previous = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+      try {
+        execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+          '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+        const secure = createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, handler);
+        const secureUrl = `${(await listenOn(secure)).replace('http:', 'https:')}/graphql`;
+        // The self-signed certificate is not one Node trusts; a deployment names its CA in NODE_EXTRA_CA_CERTS.
+        process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+        const { source } = sourceFor({ url: secureUrl });
+        expect(await source.process(fetchOf(STORY))).toEqual({ data: { echo: { variables: { id: 's1' }, userId: 'u-ada', nth: 1 } } });
+        source.close();
+        secure.closeAllConnections();
+        await closeServer(secure);
+      } finally {
+        if (previous === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+        else process.env.NODE_TLS_REJECT_UNAUTHORIZED = previous;
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 });
+

@@ -1,12 +1,20 @@
-import { RemoteGraphQLDataSource } from '@apollo/gateway';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { urlToHttpOptions } from 'node:url';
+import type { GraphQLDataSource, GraphQLDataSourceProcessOptions } from '@apollo/gateway';
+import { GraphQLError, Kind, OperationTypeNode, type DocumentNode } from 'graphql';
+import { HEADER } from '../platform/internal-auth.js';
 import type { Logger } from '../platform/log.js';
 import { CircuitBreaker, type CircuitState, type Permit } from './circuit-breaker.js';
 import { subgraphTimeout, subgraphUnavailable } from './errors.js';
 import type { GatewayContext } from './gateway.js';
 
-type Fetcher = RemoteGraphQLDataSource['fetcher'];
-type FetcherRequestInit = NonNullable<Parameters<Fetcher>[1]>;
-type WillSendRequest = NonNullable<RemoteGraphQLDataSource<GatewayContext>['willSendRequest']>;
+type ProcessOptions = GraphQLDataSourceProcessOptions<GatewayContext>;
+type SubgraphResponse = Awaited<ReturnType<GraphQLDataSource['process']>>;
+type FetcherHeaders = NonNullable<ProcessOptions['request']['http']>['headers'];
+
+/** Called before each call, as RemoteGraphQLDataSource's: `request.http.headers` is where to sign the caller in. */
+export type WillSendRequest = (options: ProcessOptions) => void | Promise<void>;
 
 /**
  * ok: the subgraph answered (a 4xx too: the service is up, the request was at fault);
@@ -23,133 +31,355 @@ export interface FetchReport {
   status?: number;
 }
 
-export interface SubgraphGuardOptions {
+export interface SubgraphSourceOptions {
   /** The subgraph's name in the supergraph: clients see it in errors, operators in logs. */
   name: string;
+  /** The subgraph's GraphQL endpoint (…/graphql), http:// or https://. */
+  url: string;
   /** The longest a call may take, the whole answer read. */
   timeoutMs: number;
   /** Consecutive failures that open the circuit (default 5). */
   failureThreshold?: number;
   /** How long an open circuit fails fast before one trial call (default 10,000). */
   resetMs?: number;
+  /** Identical queries in flight at once share one call (default true). */
+  dedupe?: boolean;
+  /** Connections kept to the subgraph at most; calls beyond wait for one, within their deadline (default 128). */
+  maxSockets?: number;
   logger: Logger;
+  willSendRequest?: WillSendRequest;
   onStateChange?: (subgraph: string, state: CircuitState) => void;
+  /** Each call sent (or refused by the open circuit): what the breaker saw. */
   onFetch?: (report: FetchReport) => void;
+  /** Each call that shared an identical one in flight instead of being sent (no onFetch for it). */
+  onShared?: (subgraph: string) => void;
   /** The breaker's clock (tests). */
   now?: () => number;
-  /** Defaults to Node's global fetch, whose pool keeps connections to each subgraph alive. */
-  fetch?: typeof globalThis.fetch;
-}
-
-export interface SubgraphSourceOptions extends SubgraphGuardOptions {
-  /** The subgraph's GraphQL endpoint (…/graphql). */
-  url: string;
-  /** Called before each request, as RemoteGraphQLDataSource's: to sign the caller into headers. */
-  willSendRequest?: WillSendRequest;
 }
 
 /**
- * RemoteGraphQLDataSource behind a timeout and a circuit breaker. A failed call throws a coded
- * GraphQLError naming the subgraph (SUBGRAPH_UNAVAILABLE, SUBGRAPH_TIMEOUT); the gateway then
- * answers what the other subgraphs gave, with null (propagated per nullability) where this
- * one's part would have been.
+ * @apollo/gateway's data source for one subgraph, behind a timeout and a circuit breaker. A
+ * failed call throws a coded GraphQLError naming the subgraph (SUBGRAPH_UNAVAILABLE,
+ * SUBGRAPH_TIMEOUT); the gateway then answers what the other subgraphs gave, with null
+ * (propagated per nullability) where this one's part would have been.
+ *
+ * Our own rather than RemoteGraphQLDataSource, which spent half the gateway's CPU per call on
+ * node-fetch Headers and Request objects, Node's fetch (web streams, abort signals) and a
+ * Response rebuilt to reach its parser: this is node:http on a keep-alive agent, the body read
+ * whole and parsed once.
  */
-export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> {
+export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
   readonly breaker: CircuitBreaker;
+  private readonly target: Target;
+  private readonly dedupe: boolean;
+  private readonly inFlight = new Map<string, Promise<Exchange>>();
 
-  constructor(options: SubgraphSourceOptions) {
-    super({ url: options.url, ...(options.willSendRequest ? { willSendRequest: options.willSendRequest } : {}) });
-    const guarded = guardedFetcher(options);
-    this.breaker = guarded.breaker;
-    this.fetcher = guarded.fetcher;
+  constructor(private readonly options: SubgraphSourceOptions) {
+    const { name, timeoutMs } = options;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new RangeError(`timeoutMs of ${name} must be a positive integer`);
+    this.target = targetOf(options.url, options.maxSockets ?? 128);
+    this.dedupe = options.dedupe ?? true;
+    this.breaker = new CircuitBreaker({
+      name,
+      failureThreshold: options.failureThreshold ?? 5,
+      resetMs: options.resetMs ?? 10_000,
+      logger: options.logger,
+      ...(options.now ? { now: options.now } : {}),
+      ...(options.onStateChange ? { onStateChange: options.onStateChange } : {}),
+    });
   }
-}
 
-/**
- * The fetcher under the data source: the hook RemoteGraphQLDataSource offers that sees every
- * call's transport outcome (sendRequest is private). It reads the whole body before answering,
- * so the deadline covers a subgraph that sends headers and then stalls, and the breaker learns
- * the outcome of the full exchange.
- */
-export function guardedFetcher(options: SubgraphGuardOptions): { fetcher: Fetcher; breaker: CircuitBreaker } {
-  const { name: subgraph, timeoutMs, logger } = options;
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new RangeError(`timeoutMs of ${subgraph} must be a positive integer`);
-  const fetchImpl = options.fetch ?? globalThis.fetch;
-  const breaker = new CircuitBreaker({
-    name: subgraph,
-    failureThreshold: options.failureThreshold ?? 5,
-    resetMs: options.resetMs ?? 10_000,
-    logger,
-    ...(options.now ? { now: options.now } : {}),
-    ...(options.onStateChange ? { onStateChange: options.onStateChange } : {}),
-  });
-  const report = (outcome: FetchOutcome, durationMs: number, status?: number) => {
-    try {
-      options.onFetch?.({ subgraph, durationMs, outcome, ...(status === undefined ? {} : { status }) });
-    } catch (error) {
-      logger.error({ err: error, subgraph }, 'onFetch failed');
+  async process(options: ProcessOptions): Promise<SubgraphResponse> {
+    const { request } = options;
+    // As RemoteGraphQLDataSource: the headers the gateway gave (ftv1 tracing), then ours, then the hook's.
+    const given = new PlainHeaders();
+    if (request.http?.headers) for (const [name, value] of request.http.headers) given.append(name, value);
+    given.set('content-type', 'application/json');
+    request.http = { method: 'POST', url: this.options.url, headers: given };
+    await this.options.willSendRequest?.(options);
+    if (!request.query) throw new Error('Missing query');
+
+    // The signature binds query and variables as this JSON carries them (platform/internal-auth.ts).
+    const body = JSON.stringify({ query: request.query, variables: request.variables, operationName: request.operationName, extensions: request.extensions });
+    const headers: Record<string, string> = {};
+    for (const [name, value] of request.http.headers) headers[name.toLowerCase()] = value;
+    const query = isQuery(request.query, 'document' in options ? options.document : undefined);
+    const exchange = await (this.dedupe && query ? this.shared(body, headers) : this.call(body, headers, query));
+    const { name: subgraph, timeoutMs } = this.options;
+    if ('failure' in exchange) throw exchange.failure === 'timeout' ? subgraphTimeout(subgraph, timeoutMs) : subgraphUnavailable(subgraph);
+
+    const response = this.responseOf(exchange.answer);
+    // As RemoteGraphQLDataSource.respond: the subgraph's Cache-Control (from its @cacheControl
+    // hints) restricts the whole response's policy, which decides whether it may be kept.
+    if ('incomingRequestContext' in options) {
+      const policy = options.incomingRequestContext.overallCachePolicy;
+      if (policy && 'restrict' in policy) policy.restrict(cacheHintOf(exchange.answer.cacheControl));
     }
-  };
+    return response;
+  }
 
-  const fetcher: Fetcher = async (url, init = {}) => {
-    const permit = breaker.tryAcquire();
+  /** Closes the kept-alive connections (the gateway stops). */
+  close(): void {
+    this.target.agent.destroy();
+  }
+
+  /**
+   * Joins the identical call in flight, else makes it. Identical: the same body (query,
+   * variables, operation name) and the same headers but those that differ on every call though
+   * the answer does not (the caller's header is kept: another caller may see other data). The
+   * call carries the first sharer's correlation id and trace context; the others' traces and
+   * logs show no call of their own, only the onShared count.
+   */
+  private shared(body: string, headers: Record<string, string>): Promise<Exchange> {
+    let key = body;
+    for (const name in headers) if (!PER_CALL_HEADERS.has(name)) key += `\n${name}: ${headers[name]}`;
+    const inFlight = this.inFlight.get(key);
+    if (inFlight) {
+      try {
+        this.options.onShared?.(this.options.name);
+      } catch (error) {
+        this.options.logger.error({ err: error, subgraph: this.options.name }, 'onShared failed');
+      }
+      return inFlight;
+    }
+    const call = this.call(body, headers, true);
+    this.inFlight.set(key, call);
+    const done = () => this.inFlight.delete(key);
+    call.then(done, done);
+    return call;
+  }
+
+  /** One call through the breaker. It never rejects: a failure is an Exchange too, so sharers can each throw their own error. */
+  private async call(body: string, headers: Record<string, string>, idempotent: boolean): Promise<Exchange> {
+    const { name: subgraph, timeoutMs, logger } = this.options;
+    const permit = this.breaker.tryAcquire();
     if (!permit) {
-      report('rejected', 0);
+      this.report('rejected', 0);
       logger.debug({ subgraph }, 'subgraph call refused: circuit open');
-      throw subgraphUnavailable(subgraph);
+      return { failure: 'unavailable' };
     }
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
     const fail = (failure: Permit, outcome: 'error' | 'timeout', details: { err?: unknown; status?: number; body?: string }) => {
       failure.failed();
-      report(outcome, elapsed(), details.status);
+      this.report(outcome, elapsed(), details.status);
       // The cause (an address, ECONNREFUSED) is logged here and never sent to the client.
-      logger.warn({ subgraph, outcome, durationMs: elapsed(), timeoutMs, circuit: breaker.state, ...details }, 'subgraph call failed');
+      logger.warn({ subgraph, outcome, durationMs: elapsed(), timeoutMs, circuit: this.breaker.state, ...details }, 'subgraph call failed');
     };
-
-    // RemoteGraphQLDataSource (2.14) passes no signal of its own; the deadline is the only one.
-    // A timer cleared on completion rather than AbortSignal.timeout, whose timer lives on for
-    // the full timeoutMs after every call: thousands of them at a busy gateway's rate.
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), timeoutMs);
     let answer: Answer;
     try {
-      answer = await exchange(fetchImpl, url, init, deadline.signal);
+      answer = await post(this.target, headers, body, timeoutMs, idempotent);
     } catch (error) {
-      const timedOut = deadline.signal.aborted;
+      const timedOut = error instanceof DeadlineExceeded;
       fail(permit, timedOut ? 'timeout' : 'error', { err: error });
-      throw timedOut ? subgraphTimeout(subgraph, timeoutMs) : subgraphUnavailable(subgraph);
-    } finally {
-      clearTimeout(timer);
+      return { failure: timedOut ? 'timeout' : 'unavailable' };
     }
     if (answer.status >= 500) {
       fail(permit, 'error', { status: answer.status, body: answer.body.slice(0, 500) });
-      throw subgraphUnavailable(subgraph);
+      return { failure: 'unavailable' };
     }
     permit.succeeded();
-    report('ok', elapsed(), answer.status);
-    return toResponse(answer);
-  };
-  return { fetcher, breaker };
+    this.report('ok', elapsed(), answer.status);
+    return { answer };
+  }
+
+  private report(outcome: FetchOutcome, durationMs: number, status?: number): void {
+    const subgraph = this.options.name;
+    try {
+      this.options.onFetch?.({ subgraph, durationMs, outcome, ...(status === undefined ? {} : { status }) });
+    } catch (error) {
+      this.options.logger.error({ err: error, subgraph }, 'onFetch failed');
+    }
+  }
+
+  /**
+   * The caller's own copy of the answer (each sharer parses its own: the gateway merges into
+   * it), or its own error: RemoteGraphQLDataSource's.
+   */
+  private responseOf(answer: Answer): SubgraphResponse {
+    const { name: subgraph, url } = this.options;
+    if (answer.status < 200 || answer.status > 299) {
+      // A 4xx: RemoteGraphQLDataSource's errorFromResponse. Uncoded but for 401 and 403, so the
+      // client sees an internal error and the log the subgraph's answer.
+      let body: unknown = answer.body;
+      if (isJson(answer.contentType)) {
+        try {
+          body = JSON.parse(answer.body);
+        } catch {
+          // Kept as text.
+        }
+      }
+      const code = answer.status === 401 ? 'UNAUTHENTICATED' : answer.status === 403 ? 'FORBIDDEN' : undefined;
+      throw new GraphQLError(`${answer.status}: ${answer.statusText}`, {
+        extensions: { response: { url, status: answer.status, statusText: answer.statusText, body }, ...(code ? { code } : {}) },
+      });
+    }
+    let parsed: unknown = answer.body;
+    if (isJson(answer.contentType)) {
+      try {
+        parsed = JSON.parse(answer.body);
+      } catch (error) {
+        throw new Error(`invalid json response body from ${subgraph} at ${url}: ${(error as Error).message}`);
+      }
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`Expected JSON response body, but received: ${answer.body.slice(0, 500)}`);
+    return parsed as SubgraphResponse;
+  }
 }
+
+/** Headers that differ on every call while the answer does not: left out of what makes two calls identical. */
+const PER_CALL_HEADERS = new Set<string>([HEADER.timestamp, HEADER.signature, HEADER.correlationId, 'traceparent', 'tracestate', 'baggage']);
+
+/**
+ * A query (shareable, and safe to send again), not a mutation or subscription. From the
+ * document when @apollo/gateway passes it (only with exposeDocumentNodeInFetchNode), else from
+ * the text: no definition starts with `mutation` or `subscription`, at the start or after a
+ * closing brace, past whitespace, commas and comments. A field of that name right after a `}`
+ * matches too; that only costs the sharing.
+ */
+function isQuery(source: string, document: DocumentNode | undefined): boolean {
+  if (document) return document.definitions.every((d) => d.kind !== Kind.OPERATION_DEFINITION || d.operation === OperationTypeNode.QUERY);
+  return !NOT_A_QUERY.test(source);
+}
+const NOT_A_QUERY = /(?:^|\})(?:[\s,\ufeff]|#[^\n\r]*)*(?:mutation|subscription)\b/;
+
+const isJson = (contentType: string | undefined) =>
+  contentType !== undefined && (contentType.startsWith('application/json') || contentType.startsWith('application/graphql-response+json'));
+
+/** A Cache-Control header as the hint RemoteGraphQLDataSource.respond makes of it (parseCacheControlHeader). */
+function cacheHintOf(header: string | undefined): { maxAge: number; scope?: 'PUBLIC' | 'PRIVATE' } {
+  const hint: { maxAge: number; scope?: 'PUBLIC' | 'PRIVATE' } = { maxAge: 0 };
+  if (!header) return hint;
+  const directives: Record<string, string | true> = {};
+  for (const part of header.trim().split(/\s*,\s*/)) {
+    const [key, value] = part.split(/\s*=\s*/, 2);
+    directives[key!] = value === undefined ? true : value.replace(/^"|"$/g, '');
+  }
+  const maxAge = directives['max-age'];
+  if (typeof maxAge === 'string' && /^[0-9]+$/.test(maxAge)) hint.maxAge = Number(maxAge);
+  if (directives.private === true) hint.scope = 'PRIVATE';
+  if (directives.public === true) hint.scope = 'PUBLIC';
+  return hint;
+}
+
+/** `request.http.headers` for the hook: a plain map (node-fetch's Headers checked every name and value, at a cost). */
+class PlainHeaders implements FetcherHeaders {
+  private readonly map = new Map<string, string>();
+  append(name: string, value: string): void {
+    const key = name.toLowerCase();
+    const had = this.map.get(key);
+    this.map.set(key, had === undefined ? String(value) : `${had}, ${value}`);
+  }
+  delete(name: string): void {
+    this.map.delete(name.toLowerCase());
+  }
+  get(name: string): string | null {
+    return this.map.get(name.toLowerCase()) ?? null;
+  }
+  has(name: string): boolean {
+    return this.map.has(name.toLowerCase());
+  }
+  set(name: string, value: string): void {
+    this.map.set(name.toLowerCase(), String(value));
+  }
+  entries() {
+    return this.map.entries();
+  }
+  keys() {
+    return this.map.keys();
+  }
+  values() {
+    return this.map.values();
+  }
+  [Symbol.iterator]() {
+    return this.map.entries();
+  }
+}
+
+/** A call's result, shared by every sharer: each makes its own response or error of it. */
+type Exchange = { answer: Answer } | { failure: 'timeout' | 'unavailable' };
 
 interface Answer {
   status: number;
   statusText: string;
-  headers: Headers;
+  contentType: string | undefined;
+  cacheControl: string | undefined;
   body: string;
 }
 
-async function exchange(fetchImpl: typeof globalThis.fetch, url: string, init: FetcherRequestInit, signal: AbortSignal): Promise<Answer> {
-  const response = await fetchImpl(url, { method: init.method, headers: init.headers, body: init.body, signal });
-  const body = await response.text();
-  return { status: response.status, statusText: response.statusText, headers: response.headers, body };
+interface Target {
+  request: (options: RequestOptions, callback: (res: IncomingMessage) => void) => ClientRequest;
+  options: RequestOptions;
+  agent: HttpAgent;
 }
 
-// Statuses whose Response may not carry a body (the constructor throws otherwise).
-const NULL_BODY_STATUSES = new Set([204, 205, 304]);
+function targetOf(url: string, maxSockets: number): Target {
+  const parsed = new URL(url);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new RangeError(`${url}: not an http:// or https:// URL`);
+  const secure = parsed.protocol === 'https:';
+  // LIFO: the busiest sockets stay warm and the spare ones idle out after a burst.
+  const agentOptions = { keepAlive: true, maxSockets, scheduling: 'lifo' as const };
+  const agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+  const { protocol, hostname, port, path, auth } = urlToHttpOptions(parsed);
+  return { request: secure ? httpsRequest : httpRequest, agent, options: { protocol, hostname, port, path, auth, method: 'POST', agent } };
+}
 
-function toResponse(answer: Answer): Response {
-  const body = NULL_BODY_STATUSES.has(answer.status) ? null : answer.body;
-  return new Response(body, { status: answer.status, statusText: answer.statusText, headers: answer.headers });
+class DeadlineExceeded extends Error {}
+
+// A kept-alive socket the server closed while it sat idle fails the next request sent on it
+// before any answer (Node's agent retires sockets ahead of the server's Keep-Alive timeout
+// hint, but the race remains without one). Such a request never reached the subgraph's
+// resolvers, so a query is sent once more on a fresh socket; a mutation is not.
+const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE']);
+
+/**
+ * POSTs the body and reads the whole answer. The deadline covers the wait for a socket, the
+ * answer's headers and all of its body, so a subgraph that sends headers and then stalls times
+ * out too; the request is then destroyed.
+ */
+function post(target: Target, headers: Record<string, string>, body: string, timeoutMs: number, idempotent: boolean): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    let current: ClientRequest | undefined;
+    const settle = (error: unknown, answer?: Answer) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (answer) resolve(answer);
+      else reject(error);
+    };
+    const timer = setTimeout(() => {
+      settle(new DeadlineExceeded(`no whole answer within ${timeoutMs} ms`));
+      current?.destroy();
+    }, timeoutMs);
+    const requestHeaders = { ...headers, 'content-length': String(Buffer.byteLength(body)) };
+    const attempt = (mayRetry: boolean) => {
+      let answered = false;
+      const req = target.request({ ...target.options, headers: requestHeaders }, (res) => {
+        answered = true;
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          settle(null, {
+            status: res.statusCode ?? 0,
+            statusText: res.statusMessage ?? '',
+            contentType: res.headers['content-type'],
+            cacheControl: res.headers['cache-control'],
+            body: chunks.length === 1 ? chunks[0]!.toString() : Buffer.concat(chunks).toString(),
+          }),
+        );
+        res.on('error', (error) => settle(error));
+        res.on('close', () => {
+          if (!res.complete) settle(new Error('the connection closed before the whole answer'));
+        });
+      });
+      current = req;
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        if (!settled && !answered && mayRetry && req.reusedSocket && STALE_SOCKET.has(error.code ?? '')) return attempt(false);
+        settle(error);
+      });
+      req.end(body);
+    };
+    attempt(idempotent);
+  });
 }

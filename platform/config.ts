@@ -65,6 +65,8 @@ const schema = z.object({
   // The circuit to a subgraph opens after this many failures in a row, and half-opens after SUBGRAPH_CIRCUIT_RESET_MS.
   SUBGRAPH_CIRCUIT_FAILURES: z.coerce.number().int().min(1).default(5),
   SUBGRAPH_CIRCUIT_RESET_MS: z.coerce.number().int().min(100).default(10_000),
+  // Identical queries to a subgraph in flight at once, for the same caller, share one call.
+  SUBGRAPH_DEDUPE: z.enum(['on', 'off']).default('on'),
   // How long the gateway waits at start for every subgraph's /ready before serving without the missing ones.
   SUBGRAPH_STARTUP_WAIT_MS: z.coerce.number().int().min(0).default(30_000),
   // The gateway's /ready and /metrics on a port of their own, kept off the public one (distributed mode).

@@ -45,6 +45,8 @@ beforeAll(async () => {
       NARRATION_CONCURRENCY: '1',
       SUBSCRIPTIONS_PER_CONNECTION: '30',
       SUBSCRIPTIONS_PER_USER: '120',
+      // A subscribe spends a token like a request; this file opens 100 at once for one user.
+      RATE_LIMIT_USER_BURST: '1000',
     },
   });
   events = await captureEvents(stack.transport, ['voice.>', 'narration.>']);

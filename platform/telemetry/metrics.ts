@@ -59,6 +59,12 @@ export class Metrics {
     buckets: DURATION_BUCKETS,
     registers: [this.registry],
   });
+  readonly subgraphFetchesShared = new Counter({
+    name: 'storyloom_gateway_subgraph_fetches_shared_total',
+    help: 'Calls to a subgraph that shared an identical one already in flight (same query, variables and caller) instead of being sent.',
+    labelNames: ['subgraph'] as const,
+    registers: [this.registry],
+  });
   readonly circuitState = new Gauge({
     name: 'storyloom_gateway_circuit_state',
     help: "The gateway's circuit breaker per subgraph: 0 closed, 1 half-open, 2 open.",
