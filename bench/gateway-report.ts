@@ -112,7 +112,7 @@ export function printTable(rows: Row[], legend: Record<string, string>, header: 
       const row = rows.find((r) => r.op === direct.op && r.target === target);
       if (!row || row.bad || row.unanswered) continue;
       console.log(
-        `  ${target.padEnd(4)} p50 +${(row.p50 - direct.p50).toFixed(1)} ms, p99 +${(row.p99 - direct.p99).toFixed(1)} ms over direct (${direct.p50.toFixed(1)} / ${direct.p99.toFixed(1)} ms); req/s ${(row.rps / direct.rps).toFixed(2)} of direct's ${direct.rps.toFixed(0)}; gateway CPU ${row.gatewayCpuMs?.toFixed(2) ?? '-'} ms/req`,
+        `  ${target.padEnd(4)} p50 ${signed(row.p50 - direct.p50)} ms, p99 ${signed(row.p99 - direct.p99)} ms over direct (${direct.p50.toFixed(1)} / ${direct.p99.toFixed(1)} ms); req/s ${(row.rps / direct.rps).toFixed(2)} of direct's ${direct.rps.toFixed(0)}; gateway CPU ${row.gatewayCpuMs?.toFixed(2) ?? '-'} ms/req`,
       );
     }
   }
@@ -129,3 +129,6 @@ export function median(values: number[]): number {
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
+
+/** +1.5 or -1.5: below direct when the gateway shares calls (dedupe) and the subgraph is the bottleneck. */
+const signed = (ms: number) => `${ms < 0 ? '-' : '+'}${Math.abs(ms).toFixed(1)}`;

@@ -8,15 +8,15 @@
  *   npm run bench:gateway                        # 4 operations, 2 rounds of ours then Hive, 8 s each after a 1 s warm-up
  *   npm run bench:gateway -- --smoke             # 1 s per run, 1 round, 8 connections: does it work end to end
  *   npm run bench:gateway -- --ops deep,story --rounds 3 --duration 10 --connections 16
- *   npm run bench:gateway -- --hive-dedupe on    # Hive as shipped: identical in-flight subgraph calls shared
+ *   npm run bench:gateway -- --dedupe off        # neither gateway shares identical in-flight subgraph calls
  *   npm run bench:gateway -- --profile deep      # our gateway alone under one operation, with a CPU profile
  *   npm run bench:gateway -- --profile deep --profile-gateway both   # ours, then Hive, the same way
  *   npm run bench:gateway -- --keep-logs         # leave every process's log in the run's folder
  *
- * Hive Gateway shares an identical subgraph request that is already in flight among all who ask
- * for it (@graphql-tools/executor-http, on by default). The bench sends the same operation from
- * every connection, so with it on Hive makes a fraction of the subgraph calls ours makes and the
- * comparison measures that feature, not the gateways: it is off unless --hive-dedupe on.
+ * Both gateways share an identical subgraph request that is already in flight among all who ask
+ * for it, by default (Hive: @graphql-tools/executor-http; ours: SUBGRAPH_DEDUPE). The bench sends
+ * the same operation from every connection, so that sharing does much of the work: --dedupe off
+ * turns it off in both, to compare the rest.
  *
  * Sets up everything itself (bench/gateway-stack.ts): a fresh database on DATABASE_URL's server
  * (default postgres://postgres@127.0.0.1:5432/postgres) with a role per subgraph, dropped at the
@@ -56,7 +56,7 @@ const { values: flags } = parseArgs({
     'feed-size': { type: 'string', default: '20' },
     profile: { type: 'string' },
     'profile-gateway': { type: 'string', default: 'ours' },
-    'hive-dedupe': { type: 'string', default: 'off' },
+    dedupe: { type: 'string', default: 'on' },
     'keep-logs': { type: 'boolean', default: false },
   },
 });
@@ -95,7 +95,7 @@ const profileOp = flags.profile as OperationKey | undefined;
 if (profileOp !== undefined && !ALL_OPS.includes(profileOp)) fail(`--profile: unknown operation '${profileOp}' (one of ${ALL_OPS.join(', ')})`);
 const profiled = ({ ours: ['ours'], hive: ['hive'], both: ['ours', 'hive'] } as const)[flags['profile-gateway'] as 'ours'];
 if (!profiled) fail(`--profile-gateway is ours, hive or both, got '${flags['profile-gateway']}'`);
-if (!['on', 'off'].includes(flags['hive-dedupe'])) fail(`--hive-dedupe is on or off, got '${flags['hive-dedupe']}'`);
+if (!['on', 'off'].includes(flags.dedupe)) fail(`--dedupe is on or off, got '${flags.dedupe}'`);
 
 // The apps' operations come from a module that loads every subgraph's schema module (seconds):
 // loaded while the processes start, on the other core.
@@ -128,10 +128,11 @@ try {
     oursEnv: {
       // One client address sends everything: per-address rate limits would refuse the load.
       RATE_LIMITS: 'off',
+      SUBGRAPH_DEDUPE: flags.dedupe,
       // The deep query nests deeper than the default limit (12); the check costs the same at any limit.
       LIMIT_MAX_DEPTH: String(Math.max(12, deepDepth)),
     },
-    hiveEnv: { HIVE_DEDUPE: flags['hive-dedupe'] },
+    hiveEnv: { HIVE_DEDUPE: flags.dedupe },
     keepDir: flags['keep-logs'],
     progress,
   });
@@ -174,8 +175,8 @@ async function compare(stack: GatewayStack, operations: Record<OperationKey, Ben
   printTable(
     rows,
     Object.fromEntries(ops.map((op) => [op, operations[op].title])),
-    `${connections} connections, pipelining 1, ${durationSeconds} s per run after a ${warmupSeconds} s warm-up, ${rounds} round(s) of ours then Hive${ops.some((op) => operations[op].direct) ? ' (then direct)' : ''}: medians over the rounds; ${dataLine(stack)}; ${machine}; Hive in-flight dedupe ${flags['hive-dedupe']}`,
-    `hive (dedupe ${flags['hive-dedupe']})`,
+    `${connections} connections, pipelining 1, ${durationSeconds} s per run after a ${warmupSeconds} s warm-up, ${rounds} round(s) of ours then Hive${ops.some((op) => operations[op].direct) ? ' (then direct)' : ''}: medians over the rounds; ${dataLine(stack)}; ${machine}; in-flight dedupe ${flags.dedupe} in both`,
+    'hive',
   );
   const bad = rows.filter((r) => r.bad > 0 || r.unanswered);
   if (bad.length) console.log(`\nbad responses or none in ${bad.map((r) => `${r.op}/${r.target}`).join(', ')}: those rows are failures, not speeds`);
