@@ -24,7 +24,7 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../platform/config.js';
 import { JWKS_PATH } from '../platform/jwt.js';
 import type { CircuitState } from './circuit-breaker.js';
-import { SubgraphDataSource } from './subgraph-source.js';
+import { SubgraphDataSource, WriteEpochs } from './subgraph-source.js';
 import { apolloLimits, checkVariablesSize, withOperationTimeouts, type OperationLimits, type OperationTimeouts } from './operation-limits.js';
 import { clientIp, MemoryBucketStore, proxyBlockList, RateLimiter, retryAfterSeconds, type BucketPolicy, type BucketStore } from './rate-limit.js';
 import { PersistedOperations, type PersistedSettings } from './persisted-operations.js';
@@ -148,6 +148,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const callerOf = createTokenVerifier(options);
   const metrics = options.metrics ?? new Metrics();
   const calls = options.subgraphCalls;
+  // One for all the subgraphs: a caller's mutation on one keeps their later queries to any from
+  // sharing a call begun before it.
+  const writes = new WriteEpochs();
   let stopping = false;
   // @apollo/gateway 2.14 otherwise reports usage metrics to Apollo and, to label them, probes
   // the cloud metadata addresses (AWS, GCP, Azure, Alibaba) at start. A self-hosted platform
@@ -164,6 +167,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         failureThreshold: calls.failureThreshold,
         resetMs: calls.resetMs,
         dedupe: calls.dedupe,
+        writes,
         logger,
         onStateChange: (subgraph, state) => metrics.circuitState.set({ subgraph }, CIRCUIT_STATES[state]),
         onFetch: ({ subgraph, durationMs, outcome }) => {
@@ -213,7 +217,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       // Browsers opening /graphql get the schema explorer (./explorer/), not Apollo's landing page.
       ApolloServerPluginLandingPageDisabled(),
       // HTTP caching: each subgraph's Cache-Control (from its @cacheControl hints) restricts the
-      // response's policy (RemoteGraphQLDataSource), which Apollo's cache-control plugin writes.
+      // response's policy (SubgraphDataSource), which Apollo's cache-control plugin writes.
       // Only an anonymous GET may be kept: a POST's answer (every mutation's; over GET one is a
       // 405) and any answer to a request with credentials (drafts, the caller's own data) are
       // no-store, whatever the hints say.

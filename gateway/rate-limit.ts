@@ -409,12 +409,12 @@ export class RateLimiter {
     this.warnEveryMs = options.warnEveryMs ?? 60_000;
   }
 
-  /** Spends `cost` tokens of the caller's bucket. Rejects (RangeError) only for a cost above the capacity. */
   /** Stops the in-process fallback's sweep; the store is its owner's to close. */
   async close(): Promise<void> {
     await this.fallback.close();
   }
 
+  /** Spends `cost` tokens of the caller's bucket. Rejects (RangeError) only for a cost above the capacity. */
   async check(caller: RateLimitedCaller, cost = 1): Promise<RateDecision> {
     const [key, policy] = caller.userId ? [`u:${caller.userId}`, this.options.policies.user] : [`ip:${ipBucketOf(caller.ip)}`, this.options.policies.ip];
     assertCost(cost, policy);

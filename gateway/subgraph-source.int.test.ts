@@ -20,7 +20,7 @@ import { createLogger } from '../platform/log.js';
 import type { CircuitState } from './circuit-breaker.js';
 import { maskInternalErrors } from './errors.js';
 import type { GatewayContext } from './gateway.js';
-import { SubgraphDataSource, type FetchReport, type SubgraphSourceOptions } from './subgraph-source.js';
+import { SubgraphDataSource, WriteEpochs, type FetchReport, type SubgraphSourceOptions } from './subgraph-source.js';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const FEDERATION = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key"])';
@@ -439,11 +439,12 @@ describe('SubgraphDataSource on the wire', () => {
   type Policy = { restrict: (hint: { maxAge: number; scope?: string }) => void };
 
   /** One fetch of an incoming operation, as @apollo/gateway's executeQueryPlan hands it over. */
-  function fetchOf(query: string, variables: Record<string, unknown> = { id: 's1' }, caller: Caller = ADA, policy?: Policy) {
+  function fetchOf(query: string, variables: Record<string, unknown> = { id: 's1' }, caller: Caller = ADA, policy?: Policy, incoming = /^\s*mutation\b/.test(query) ? 'mutation' : 'query') {
     return {
       kind: 'incoming operation',
       request: { query, variables, operationName: /^(?:query|mutation) (\w+)/.exec(query)?.[1] },
-      incomingRequestContext: { overallCachePolicy: policy },
+      // What the gateway runs: the client's operation, whose type decides sharing (its plan's fetches are all queries).
+      incomingRequestContext: { overallCachePolicy: policy, operation: { operation: incoming } },
       context: { caller, correlationId: randomUUID() },
     } as unknown as GraphQLDataSourceProcessOptions<GatewayContext>;
   }
@@ -559,13 +560,39 @@ describe('SubgraphDataSource on the wire', () => {
       expect(shared).toEqual([]);
     });
 
-    it('never shares a mutation', async () => {
+    it("never shares a mutation's calls, whatever their text (the client's operation decides)", async () => {
       delayMs = 20;
       const { source, shared } = sourceFor();
-      const mutations = ['mutation Publish__story__0($id:ID!){publish(id:$id){ok}}', '# first a comment\nmutation{publish(id:"s1"){ok}}', '{a}mutation{publish(id:"s1"){ok}}'];
-      await Promise.all(mutations.flatMap((mutation) => [source.process(fetchOf(mutation)), source.process(fetchOf(mutation))]));
+      const calls = ['mutation Publish__story__0($id:ID!){publish(id:$id){ok}}', '# first a comment\nmutation{publish(id:"s1"){ok}}', STORY];
+      await Promise.all(calls.flatMap((text) => [1, 2].map(() => source.process(fetchOf(text, { id: 's1' }, ADA, undefined, 'mutation')))));
       expect(received).toHaveLength(6);
       expect(shared).toEqual([]);
+    });
+
+    it("never lets a query begun after its caller's mutation join a call begun before it; other callers still share", async () => {
+      delayMs = 300;
+      const writes = new WriteEpochs();
+      const { source, shared } = sourceFor({ writes });
+      const before = source.process(fetchOf(STORY));
+      await vi.waitFor(() => expect(received).toHaveLength(1), { timeout: 2_000 });
+      delayMs = 20;
+      await source.process(fetchOf('mutation{publish(id:"s1"){ok}}'));
+      // Ada's first query is still in flight (300 ms): hers now is sent anew; Bob's two share one.
+      const after = source.process(fetchOf(STORY));
+      const bo = [source.process(fetchOf(STORY, { id: 's1' }, BOB)), source.process(fetchOf(STORY, { id: 's1' }, BOB))];
+      await Promise.all([before, after, ...bo]);
+      expect(received.map((r) => r.caller.userId)).toEqual(['u-ada', 'u-ada', 'u-ada', 'u-bob']);
+      expect(shared).toEqual(['story']);
+    });
+
+    it('WriteEpochs stays bounded, and a caller it dropped is past every point it had', () => {
+      const writes = new WriteEpochs(2);
+      writes.bump('a');
+      const aWrote = writes.of('a');
+      writes.bump('b');
+      writes.bump('c'); // drops a
+      expect(writes.of('a')).toBeGreaterThanOrEqual(aWrote);
+      expect(writes.of('b')).toBeGreaterThan(aWrote);
     });
 
     it('sends every call when turned off', async () => {

@@ -2,7 +2,7 @@ import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type In
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { urlToHttpOptions } from 'node:url';
 import type { GraphQLDataSource, GraphQLDataSourceProcessOptions } from '@apollo/gateway';
-import { GraphQLError, Kind, OperationTypeNode, type DocumentNode } from 'graphql';
+import { GraphQLError, OperationTypeNode } from 'graphql';
 import { HEADER } from '../platform/internal-auth.js';
 import type { Logger } from '../platform/log.js';
 import { CircuitBreaker, type CircuitState, type Permit } from './circuit-breaker.js';
@@ -44,6 +44,8 @@ export interface SubgraphSourceOptions {
   resetMs?: number;
   /** Identical queries in flight at once share one call (default true). */
   dedupe?: boolean;
+  /** Callers' writes, shared by every subgraph's source: a query never shares a call begun before its caller's last mutation. */
+  writes?: WriteEpochs;
   /** Connections kept to the subgraph at most; calls beyond wait for one, within their deadline (default 128). */
   maxSockets?: number;
   logger: Logger;
@@ -73,12 +75,14 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
   private readonly target: Target;
   private readonly dedupe: boolean;
   private readonly inFlight = new Map<string, Promise<Exchange>>();
+  private readonly writes: WriteEpochs;
 
   constructor(private readonly options: SubgraphSourceOptions) {
     const { name, timeoutMs } = options;
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new RangeError(`timeoutMs of ${name} must be a positive integer`);
     this.target = targetOf(options.url, options.maxSockets ?? 128);
     this.dedupe = options.dedupe ?? true;
+    this.writes = options.writes ?? new WriteEpochs();
     this.breaker = new CircuitBreaker({
       name,
       failureThreshold: options.failureThreshold ?? 5,
@@ -103,8 +107,20 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
     const body = JSON.stringify({ query: request.query, variables: request.variables, operationName: request.operationName, extensions: request.extensions });
     const headers: Record<string, string> = {};
     for (const [name, value] of request.http.headers) headers[name.toLowerCase()] = value;
-    const query = isQuery(request.query, 'document' in options ? options.document : undefined);
-    const exchange = await (this.dedupe && query ? this.shared(body, headers) : this.call(body, headers, query));
+    // Only a call of an incoming query is shared or sent again: every fetch of a query's plan
+    // reads. A mutation's fetches (its entity reads too), health checks and anything else are
+    // sent once, as they are.
+    const query = 'incomingRequestContext' in options && options.incomingRequestContext.operation?.operation === OperationTypeNode.QUERY;
+    const caller = headers[HEADER.caller] ?? '';
+    let exchange: Exchange;
+    if (query) {
+      exchange = await (this.dedupe ? this.shared(body, headers, this.writes.of(caller)) : this.call(body, headers, true));
+    } else {
+      // Before and after: a query begun meanwhile may have read what the write had not yet done.
+      this.writes.bump(caller);
+      exchange = await this.call(body, headers, false);
+      this.writes.bump(caller);
+    }
     const { name: subgraph, timeoutMs } = this.options;
     if ('failure' in exchange) throw exchange.failure === 'timeout' ? subgraphTimeout(subgraph, timeoutMs) : subgraphUnavailable(subgraph);
 
@@ -130,8 +146,8 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
    * call carries the first sharer's correlation id and trace context; the others' traces and
    * logs show no call of their own, only the onShared count.
    */
-  private shared(body: string, headers: Record<string, string>): Promise<Exchange> {
-    let key = body;
+  private shared(body: string, headers: Record<string, string>, writeEpoch: number): Promise<Exchange> {
+    let key = `${writeEpoch}\n${body}`;
     for (const name in headers) if (!PER_CALL_HEADERS.has(name)) key += `\n${name}: ${headers[name]}`;
     const inFlight = this.inFlight.get(key);
     if (inFlight) {
@@ -230,18 +246,6 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
 /** Headers that differ on every call while the answer does not: left out of what makes two calls identical. */
 const PER_CALL_HEADERS = new Set<string>([HEADER.timestamp, HEADER.signature, HEADER.correlationId, 'traceparent', 'tracestate', 'baggage']);
 
-/**
- * A query (shareable, and safe to send again), not a mutation or subscription. From the
- * document when @apollo/gateway passes it (only with exposeDocumentNodeInFetchNode), else from
- * the text: no definition starts with `mutation` or `subscription`, at the start or after a
- * closing brace, past whitespace, commas and comments. A field of that name right after a `}`
- * matches too; that only costs the sharing.
- */
-function isQuery(source: string, document: DocumentNode | undefined): boolean {
-  if (document) return document.definitions.every((d) => d.kind !== Kind.OPERATION_DEFINITION || d.operation === OperationTypeNode.QUERY);
-  return !NOT_A_QUERY.test(source);
-}
-const NOT_A_QUERY = /(?:^|\})(?:[\s,\ufeff]|#[^\n\r]*)*(?:mutation|subscription)\b/;
 
 const isJson = (contentType: string | undefined) =>
   contentType !== undefined && (contentType.startsWith('application/json') || contentType.startsWith('application/graphql-response+json'));
@@ -328,8 +332,9 @@ class DeadlineExceeded extends Error {}
 
 // A kept-alive socket the server closed while it sat idle fails the next request sent on it
 // before any answer (Node's agent retires sockets ahead of the server's Keep-Alive timeout
-// hint, but the race remains without one). Such a request never reached the subgraph's
-// resolvers, so a query is sent once more on a fresh socket; a mutation is not.
+// hint, but the race remains without one). A reset on a reused socket before any answer may
+// also be a subgraph that died while running the request: so only a query, which reads, is
+// sent once more (on another socket); a mutation never is.
 const STALE_SOCKET = new Set(['ECONNRESET', 'EPIPE']);
 
 /**
@@ -382,4 +387,32 @@ function post(target: Target, headers: Record<string, string>, body: string, tim
     };
     attempt(idempotent);
   });
+}
+
+/**
+ * Each caller's last write, as a point in one sequence: a query's sharing key holds its
+ * caller's, so a query begun after its caller's mutation never joins a call begun before it
+ * (read your own writes). Bounded: past `maxCallers` the least recently written caller is
+ * dropped, and the floor rises to its point, so a caller not held is at or past every point it
+ * ever had.
+ */
+export class WriteEpochs {
+  private readonly last = new Map<string, number>();
+  private sequence = 0;
+  private floor = 0;
+
+  constructor(private readonly maxCallers = 100_000) {}
+
+  of(caller: string): number {
+    return this.last.get(caller) ?? this.floor;
+  }
+
+  bump(caller: string): void {
+    this.last.delete(caller);
+    this.last.set(caller, ++this.sequence);
+    if (this.last.size <= this.maxCallers) return;
+    const [oldest, point] = this.last.entries().next().value!;
+    this.last.delete(oldest);
+    this.floor = Math.max(this.floor, point);
+  }
 }

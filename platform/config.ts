@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /**
@@ -14,6 +15,10 @@ export class ConfigError extends Error {
 }
 
 const port = z.coerce.number().int().min(0).max(65535);
+const isCidr = (cidr: string) => {
+  const [address = '', bits, extra] = cidr.split('/');
+  return extra === undefined && /^\d+$/.test(bits ?? '') && isIP(address) !== 0 && Number(bits) <= (isIP(address) === 6 ? 128 : 32);
+};
 const url = z.string().url();
 const seconds = z.coerce.number().int().positive();
 const list = z
@@ -115,6 +120,7 @@ const schema = z.object({
   TRUSTED_PROXY_CIDRS: z
     .string()
     .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .refine((cidrs) => cidrs.every(isCidr), 'comma-separated CIDRs (10.0.0.0/8, fc00::/7)')
     .default(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '127.0.0.0/8', '::1/128', 'fc00::/7']),
   // Persisted operations (gateway/persisted-operations.json, made from ../shared/clients by
   // `npm run persisted`): `allow` takes ids and documents (APQ on); `only` takes nothing but the

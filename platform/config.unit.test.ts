@@ -35,6 +35,18 @@ describe('configuration', () => {
     expect(problems).toContain('DATABASE_URL: must be a postgres:// URL (got "mysql://admin:***@db.example.com/x")');
   });
 
+  it("reads the gateway's protection settings, and names a bad one", () => {
+    const config = loadConfig({ INTERNAL_SECRET: SECRET, OPERATION_TIMEOUTS_MS: 'CreateStory=60000, Plans=2000', TRUSTED_PROXY_CIDRS: '10.0.0.0/8, fc00::/7' });
+    expect([config.OPERATION_TIMEOUTS_MS, config.TRUSTED_PROXY_CIDRS, config.RATE_LIMITS, config.PERSISTED_OPERATIONS]).toEqual([
+      { CreateStory: 60000, Plans: 2000 },
+      ['10.0.0.0/8', 'fc00::/7'],
+      'on',
+      'allow',
+    ]);
+    const problems = problemsOf({ INTERNAL_SECRET: SECRET, OPERATION_TIMEOUTS_MS: 'Plans=0', TRUSTED_PROXY_CIDRS: '10.0.0.0/8/9', PERSISTED_OPERATIONS: 'some' });
+    expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['OPERATION_TIMEOUTS_MS', 'PERSISTED_OPERATIONS', 'TRUSTED_PROXY_CIDRS']);
+  });
+
   it('treats an empty variable as unset', () => {
     const config = loadConfig({ PORT: '', INTERNAL_SECRET: SECRET, DATABASE_URL: '' });
     expect([config.PORT, config.DATABASE_URL]).toEqual([4000, undefined]);
