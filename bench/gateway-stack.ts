@@ -2,13 +2,12 @@
  * What the gateway bench runs: the distributed mode for real on this machine (a fresh database
  * with a role per subgraph, every subgraph as its own process), and in front of the same
  * subgraph processes two gateways, each in a process of its own: ours (scripts/start-gateway.ts)
- * and Hive Gateway (bench/gateway-hive.ts). Nothing here imports from test/.
+ * and Hive Gateway (bench/gateway-hive.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,6 +16,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { subgraphNames } from '../subgraphs/catalog.js';
+import { freePort } from '../test/support/net.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const READY_TIMEOUT_MS = 120_000;
@@ -211,17 +211,6 @@ async function launch(spec: { name: string; dir: string; args: string[]; env: Re
   return { name: spec.name, child, logPath, stop };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function adminQuery(serverUrl: string, sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: serverUrl });
