@@ -12,10 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { subgraphNames } from '../subgraphs/catalog.js';
+import { deleteStreams, dropRoles, withUser } from '../test/support/distributed.js';
 import { freePort } from '../test/support/net.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -211,23 +210,11 @@ async function launch(spec: { name: string; dir: string; args: string[]; env: Re
   return { name: spec.name, child, logPath, stop };
 }
 
-
 async function adminQuery(serverUrl: string, sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: serverUrl });
   await client.connect();
   try {
     await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-async function dropRoles(serverUrl: string, roles: string[]): Promise<void> {
-  const client = new pg.Client({ connectionString: serverUrl });
-  await client.connect();
-  try {
-    // The roles own objects only in the run's database, dropped before this step.
-    for (const role of roles) await client.query(`drop role if exists "${role}"`);
   } finally {
     await client.end();
   }
@@ -239,19 +226,3 @@ function withDatabase(serverUrl: string, database: string): string {
   return url.toString();
 }
 
-function withUser(databaseUrl: string, user: string, password: string): string {
-  const url = new URL(databaseUrl);
-  url.username = user;
-  url.password = password;
-  return url.toString();
-}
-
-async function deleteStreams(natsUrl: string, streams: string[]): Promise<void> {
-  const nc = await connect({ servers: natsUrl });
-  try {
-    const manager = await jetstreamManager(nc);
-    for (const stream of streams) await manager.streams.delete(stream).catch(() => false);
-  } finally {
-    await nc.close();
-  }
-}

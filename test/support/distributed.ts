@@ -162,7 +162,7 @@ async function signal(running: DistributedProcess, name: 'SIGKILL' | 'SIGTERM'):
   return code;
 }
 
-function withUser(databaseUrl: string, user: string, password: string): string {
+export function withUser(databaseUrl: string, user: string, password: string): string {
   const url = new URL(databaseUrl);
   url.username = user;
   url.password = password;
@@ -211,7 +211,7 @@ async function launch(name: string, args: string[], env: Record<string, string>,
   return { name, url, adminUrl, child, output: () => output };
 }
 
-async function dropRoles(adminUrl: string, roles: string[]): Promise<void> {
+export async function dropRoles(adminUrl: string, roles: string[]): Promise<void> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
@@ -225,7 +225,7 @@ async function dropRoles(adminUrl: string, roles: string[]): Promise<void> {
   }
 }
 
-async function deleteStreams(url: string, streams: string[]): Promise<void> {
+export async function deleteStreams(url: string, streams: string[]): Promise<void> {
   const nc = await connect({ servers: url });
   try {
     const jsm = await jetstreamManager(nc);
